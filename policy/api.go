@@ -1,0 +1,59 @@
+package policy
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// Dest is one destination that a target tries to reach, as decoded from its
+// sockaddr, plus who is connecting. The supervisor fills it; Decide reads it.
+type Dest struct {
+	// Family is the sockaddr's sa_family (syscall.AF_INET, AF_INET6,
+	// AF_UNIX, AF_UNSPEC, AF_NETLINK, ...).
+	Family uint16
+	// SockType is the socket's type (syscall.SOCK_STREAM, SOCK_DGRAM,
+	// SOCK_SEQPACKET, SOCK_RAW); 0 when unknown. tcp means SOCK_STREAM on
+	// an inet socket, udp means SOCK_DGRAM on an inet socket.
+	SockType int
+	// Addr and Port are set for AF_INET and AF_INET6. An IPv4-mapped IPv6
+	// address is kept as given; matching treats it as the IPv4 address.
+	Addr netip.Addr
+	Port uint16
+	// Path is the AF_UNIX pathname, or the abstract name without its
+	// leading NUL when Abstract is set. Unnamed is an AF_UNIX sockaddr of
+	// family only (autobind peers).
+	Path     string
+	Abstract bool
+	Unnamed  bool
+	// Exe is the connecting process's executable path, UID its uid. The
+	// supervisor fills them only when the policy says it needs them
+	// (NeedsExe, NeedsUID), because reading them costs system calls.
+	Exe string
+	UID uint32
+}
+
+// Action is what a decision tells the supervisor to do.
+type Action uint8
+
+const (
+	Allow Action = iota // perform the connect for the target
+	Deny                // answer with Errno
+	Log                 // allow, and log the decision at warn level
+	Fail                // injected fault: answer Errno (after Delay), or hold (Blackhole)
+)
+
+// Decision is the outcome of Decide. It is a value: deciding allocates nothing.
+type Decision struct {
+	Action Action
+	// Errno for Deny and Fail (positive, e.g. syscall.ECONNREFUSED).
+	Errno syscall.Errno
+	// Delay holds the connect this long before answering (allow or fail).
+	Delay time.Duration
+	// Blackhole: the connect never completes; a blocking one times out
+	// with ETIMEDOUT after Timeout (0: the socket's SO_SNDTIMEO, else never).
+	Blackhole bool
+	Timeout   time.Duration
+	// Rule is the rule that decided, nil when the default did.
+	Rule *Rule
+}

@@ -1,0 +1,347 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Options are what Load needs from the world. The package makes no system
+// call itself; everything that touches the outside comes through here.
+type Options struct {
+	// Resolve looks up a host name (all A and AAAA records). nil: rules
+	// with host names are an error.
+	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Seed for probability= rules; nil: one is chosen from Now and
+	// reported by Policy.Seed, so that a run can be replayed.
+	Seed *int64
+	// ReadFile reads the policy file and its includes (cmd passes
+	// os.ReadFile). nil: loading a file is an error.
+	ReadFile func(path string) ([]byte, error)
+	// Context bounds name resolution; nil: context.Background().
+	Context context.Context
+	// Now is used only to choose a seed; nil: time.Now.
+	Now func() time.Time
+}
+
+// FlagRule is a rule given on the command line. Flag is "allow", "deny",
+// "fail", "log" or "default"; Value is the flag's value as typed.
+type FlagRule struct{ Flag, Value string }
+
+// Policy is a loaded, immutable set of rules. Decide may be called from
+// many goroutines at once; the only state that changes is the match counter
+// of fault rules, which is atomic.
+type Policy struct {
+	rules    []*Rule
+	def      Decision
+	defRule  *Rule // the `default` line, nil when implicit
+	seed     int64
+	needsExe bool
+	needsUID bool
+	interval time.Duration
+	idx      index
+	resolve  func(ctx context.Context, host string) ([]netip.Addr, error)
+	nextID   uint64 // id of the next rule added by Prepend
+
+	loadWarnings []string  // found while loading (names that did not resolve)
+	warnOnce     sync.Once // shadow analysis is quadratic-ish: only on demand
+	warnings     []string
+}
+
+// defaultText is the embedded default: local IPC and loopback work,
+// everything else is denied.
+const defaultText = `# connvisor's embedded default policy
+allow any 127.0.0.0/8   # IPv4-mapped loopback (::ffff:127.0.0.0/104) matches too
+allow any [::1]
+allow unix              # paths, abstract names and unnamed sockets
+default deny errno=EPERM
+`
+
+// Default returns the embedded default policy: loopback (127.0.0.0/8, ::1,
+// IPv4-mapped loopback) and every AF_UNIX destination allowed, AF_UNSPEC
+// allowed, everything else denied with EPERM.
+func Default() *Policy {
+	p, err := Load(nil, "", Options{})
+	if err != nil {
+		panic("policy: embedded default does not load: " + err.Error())
+	}
+	return p
+}
+
+// Load builds a policy from command-line rules and a policy file (""
+// for none). Flag rules come first, in order, then the file's. Without a
+// file, the flag rules come before the embedded default's rules (so local
+// IPC keeps working), and a --default flag replaces its default. Every
+// problem found is returned, joined; a policy with an error is never
+// returned.
+func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
+	l := &loader{opts: opts}
+	for _, f := range flags {
+		l.flag(f)
+	}
+	if file != "" {
+		if opts.ReadFile == nil {
+			l.addErr(fmt.Errorf("policy %s: no file reader (Options.ReadFile is nil)", file))
+		} else {
+			l.file(file, where{})
+		}
+	} else {
+		l.text("default", []byte(defaultText), true)
+	}
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	def := l.def
+	if l.flagDef != nil {
+		if l.def != nil && !l.def.def {
+			l.warnings = append(l.warnings, fmt.Sprintf("%s: default %s is replaced by %s", l.def.Origin(), l.def.action, l.flagDef.Compact()))
+		}
+		def = l.flagDef
+	}
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := l.resolveAll(ctx); err != nil {
+		return nil, err
+	}
+	var seed int64
+	if opts.Seed != nil {
+		seed = *opts.Seed
+	} else {
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		// 31 bits: short enough to type back as --seed.
+		seed = int64(splitmix(uint64(now().UnixNano())) >> 33)
+	}
+	for i, r := range l.rules {
+		r.id = uint64(i)
+		if r.hasSchedule() {
+			r.count = new(atomic.Uint64)
+		}
+	}
+	p := build(l.rules, def, seed, l.interval, opts.Resolve, l.warnings)
+	p.nextID = uint64(len(l.rules))
+	return p, nil
+}
+
+// build makes a policy of rules (numbered in this order) and derives the
+// index and summary flags.
+func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
+	resolve func(context.Context, string) ([]netip.Addr, error), warnings []string) *Policy {
+	p := &Policy{
+		rules:        rules,
+		defRule:      def,
+		seed:         seed,
+		interval:     interval,
+		resolve:      resolve,
+		loadWarnings: warnings,
+		def:          Decision{Action: Deny, Errno: syscall.EPERM},
+	}
+	if def != nil {
+		p.def = def.decision
+		p.def.Rule = nil
+	}
+	for _, r := range rules {
+		p.needsExe = p.needsExe || r.exe != nil
+		p.needsUID = p.needsUID || r.uidSet
+		if r.id >= p.nextID {
+			p.nextID = r.id + 1
+		}
+	}
+	p.idx = newIndex(rules)
+	return p
+}
+
+// Decide returns what to do with a connect to d: the first rule that
+// matches and fires, else the default. AF_UNSPEC (which dissolves a
+// datagram association) is allowed unless a rule names unspec. It
+// allocates nothing.
+func (p *Policy) Decide(d *Dest) Decision {
+	after := int32(-1)
+	for {
+		i := p.find(d, after)
+		if i == noRule {
+			if d.Family == syscall.AF_UNSPEC {
+				return Decision{Action: Allow}
+			}
+			return p.def
+		}
+		r := p.rules[i]
+		if r.fires(p.seed) {
+			return r.decision
+		}
+		// A fault rule whose schedule did not fire lets the connect
+		// fall through to the rules after it.
+		after = i
+	}
+}
+
+// NeedsExe reports whether a rule matches on exe=, so the supervisor must
+// fill Dest.Exe.
+func (p *Policy) NeedsExe() bool { return p.needsExe }
+
+// NeedsUID reports whether a rule matches on uid=.
+func (p *Policy) NeedsUID() bool { return p.needsUID }
+
+// Seed returns the seed of probability= rules (given or chosen).
+func (p *Policy) Seed() int64 { return p.seed }
+
+// Rules returns the rules in decision order.
+func (p *Policy) Rules() []*Rule { return slices.Clone(p.rules) }
+
+// DefaultDecision is what a connect that matches no rule gets.
+func (p *Policy) DefaultDecision() Decision { return p.def }
+
+// DefaultRule returns the `default` line in force, nil when the default is
+// implicit (deny with EPERM).
+func (p *Policy) DefaultRule() *Rule { return p.defRule }
+
+// ResolveInterval is how often host names should be re-resolved (`resolve
+// every 5m`); 0: never.
+func (p *Policy) ResolveInterval() time.Duration { return p.interval }
+
+// Prepend returns a policy with rules from flags in front of p's. The
+// existing rules are shared, counters included, so a schedule keeps
+// counting across the change ("fail the next 3 connects to X now" does not
+// restart the others). A --default flag replaces the default.
+func (p *Policy) Prepend(flags ...FlagRule) (*Policy, error) {
+	l := &loader{opts: Options{Resolve: p.resolve}}
+	for _, f := range flags {
+		l.flag(f)
+	}
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	if err := l.resolveAll(context.Background()); err != nil {
+		return nil, err
+	}
+	id := p.nextID
+	for _, r := range l.rules {
+		r.id = id
+		id++
+		if r.hasSchedule() {
+			r.count = new(atomic.Uint64)
+		}
+	}
+	def := p.defRule
+	if l.flagDef != nil {
+		def = l.flagDef
+	}
+	rules := append(l.rules, p.rules...)
+	np := build(rules, def, p.seed, p.interval, p.resolve, append(slices.Clone(p.loadWarnings), l.warnings...))
+	if def == nil {
+		np.def = p.def
+	}
+	return np, nil
+}
+
+// Reresolve returns the same policy with host names looked up again, and a
+// line for each name whose addresses changed. A name that fails to resolve
+// keeps its previous addresses (a DNS hiccup must not open or close
+// anything), and is reported in changes. Rules without names are shared;
+// rules with names are copied but keep their fault counters.
+func (p *Policy) Reresolve(ctx context.Context, opts Options) (*Policy, []string, error) {
+	resolve := opts.Resolve
+	if resolve == nil {
+		resolve = p.resolve
+	}
+	if resolve == nil {
+		for _, r := range p.rules {
+			if len(r.hosts) > 0 {
+				return nil, nil, fmt.Errorf("re-resolve %s: host names need a resolver", r.Origin())
+			}
+		}
+		return p, nil, nil
+	}
+	var changes []string
+	seen := map[string]bool{}
+	cache := map[string]hostResult{}
+	rules := make([]*Rule, len(p.rules))
+	for i, r := range p.rules {
+		if len(r.hosts) == 0 {
+			rules[i] = r
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("re-resolve host names: %w", err)
+		}
+		nr := *r
+		nr.decision.Rule = &nr
+		nr.hostAddrs = make([][]netip.Addr, len(r.hosts))
+		for j, h := range r.hosts {
+			res, ok := cache[h]
+			if !ok {
+				addrs, err := resolve(ctx, h)
+				res = hostResult{normAddrs(addrs), err}
+				cache[h] = res
+			}
+			old := r.hostAddrs[j]
+			if res.err != nil {
+				nr.hostAddrs[j] = old
+				if !seen[h] {
+					changes = append(changes, fmt.Sprintf("%s (%s): lookup failed, keeping %s: %v", h, r.Origin(), fmtAddrs(old), res.err))
+				}
+			} else {
+				nr.hostAddrs[j] = res.addrs
+				if !slices.Equal(old, res.addrs) && !seen[h] {
+					changes = append(changes, fmt.Sprintf("%s (%s): %s -> %s", h, r.Origin(), fmtAddrs(old), fmtAddrs(res.addrs)))
+				}
+			}
+			seen[h] = true
+		}
+		nr.resolved = hostPrefixes(nr.hostAddrs)
+		rules[i] = &nr
+	}
+	np := build(rules, p.defRule, p.seed, p.interval, resolve, p.loadWarnings)
+	np.def = p.def
+	return np, changes, nil
+}
+
+type hostResult struct {
+	addrs []netip.Addr
+	err   error
+}
+
+// normAddrs unmaps, sorts and deduplicates, so that address sets compare
+// equal whatever order DNS returned them in.
+func normAddrs(as []netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, 0, len(as))
+	for _, a := range as {
+		if a.IsValid() {
+			out = append(out, a.Unmap().WithZone(""))
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(out)
+}
+
+func hostPrefixes(sets [][]netip.Addr) []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range sets {
+		for _, a := range s {
+			ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return ps
+}
+
+func fmtAddrs(as []netip.Addr) string {
+	if len(as) == 0 {
+		return "[]"
+	}
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
