@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/connvisor/connvisor/policy"
+	"github.com/connvisor/connvisor/supervisor"
+)
+
+func runCommand(args []string) int {
+	rf, cmdArgs, err := parseRunFlags(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "connvisor run: %v\n", err)
+		return exitUsage
+	}
+	log, closeLog, err := newLogger(rf)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "connvisor run: %v\n", err)
+		return exitUsage
+	}
+	defer closeLog()
+	defer log.Sync()
+
+	opts := loadOptions(rf)
+	pol, err := loadPolicy(rf, opts)
+	if err != nil {
+		// A policy with an error never starts a command.
+		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
+		return exitUsage
+	}
+	if !rf.seedSet && hasFaultRules(pol) {
+		log.Info("fault seed", zap.Int64("seed", pol.Seed()))
+	}
+
+	cmd := supervisor.Command(pol, cmdArgs[0], cmdArgs[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Logger = log
+	cmd.Options = supervisor.Options{
+		WaitKillable: rf.waitKillable,
+		Continue:     rf.mode == "continue",
+		AllowIOUring: rf.allowIOUring,
+		NoSendTrap:   rf.noSendTrap,
+	}
+	// Catch the forwarded signals before the command exists, so none is
+	// lost in between.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return exitNotFound
+		}
+		return exitInternal
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := func(why string) {
+		next, err := loadPolicy(rf, opts)
+		if err != nil {
+			log.Error("policy reload rejected, the old policy stays in force", zap.String("trigger", why), zap.Error(err))
+			return
+		}
+		cmd.SetPolicy(next)
+		log.Info("policy reloaded", zap.String("trigger", why), zap.Int("rules", len(next.Rules())))
+	}
+	go forwardSignals(sigs, cmd, rf, reload)
+	if rf.watch {
+		go watchFile(ctx, rf.policyFile, reload)
+	}
+	go reresolve(ctx, cmd, opts, log)
+
+	err = cmd.Wait()
+	if rf.summary {
+		fmt.Fprintln(os.Stderr, "connvisor summary:")
+		cmd.Supervisor().Stats().WriteSummary(os.Stderr)
+	}
+	return supervisor.ExitCode(err)
+}
+
+// forwardSignals passes SIGINT, SIGTERM, SIGHUP and SIGQUIT to the command.
+// SIGHUP also reloads the policy file, as daemons reload their own.
+func forwardSignals(sigs <-chan os.Signal, cmd *supervisor.Cmd, rf *runFlags, reload func(string)) {
+	for sig := range sigs {
+		if sig == syscall.SIGHUP && rf.policyFile != "" {
+			reload("SIGHUP")
+		}
+		cmd.Signal(sig)
+	}
+}
+
+// watchFile reloads the policy when the file's modification time or size
+// changes. Polling keeps it simple and works for editors that replace the
+// file by renaming.
+func watchFile(ctx context.Context, path string, reload func(string)) {
+	stamp := func() (time.Time, int64) {
+		st, err := os.Stat(path)
+		if err != nil {
+			return time.Time{}, -1
+		}
+		return st.ModTime(), st.Size()
+	}
+	lastT, lastS := stamp()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if mt, sz := stamp(); !mt.Equal(lastT) || sz != lastS {
+				lastT, lastS = mt, sz
+				reload("file changed")
+			}
+		}
+	}
+}
+
+// reresolve looks host names up again at the interval the policy sets, and
+// logs the names whose addresses changed.
+func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, log *zap.Logger) {
+	for {
+		every := cmd.Policy().ResolveInterval()
+		if every <= 0 {
+			every = time.Minute // check again later: a reload may set one
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		cur := cmd.Policy()
+		if cur.ResolveInterval() <= 0 {
+			continue
+		}
+		next, changes, err := cur.Reresolve(ctx, opts)
+		if err != nil {
+			log.Warn("re-resolving host names failed, keeping the old addresses", zap.Error(err))
+			continue
+		}
+		for _, c := range changes {
+			log.Info("host name addresses changed", zap.String("change", c))
+		}
+		if len(changes) > 0 {
+			cmd.SetPolicy(next)
+		}
+	}
+}
+
+func loadOptions(rf *runFlags) policy.Options {
+	opts := policy.Options{ReadFile: os.ReadFile, Resolve: resolveHost}
+	if rf.seedSet {
+		seed := rf.seed
+		opts.Seed = &seed
+	}
+	return opts
+}
+
+func loadPolicy(rf *runFlags, opts policy.Options) (*policy.Policy, error) {
+	if len(rf.rules) == 0 && rf.policyFile == "" {
+		return policy.Default(), nil
+	}
+	return policy.Load(rf.rules, rf.policyFile, opts)
+}
+
+func hasFaultRules(p *policy.Policy) bool {
+	for _, r := range p.Rules() {
+		if r.Action() == policy.Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveHost looks up every A and AAAA record of host.
+func resolveHost(ctx context.Context, host string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}

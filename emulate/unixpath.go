@@ -1,0 +1,272 @@
+package emulate
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// identity is what the kernel consults when a thread resolves a pathname and
+// connects to a UNIX socket: root, working directory, mount namespace and
+// filesystem credentials. SO_PEERCRED also records the effective ids.
+type identity struct {
+	ruid, euid, suid, fsuid uint32
+	rgid, egid, sgid, fsgid uint32
+	groups                  []uint32
+	capEff                  uint64
+}
+
+// ConnectUnixPath connects dupfd (a duplicate of tid's AF_UNIX socket) to the
+// pathname in sa as tid itself would: relative to tid's working directory,
+// below tid's root, in tid's mount namespace, with tid's credentials, so
+// that the supervisor's privileges never reach a socket the target could
+// not reach (a confused deputy otherwise). The connect runs on a locked OS
+// thread that has its own fs context and credentials and is thrown away
+// afterwards, because chroot, setns and per-thread credentials taint it.
+func ConnectUnixPath(tid int, dupfd int, sa *Sockaddr) (syscall.Errno, error) {
+	ctx, err := openContext(tid)
+	if err != nil {
+		return 0, err
+	}
+	defer ctx.close()
+	if ctx.matchesSelf() {
+		return Connect(dupfd, sa), nil
+	}
+	type result struct {
+		errno syscall.Errno
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Never unlocked: the thread exits with the goroutine, taking
+		// its changed root, namespace and credentials with it.
+		runtime.LockOSThread()
+		errno, err := ctx.connectAs(dupfd, sa)
+		done <- result{errno, err}
+	}()
+	r := <-done
+	return r.errno, r.err
+}
+
+// targetContext holds handles on tid's filesystem view and its identity.
+type targetContext struct {
+	root, cwd, mntns int
+	sameRoot, sameNS bool
+	sameCwd          bool
+	id, self         identity
+}
+
+func openContext(tid int) (*targetContext, error) {
+	c := &targetContext{root: -1, cwd: -1, mntns: -1}
+	proc := "/proc/" + strconv.Itoa(tid)
+	var err error
+	if c.root, err = unix.Open(proc+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		c.close()
+		return nil, fmt.Errorf("open root of tid %d: %w", tid, goneOr(err))
+	}
+	if c.cwd, err = unix.Open(proc+"/cwd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		c.close()
+		return nil, fmt.Errorf("open cwd of tid %d: %w", tid, goneOr(err))
+	}
+	if c.mntns, err = unix.Open(proc+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		c.close()
+		return nil, fmt.Errorf("open mount namespace of tid %d: %w", tid, goneOr(err))
+	}
+	if c.id, err = readIdentity(proc + "/status"); err != nil {
+		c.close()
+		return nil, err
+	}
+	if c.self, err = readIdentity("/proc/thread-self/status"); err != nil {
+		c.close()
+		return nil, err
+	}
+	c.sameRoot = sameFile(c.root, "/")
+	c.sameCwd = sameFile(c.cwd, ".")
+	c.sameNS = sameFile(c.mntns, "/proc/thread-self/ns/mnt")
+	return c, nil
+}
+
+func goneOr(err error) error {
+	if err == unix.ENOENT || err == unix.ESRCH {
+		return ErrTargetGone
+	}
+	return err
+}
+
+func (c *targetContext) close() {
+	for _, fd := range []int{c.root, c.cwd, c.mntns} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// matchesSelf: the supervisor would resolve and connect exactly as the
+// target, so no separate thread is needed.
+func (c *targetContext) matchesSelf() bool {
+	return c.sameRoot && c.sameCwd && c.sameNS && c.id.equal(&c.self)
+}
+
+func (a *identity) equal(b *identity) bool {
+	if a.ruid != b.ruid || a.euid != b.euid || a.suid != b.suid || a.fsuid != b.fsuid ||
+		a.rgid != b.rgid || a.egid != b.egid || a.sgid != b.sgid || a.fsgid != b.fsgid ||
+		a.capEff != b.capEff || len(a.groups) != len(b.groups) {
+		return false
+	}
+	for i := range a.groups {
+		if a.groups[i] != b.groups[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameFile(fd int, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Stat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// connectAs runs on a locked, disposable OS thread.
+func (c *targetContext) connectAs(dupfd int, sa *Sockaddr) (syscall.Errno, error) {
+	// A private fs context, so chdir, chroot and setns touch only this thread.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return 0, fmt.Errorf("unshare(CLONE_FS): %w", err)
+	}
+	if !c.sameNS {
+		if err := unix.Setns(c.mntns, unix.CLONE_NEWNS); err != nil {
+			return 0, fmt.Errorf("enter the target's mount namespace: %w", err)
+		}
+	}
+	if !c.sameRoot || !c.sameNS {
+		if err := unix.Fchdir(c.root); err != nil {
+			return 0, fmt.Errorf("fchdir to the target's root: %w", err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return 0, fmt.Errorf("chroot to the target's root: %w", err)
+		}
+	}
+	if err := unix.Fchdir(c.cwd); err != nil {
+		return 0, fmt.Errorf("fchdir to the target's cwd: %w", err)
+	}
+	if err := c.id.assume(); err != nil {
+		return 0, err
+	}
+	return Connect(dupfd, sa), nil
+}
+
+// assume gives the calling thread the target's credentials. Raw system
+// calls, because glibc and Go's syscall package change every thread of the
+// process; the kernel keeps credentials per thread.
+func (id *identity) assume() error {
+	groups := append(id.groups, 0) // never empty, so &groups[0] is valid
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(id.groups)), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
+		return fmt.Errorf("setgroups: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(id.rgid), uintptr(id.egid), uintptr(id.sgid)); e != 0 {
+		return fmt.Errorf("setresgid: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETFSGID, uintptr(id.fsgid), 0, 0); e != 0 {
+		return fmt.Errorf("setfsgid: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(id.ruid), uintptr(id.euid), uintptr(id.suid)); e != 0 {
+		return fmt.Errorf("setresuid: %w", e)
+	}
+	// setfsuid reports the previous value, never an error.
+	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(id.fsuid), 0, 0)
+	// Effective capabilities as the target's, so a root target that dropped
+	// CAP_DAC_OVERRIDE is not granted it back by the supervisor.
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Effective = uint32(id.capEff) & data[0].Permitted
+	data[1].Effective = uint32(id.capEff>>32) & data[1].Permitted
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+// readIdentity parses the Uid, Gid, Groups and CapEff lines of a
+// /proc/.../status file.
+func readIdentity(path string) (identity, error) {
+	var id identity
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return id, fmt.Errorf("read %s: %w", path, goneOr(unwrapPathErr(err)))
+	}
+	seen := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(val)
+		switch key {
+		case "Uid":
+			if err := parseIDs(f, &id.ruid, &id.euid, &id.suid, &id.fsuid); err != nil {
+				return id, fmt.Errorf("%s: Uid: %w", path, err)
+			}
+			seen++
+		case "Gid":
+			if err := parseIDs(f, &id.rgid, &id.egid, &id.sgid, &id.fsgid); err != nil {
+				return id, fmt.Errorf("%s: Gid: %w", path, err)
+			}
+			seen++
+		case "Groups":
+			for _, s := range f {
+				g, err := strconv.ParseUint(s, 10, 32)
+				if err != nil {
+					return id, fmt.Errorf("%s: Groups: %w", path, err)
+				}
+				id.groups = append(id.groups, uint32(g))
+			}
+		case "CapEff":
+			if len(f) != 1 {
+				return id, fmt.Errorf("%s: CapEff: %q", path, val)
+			}
+			if id.capEff, err = strconv.ParseUint(f[0], 16, 64); err != nil {
+				return id, fmt.Errorf("%s: CapEff: %w", path, err)
+			}
+			seen++
+		}
+	}
+	if seen != 3 {
+		return id, fmt.Errorf("%s: missing Uid, Gid or CapEff", path)
+	}
+	return id, nil
+}
+
+func parseIDs(f []string, dst ...*uint32) error {
+	if len(f) != len(dst) {
+		return fmt.Errorf("want %d ids, got %q", len(dst), f)
+	}
+	for i, s := range f {
+		v, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return err
+		}
+		*dst[i] = uint32(v)
+	}
+	return nil
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

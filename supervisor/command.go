@@ -1,0 +1,325 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/policy"
+)
+
+// ErrNoUserNotif means the kernel cannot trap connect for a supervisor
+// (no seccomp user notification: Linux before 5.0, or seccomp disabled).
+var ErrNoUserNotif = errors.New("this kernel has no seccomp user notification (needs Linux 5.0 or later with CONFIG_SECCOMP_FILTER)")
+
+// Cmd is a command that runs with every connect of its process tree under a
+// policy. It mirrors exec.Cmd: set the fields, then Start and Wait, or Run.
+type Cmd struct {
+	Path   string   // the command; looked up in PATH when it has no slash
+	Args   []string // Args[0] is the command's name as it sees it
+	Env    []string // nil: the supervisor's environment
+	Dir    string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// Logger receives one event per decision; nil logs nothing.
+	Logger *zap.Logger
+	// Options tune the supervisor; the zero value is the safe default.
+	Options Options
+
+	// OnDecision, when set, is called for every decision, from the
+	// supervisor's goroutines; it must be quick.
+	OnDecision func(Event)
+
+	sup     *Supervisor
+	cmd     *exec.Cmd
+	policy  *policy.Policy
+	waitErr chan error
+	once    sync.Once
+}
+
+// Options tune how the supervisor treats the command.
+type Options struct {
+	// WaitKillable asks the kernel to let only fatal signals interrupt a
+	// trapped call once the supervisor has received it. It removes most
+	// repeated notifications (Go's SIGURG preemption), but a blocking
+	// connect that the supervisor holds can then not be interrupted by a
+	// handled signal, unlike natively.
+	WaitKillable bool
+	// Continue lets allowed connects run in the kernel (CONTINUE) instead
+	// of performing them on a duplicate of the socket. Faster, but the
+	// target can rewrite the sockaddr between the check and the connect:
+	// only for trusted programs, in tests.
+	Continue bool
+	// AllowIOUring lets the command create io_uring instances, whose
+	// connects and sends seccomp never sees.
+	AllowIOUring bool
+	// NoSendTrap stops policing datagrams sent with a destination
+	// (sendto, sendmsg, sendmmsg) and TCP fast open.
+	NoSendTrap bool
+}
+
+// Command returns a Cmd that runs name with args under p.
+func Command(p *policy.Policy, name string, args ...string) *Cmd {
+	return &Cmd{Path: name, Args: append([]string{name}, args...), policy: p}
+}
+
+// SetPolicy swaps the policy, atomically: every later decision uses p, every
+// decision already made used exactly one policy.
+func (c *Cmd) SetPolicy(p *policy.Policy) {
+	c.policy = p
+	if c.sup != nil {
+		c.sup.SetPolicy(p)
+	}
+}
+
+// Policy returns the policy in force.
+func (c *Cmd) Policy() *policy.Policy {
+	if c.sup != nil {
+		return c.sup.Policy()
+	}
+	return c.policy
+}
+
+// Supervisor is the running supervisor, nil before Start.
+func (c *Cmd) Supervisor() *Supervisor { return c.sup }
+
+// Process is the command's main process, nil before Start.
+func (c *Cmd) Process() *os.Process {
+	if c.cmd == nil {
+		return nil
+	}
+	return c.cmd.Process
+}
+
+// Start launches the command under the filter and starts supervising it.
+func (c *Cmd) Start() error {
+	if c.cmd != nil {
+		return errors.New("connvisor: Start called twice")
+	}
+	if c.policy == nil {
+		return errors.New("connvisor: no policy")
+	}
+	if len(c.Args) == 0 {
+		c.Args = []string{c.Path}
+	}
+	path, err := lookPath(c.Path, c.Env)
+	if err != nil {
+		return err
+	}
+	if err := checkNotifSizes(); err != nil {
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			return ErrNoUserNotif
+		}
+		return err
+	}
+	prog, err := buildFilter(FilterOptions{TrapSends: !c.Options.NoSendTrap, AllowIOUring: c.Options.AllowIOUring})
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for the child stub: %w", err)
+	}
+	p := newPipes()
+	defer p.closeAll()
+	if err := p.open(); err != nil {
+		return err
+	}
+	mode := stubPlain
+	if c.Options.WaitKillable {
+		mode = stubKillable
+	}
+	cmd := exec.Command(self, append([]string{"--", path}, c.Args...)...)
+	cmd.Args[0] = c.Args[0]
+	env := c.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = append(append([]string{}, env...), stubEnv+"="+mode)
+	cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Dir, c.Stdin, c.Stdout, c.Stderr
+	cmd.ExtraFiles = []*os.File{p.filterR, p.statusW, p.ackR}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start child stub: %w", err)
+	}
+	c.cmd = cmd
+	c.waitErr = make(chan error, 1)
+	p.closeChildEnds()
+	listener, err := p.handshake(cmd.Process.Pid, prog)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return err
+	}
+	c.sup = newSupervisor(listener, c.policy, c.Logger, c.Options)
+	c.sup.onDecision = c.OnDecision
+	c.sup.start()
+	// The command has started once exec closed the status pipe; anything
+	// written before that is the stub's error.
+	msg, _ := io.ReadAll(p.statusR)
+	go func() { c.waitErr <- cmd.Wait() }()
+	if len(msg) > 0 {
+		err := <-c.waitErr
+		c.sup.stop()
+		return fmt.Errorf("start %s: %s (%v)", c.Path, bytes.TrimSpace(msg), err)
+	}
+	return nil
+}
+
+// Wait waits for the command to exit and for every process of its tree to
+// be gone (the listener hangs up), then stops the supervisor. The error is
+// the command's, as from exec.Cmd.Wait.
+func (c *Cmd) Wait() error {
+	if c.cmd == nil {
+		return errors.New("connvisor: not started")
+	}
+	err := <-c.waitErr
+	c.waitErr <- err // a second Wait gets the same answer
+	c.once.Do(func() {
+		c.sup.waitTreeGone()
+		c.sup.stop()
+	})
+	return err
+}
+
+// Run starts the command and waits for it.
+func (c *Cmd) Run() error {
+	if err := c.Start(); err != nil {
+		return err
+	}
+	return c.Wait()
+}
+
+// Signal sends sig to the command's main process.
+func (c *Cmd) Signal(sig os.Signal) error {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return errors.New("connvisor: not started")
+	}
+	return c.cmd.Process.Signal(sig)
+}
+
+// ExitCode is the exit status the way a shell reports it: the code, or
+// 128+signal when the command was killed by a signal.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return 1
+}
+
+func lookPath(name string, env []string) (string, error) {
+	if env != nil {
+		for _, kv := range env {
+			if len(kv) > 5 && kv[:5] == "PATH=" {
+				old := os.Getenv("PATH")
+				os.Setenv("PATH", kv[5:])
+				defer os.Setenv("PATH", old)
+			}
+		}
+	}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w", name, err)
+	}
+	return path, nil
+}
+
+// pipes between the supervisor and the child stub.
+type pipes struct {
+	filterR, filterW *os.File
+	statusR, statusW *os.File
+	ackR, ackW       *os.File
+}
+
+func newPipes() *pipes { return &pipes{} }
+
+func (p *pipes) open() error {
+	var err error
+	if p.filterR, p.filterW, err = os.Pipe(); err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	if p.statusR, p.statusW, err = os.Pipe(); err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	if p.ackR, p.ackW, err = os.Pipe(); err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	return nil
+}
+
+func (p *pipes) closeChildEnds() {
+	for _, f := range []**os.File{&p.filterR, &p.statusW, &p.ackR} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
+}
+
+func (p *pipes) closeAll() {
+	p.closeChildEnds()
+	for _, f := range []**os.File{&p.filterW, &p.statusR, &p.ackW} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
+}
+
+// handshake sends the filter, takes the listener out of the child with
+// pidfd_getfd (no trapped call in the child is needed for that) and lets
+// the child go on to exec.
+func (p *pipes) handshake(pid int, prog []unix.SockFilter) (int, error) {
+	if _, err := p.filterW.Write(encodeBPF(prog)); err != nil {
+		return -1, fmt.Errorf("send filter to child: %w", err)
+	}
+	p.filterW.Close()
+	p.filterW = nil
+	var num [4]byte
+	n, err := io.ReadFull(p.statusR, num[:])
+	if err != nil {
+		rest, _ := io.ReadAll(p.statusR)
+		msg := string(append(num[:n], rest...))
+		if msg == "" {
+			msg = err.Error()
+		}
+		if bytes.Contains([]byte(msg), []byte("user notification")) {
+			return -1, fmt.Errorf("%w: %s", ErrNoUserNotif, msg)
+		}
+		return -1, fmt.Errorf("child stub: %s", msg)
+	}
+	childFD := int(binary.NativeEndian.Uint32(num[:]))
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, fmt.Errorf("pidfd_open(child %d): %w", pid, err)
+	}
+	defer unix.Close(pidfd)
+	listener, err := unix.PidfdGetfd(pidfd, childFD, 0)
+	if err != nil {
+		return -1, fmt.Errorf("take listener fd %d from child %d: %w", childFD, pid, err)
+	}
+	if _, err := p.ackW.Write([]byte{1}); err != nil {
+		unix.Close(listener)
+		return -1, fmt.Errorf("release child: %w", err)
+	}
+	p.ackW.Close()
+	p.ackW = nil
+	return listener, nil
+}

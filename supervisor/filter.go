@@ -1,0 +1,165 @@
+package supervisor
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+)
+
+// FilterOptions says which side doors the filter traps besides connect.
+type FilterOptions struct {
+	// TrapSends traps the calls that can carry a destination without
+	// connect: sendto with an address or MSG_FASTOPEN, sendmsg, sendmmsg.
+	TrapSends bool
+	// AllowIOUring lets io_uring_setup through; its connect and send run
+	// in kernel workers that seccomp never sees.
+	AllowIOUring bool
+}
+
+// compatArches are the other ABIs an x86_64 process can use. Their calls
+// are trapped too, so that the supervisor can refuse them with a log line
+// instead of letting them through unsupervised.
+func compatArches() []seccomp.ScmpArch {
+	if runtime.GOARCH == "amd64" {
+		return []seccomp.ScmpArch{seccomp.ArchX86, seccomp.ArchX32}
+	}
+	return nil
+}
+
+// buildFilter returns the classic BPF program that the child stub loads:
+// connect (and the other doors) notify the supervisor, everything else
+// runs untouched at the cost of the filter alone.
+func buildFilter(opts FilterOptions) ([]unix.SockFilter, error) {
+	f, err := seccomp.NewFilter(seccomp.ActAllow)
+	if err != nil {
+		return nil, fmt.Errorf("new seccomp filter: %w", err)
+	}
+	defer f.Release()
+	// We load the program ourselves, so libseccomp's own load-time
+	// attributes (TSYNC, NO_NEW_PRIVS) do not apply; the bad-arch action
+	// does: an ABI we did not list is killed, never allowed.
+	if err := f.SetBadArchAction(seccomp.ActKillProcess); err != nil {
+		return nil, fmt.Errorf("set bad arch action: %w", err)
+	}
+	native, err := seccomp.GetNativeArch()
+	if err != nil {
+		return nil, fmt.Errorf("native arch: %w", err)
+	}
+	for _, a := range compatArches() {
+		if err := f.AddArch(a); err != nil {
+			return nil, fmt.Errorf("add arch %v: %w", a, err)
+		}
+	}
+	// One rule per call, given by name: libseccomp writes it for every
+	// arch in the filter, including i386's socketcall(2) multiplexing and
+	// x32's numbering, so no ABI slips past.
+	add := func(name string, conds ...seccomp.ScmpCondition) error {
+		nr, err := seccomp.GetSyscallFromNameByArch(name, native)
+		if err != nil {
+			return fmt.Errorf("syscall %s: %w", name, err)
+		}
+		if len(conds) == 0 {
+			err = f.AddRule(nr, seccomp.ActNotify)
+		} else {
+			err = f.AddRuleConditional(nr, seccomp.ActNotify, conds)
+		}
+		if err != nil {
+			return fmt.Errorf("rule for %s: %w", name, err)
+		}
+		return nil
+	}
+	if err := add("connect"); err != nil {
+		return nil, err
+	}
+	if !opts.AllowIOUring {
+		if err := add("io_uring_setup"); err != nil {
+			return nil, err
+		}
+	}
+	if opts.TrapSends {
+		if err := addSendRules(add); err != nil {
+			return nil, err
+		}
+	}
+	return exportBPF(f)
+}
+
+type addRuleFunc func(name string, conds ...seccomp.ScmpCondition) error
+
+// addSendRules traps only the sends that can carry a destination: a
+// sendto with a NULL address and no MSG_FASTOPEN is decided in the filter.
+func addSendRules(add addRuleFunc) error {
+	withAddr, err := seccomp.MakeCondition(4, seccomp.CompareNotEqual, 0)
+	if err != nil {
+		return fmt.Errorf("sendto condition: %w", err)
+	}
+	fastOpen, err := seccomp.MakeCondition(3, seccomp.CompareMaskedEqual, unix.MSG_FASTOPEN, unix.MSG_FASTOPEN)
+	if err != nil {
+		return fmt.Errorf("sendto condition: %w", err)
+	}
+	if err := add("sendto", withAddr); err != nil {
+		return err
+	}
+	if err := add("sendto", fastOpen); err != nil {
+		return err
+	}
+	if err := add("sendmsg"); err != nil {
+		return err
+	}
+	return add("sendmmsg")
+}
+
+// exportBPF takes the compiled program out of libseccomp (2.5 has no
+// in-memory export) through a memfd.
+func exportBPF(f *seccomp.ScmpFilter) ([]unix.SockFilter, error) {
+	fd, err := unix.MemfdCreate("connvisor-bpf", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	file := os.NewFile(uintptr(fd), "connvisor-bpf")
+	defer file.Close()
+	if err := f.ExportBPF(file); err != nil {
+		return nil, fmt.Errorf("export BPF: %w", err)
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind BPF: %w", err)
+	}
+	raw, err := io.ReadAll(file)
+	if err != nil {
+		return nil, fmt.Errorf("read BPF: %w", err)
+	}
+	return decodeBPF(raw)
+}
+
+// decodeBPF turns struct sock_filter bytes into instructions.
+func decodeBPF(raw []byte) ([]unix.SockFilter, error) {
+	const insnSize = 8
+	if len(raw) == 0 || len(raw)%insnSize != 0 || len(raw)/insnSize > 4096 {
+		return nil, fmt.Errorf("BPF program of %d bytes is not a whole number of instructions (1..4096)", len(raw))
+	}
+	prog := make([]unix.SockFilter, len(raw)/insnSize)
+	for i := range prog {
+		b := raw[i*insnSize:]
+		prog[i] = unix.SockFilter{
+			Code: uint16(b[0]) | uint16(b[1])<<8,
+			Jt:   b[2],
+			Jf:   b[3],
+			K:    uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24,
+		}
+	}
+	return prog, nil
+}
+
+// encodeBPF is the inverse of decodeBPF, for handing the program to the stub.
+func encodeBPF(prog []unix.SockFilter) []byte {
+	out := make([]byte, 0, len(prog)*8)
+	for _, in := range prog {
+		out = append(out, byte(in.Code), byte(in.Code>>8), in.Jt, in.Jf,
+			byte(in.K), byte(in.K>>8), byte(in.K>>16), byte(in.K>>24))
+	}
+	return out
+}

@@ -1,0 +1,333 @@
+package supervisor
+
+import (
+	"errors"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/policy"
+)
+
+// x32SyscallBit marks an x32 system call number (__X32_SYSCALL_BIT).
+const x32SyscallBit = 0x40000000
+
+// handle answers one notification. It runs on the loop's thread and must
+// not block: anything slow is held in a goroutine.
+func (s *Supervisor) handle(n *Notification) {
+	// x32 shares x86_64's arch token and sets bit 30 of the number.
+	if n.Arch != s.arch || n.Nr&x32SyscallBit != 0 {
+		s.refuse(n, "compat ABI", syscall.EPERM)
+		return
+	}
+	switch int(n.Nr) {
+	case unix.SYS_CONNECT:
+		s.handleConnect(n)
+	case unix.SYS_IO_URING_SETUP:
+		s.refuse(n, "io_uring", syscall.EPERM)
+	case unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
+		s.handleSend(n)
+	default:
+		// Trapped by a filter rule we do not know how to answer: fail closed.
+		s.refuse(n, "unexpected system call", syscall.ENOSYS)
+	}
+}
+
+// refuse denies a side door that the policy cannot decide, with a log line.
+func (s *Supervisor) refuse(n *Notification, what string, e syscall.Errno) {
+	s.answer(n.ID, Errno(e))
+	s.log.Warn("refused",
+		zap.String("decision", "deny"),
+		zap.String("reason", what),
+		zap.Uint32("tid", n.Tid),
+		zap.Int32("syscall_nr", n.Nr),
+		zap.String("arch", archName(n.Arch)),
+		zap.String("errno", policy.ErrnoName(e)))
+	s.stats.record("("+what+")", policy.Deny, 0)
+}
+
+// call is what the supervisor learned about one trapped connect.
+type call struct {
+	n     Notification
+	start time.Time
+	dup   int
+	sa    emulate.Sockaddr
+	info  emulate.SocketInfo
+	dest  policy.Dest
+	proc  emulate.Process
+}
+
+func (c *call) close() {
+	if c.dup >= 0 {
+		unix.Close(c.dup)
+		c.dup = -1
+	}
+}
+
+// handleConnect follows the kernel's order of checks (EBADF, then the
+// address copy's EINVAL/EFAULT, then ENOTSOCK), decides on a private copy
+// of the address, and connects that copy on a duplicate of the socket.
+func (s *Supervisor) handleConnect(n *Notification) {
+	c := &call{n: *n, start: time.Now(), dup: -1}
+	errno, ok := s.prepare(c, n.Args[0], n.Args[1], n.Args[2])
+	if !ok {
+		c.close()
+		return
+	}
+	if errno != 0 {
+		c.close()
+		s.answer(n.ID, Errno(errno))
+		return
+	}
+	switch r, outcome := s.repeats.take(c); outcome {
+	case repeatHit:
+		// A restarted call (signal with SA_RESTART) of a connect we
+		// already made: the program must see the first call's result,
+		// not the EALREADY/EISCONN our second attempt would get.
+		c.close()
+		s.answer(n.ID, Errno(r))
+		return
+	case repeatJoined:
+		c.close() // the connect under way answers this one too
+		return
+	}
+	if c.sa.Malformed() {
+		// No destination in it: the kernel's own errno is the answer.
+		s.finish(c, policy.Decision{Action: policy.Allow}, emulate.Connect(c.dup, &c.sa), true)
+		return
+	}
+	c.sa.Decode(&c.dest)
+	c.dest.SockType = c.info.Type
+	pol := s.policy.Load()
+	if err := s.identify(c, pol); err != nil {
+		// Fail closed: a rule may depend on what we could not read.
+		s.log.Error("identify connecting process", zap.Uint32("tid", n.Tid), zap.Error(err))
+		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
+		return
+	}
+	d := pol.Decide(&c.dest)
+	switch d.Action {
+	case policy.Deny:
+		s.finish(c, d, d.Errno, false)
+	case policy.Fail:
+		s.heldOrClosed(c, d, func() { s.inject(c, d) })
+	default:
+		s.connect(c, d)
+	}
+}
+
+// prepare duplicates the target's socket and copies its address. ok is
+// false when the target is gone and nobody waits for an answer.
+func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, bool) {
+	tid := c.n.Tid
+	pidfd, err := s.pidfd(tid)
+	if err != nil {
+		if !errors.Is(err, emulate.ErrTargetGone) {
+			s.log.Error("open target thread", zap.Uint32("tid", tid), zap.Error(err))
+			return syscall.EPERM, true
+		}
+		return 0, false
+	}
+	dup, errno, err := emulate.DupTargetFD(pidfd, fd)
+	if errors.Is(err, emulate.ErrTargetGone) {
+		s.dropPidfd(tid)
+		return 0, false
+	}
+	if err != nil {
+		// Fail closed; the log says why (EPERM: target not dumpable).
+		s.log.Error("duplicate target socket", zap.Uint32("tid", tid), zap.Error(err))
+		return syscall.EPERM, true
+	}
+	if errno != 0 {
+		return errno, stillValid(s.listener, c.n.ID)
+	}
+	c.dup = dup
+	sa, errno, err := emulate.ReadSockaddr(int(tid), addr, addrlen)
+	if errors.Is(err, emulate.ErrTargetGone) {
+		return 0, false
+	}
+	// The tid could have died and been reused between the notification
+	// and our reads: only a still-valid notification vouches for them.
+	if !stillValid(s.listener, c.n.ID) {
+		return 0, false
+	}
+	if err != nil {
+		s.log.Error("read target memory", zap.Uint32("tid", tid), zap.Error(err))
+		return syscall.EPERM, true
+	}
+	if errno != 0 {
+		return errno, true
+	}
+	c.sa = sa
+	info, errno, err := emulate.Inspect(dup)
+	if err != nil {
+		s.log.Error("inspect target socket", zap.Uint32("tid", tid), zap.Error(err))
+		return syscall.EPERM, true
+	}
+	c.info = info
+	return errno, true
+}
+
+// identify fills the process details that the policy or the log needs.
+func (s *Supervisor) identify(c *call, pol *policy.Policy) error {
+	if !pol.NeedsExe() && !pol.NeedsUID() && !s.log.Core().Enabled(zap.InfoLevel) && s.onDecision == nil {
+		return nil
+	}
+	p, err := emulate.Identify(int(c.n.Tid))
+	if err != nil {
+		return err
+	}
+	c.proc = p
+	c.dest.Exe, c.dest.UID = p.Exe, p.UID
+	return nil
+}
+
+// connect performs an allowed connect for the target.
+func (s *Supervisor) connect(c *call, d policy.Decision) {
+	if s.opts.Continue {
+		// Trusted-program mode: the kernel connects whatever the memory
+		// holds by then, which is the documented race.
+		c.close()
+		s.answer(c.n.ID, Continue())
+		s.logDecision(c, d, 0)
+		return
+	}
+	pathname := c.dest.Family == syscall.AF_UNIX && !c.dest.Abstract && !c.dest.Unnamed && c.dest.Path != ""
+	mayBlock := !c.info.NonBlock && (c.info.Type == syscall.SOCK_STREAM || c.info.Type == syscall.SOCK_SEQPACKET)
+	if !pathname && !mayBlock && d.Delay == 0 {
+		s.finish(c, d, emulate.Connect(c.dup, &c.sa), true)
+		return
+	}
+	s.heldOrClosed(c, d, func() {
+		if d.Delay > 0 && !s.sleepWhileValid(c, d.Delay) {
+			s.finish(c, d, syscall.EINTR, false)
+			return
+		}
+		s.blockingConnect(c, d, pathname)
+	})
+}
+
+// heldOrClosed runs f off the loop or, past the bound, fails closed.
+func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func()) {
+	if !s.hold(f) {
+		s.log.Warn("too many held calls, failing closed", zap.Int("limit", maxHeldCalls))
+		s.finish(c, d, syscall.EAGAIN, false)
+	}
+}
+
+// finish answers the call with errno, records it, and releases the
+// duplicate. performed says the connect really happened, so a restart of
+// the same call must get this result again.
+func (s *Supervisor) finish(c *call, d policy.Decision, errno syscall.Errno, performed bool) {
+	delivered := s.answer(c.n.ID, Errno(errno))
+	if !delivered && performed {
+		s.repeats.put(c, errno)
+	}
+	c.close()
+	s.logDecision(c, d, errno)
+}
+
+// sleepWhileValid waits for d while the target still waits for us.
+func (s *Supervisor) sleepWhileValid(c *call, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		time.Sleep(min(left, pollValidEvery))
+		if !stillValid(s.listener, c.n.ID) {
+			return false
+		}
+	}
+}
+
+// pollValidEvery is how often a held call checks that its target still
+// waits (interrupted by a signal, or dead).
+const pollValidEvery = 20 * time.Millisecond
+
+func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errno) {
+	latency := time.Since(c.start)
+	s.stats.record(c.dest.String(), d.Action, latency)
+	if s.onDecision != nil {
+		s.onDecision(Event{
+			Time: c.start, Tid: int(c.n.Tid), Pid: c.proc.Pid, Exe: c.proc.Exe,
+			Syscall: syscallName(c.n.Nr), Dest: c.dest, Decision: d, Result: result, Latency: latency,
+		})
+	}
+	level := zap.InfoLevel
+	if d.Action == policy.Log || d.Action == policy.Fail {
+		level = zap.WarnLevel
+	}
+	ce := s.log.Check(level, "connect")
+	if ce == nil {
+		return
+	}
+	rule := "default"
+	if d.Rule != nil {
+		rule = d.Rule.Origin()
+	}
+	fields := []zap.Field{
+		zap.String("decision", d.Action.String()),
+		zap.Int("tid", int(c.n.Tid)),
+		zap.Int("pid", c.proc.Pid),
+		zap.String("exe", c.proc.Exe),
+		zap.String("syscall", syscallName(c.n.Nr)),
+		zap.String("family", familyName(c.dest.Family)),
+		zap.String("dest", c.dest.String()),
+		zap.String("rule", rule),
+		zap.String("errno", policy.ErrnoName(result)),
+		zap.Duration("latency", latency),
+	}
+	if c.dest.Addr.IsValid() {
+		fields = append(fields, zap.String("addr", c.dest.Addr.String()), zap.Uint16("port", c.dest.Port))
+	}
+	ce.Write(fields...)
+}
+
+func syscallName(nr int32) string {
+	switch int(nr) {
+	case unix.SYS_CONNECT:
+		return "connect"
+	case unix.SYS_SENDTO:
+		return "sendto"
+	case unix.SYS_SENDMSG:
+		return "sendmsg"
+	case unix.SYS_SENDMMSG:
+		return "sendmmsg"
+	}
+	return "syscall"
+}
+
+func familyName(f uint16) string {
+	switch f {
+	case syscall.AF_INET:
+		return "inet"
+	case syscall.AF_INET6:
+		return "inet6"
+	case syscall.AF_UNIX:
+		return "unix"
+	case syscall.AF_UNSPEC:
+		return "unspec"
+	case syscall.AF_NETLINK:
+		return "netlink"
+	case syscall.AF_PACKET:
+		return "packet"
+	}
+	return "other"
+}
+
+func archName(a uint32) string {
+	switch a {
+	case unix.AUDIT_ARCH_X86_64:
+		return "x86_64"
+	case unix.AUDIT_ARCH_I386:
+		return "i386"
+	case unix.AUDIT_ARCH_AARCH64:
+		return "aarch64"
+	}
+	return "unknown"
+}

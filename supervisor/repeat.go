@@ -1,0 +1,152 @@
+package supervisor
+
+import (
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/emulate"
+)
+
+// A trapped call interrupted by a signal with SA_RESTART is restarted by
+// the kernel and notified again, although the supervisor may already have
+// made (or still be making) the connect. Natively the program would see
+// one connect; a second one on the socket would answer EALREADY or
+// EISCONN. repeatTable remembers connects that are under way or whose
+// answer could not be delivered, so the restarted call joins or gets that
+// answer instead.
+type repeatTable struct {
+	mu      sync.Mutex
+	entries map[repeatKey]*repeatEntry
+}
+
+type repeatKey struct {
+	tid   uint32
+	fd    uint32
+	inode uint64
+	dev   uint64
+	alen  int
+	addr  [emulate.MaxSockaddrLen]byte
+}
+
+type repeatEntry struct {
+	done    bool
+	result  syscall.Errno
+	expires time.Time
+	waiters []uint64 // notification ids that joined a connect under way
+}
+
+// repeatTTL is how long an undelivered answer waits for its restarted call.
+const repeatTTL = 2 * time.Second
+
+type repeatOutcome int
+
+const (
+	repeatMiss   repeatOutcome = iota
+	repeatHit                  // answer with the stored result
+	repeatJoined               // the held connect answers this notification too
+)
+
+func (t *repeatTable) init() { t.entries = make(map[repeatKey]*repeatEntry) }
+
+func keyOf(c *call) (repeatKey, bool) {
+	var st unix.Stat_t
+	if unix.Fstat(c.dup, &st) != nil {
+		return repeatKey{}, false
+	}
+	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: c.sa.Len()}
+	copy(k.addr[:], c.sa.Bytes())
+	return k, true
+}
+
+// take looks c up. It costs nothing while the table is empty, which is
+// almost always.
+func (t *repeatTable) take(c *call) (syscall.Errno, repeatOutcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.entries) == 0 {
+		return 0, repeatMiss
+	}
+	k, ok := keyOf(c)
+	if !ok {
+		return 0, repeatMiss
+	}
+	e, ok := t.entries[k]
+	if !ok {
+		return 0, repeatMiss
+	}
+	if !e.done {
+		e.waiters = append(e.waiters, c.n.ID)
+		return 0, repeatJoined
+	}
+	delete(t.entries, k)
+	if time.Now().After(e.expires) {
+		return 0, repeatMiss
+	}
+	return e.result, repeatHit
+}
+
+// put stores the undelivered result of a connect that was made.
+func (t *repeatTable) put(c *call, result syscall.Errno) {
+	k, ok := keyOf(c)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweep()
+	t.entries[k] = &repeatEntry{done: true, result: result, expires: time.Now().Add(repeatTTL)}
+}
+
+// begin registers a connect under way; end completes it and returns the
+// notifications that joined it.
+func (t *repeatTable) begin(c *call) (repeatKey, bool) {
+	k, ok := keyOf(c)
+	if !ok {
+		return k, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweep()
+	t.entries[k] = &repeatEntry{}
+	return k, true
+}
+
+func (t *repeatTable) waiters(k repeatKey) []uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.entries[k]; ok {
+		return append([]uint64(nil), e.waiters...)
+	}
+	return nil
+}
+
+// end marks the connect finished. When nobody got the answer it stays for
+// a restarted call; otherwise it goes.
+func (t *repeatTable) end(k repeatKey, result syscall.Errno, delivered bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if delivered {
+		delete(t.entries, k)
+		return
+	}
+	if e, ok := t.entries[k]; ok {
+		e.done, e.result, e.waiters = true, result, nil
+		e.expires = time.Now().Add(repeatTTL)
+	}
+}
+
+// sweep drops expired answers; called with mu held.
+func (t *repeatTable) sweep() {
+	if len(t.entries) < 64 {
+		return
+	}
+	now := time.Now()
+	for k, e := range t.entries {
+		if e.done && now.After(e.expires) {
+			delete(t.entries, k)
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package supervisor
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/connvisor/connvisor/policy"
+)
+
+// Stats counts decisions per destination for the exit summary.
+type Stats struct {
+	mu    sync.Mutex
+	dests map[string]*destStats
+}
+
+type destStats struct {
+	seen, allowed, denied, failed int
+	latencies                     []time.Duration
+}
+
+// maxLatencySamples bounds the memory one destination's percentiles take.
+const maxLatencySamples = 4096
+
+func newStats() *Stats { return &Stats{dests: make(map[string]*destStats)} }
+
+func (s *Stats) record(dest string, a policy.Action, latency time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dests[dest]
+	if d == nil {
+		if len(s.dests) >= 10000 {
+			dest = "(other destinations)"
+			if d = s.dests[dest]; d == nil {
+				d = &destStats{}
+				s.dests[dest] = d
+			}
+		} else {
+			d = &destStats{}
+			s.dests[dest] = d
+		}
+	}
+	d.seen++
+	switch a {
+	case policy.Deny:
+		d.denied++
+	case policy.Fail:
+		d.failed++
+	default:
+		d.allowed++
+	}
+	if len(d.latencies) < maxLatencySamples {
+		d.latencies = append(d.latencies, latency)
+	} else {
+		// Keep a spread of samples without growing: overwrite in turn.
+		d.latencies[d.seen%maxLatencySamples] = latency
+	}
+}
+
+// DestSummary is one destination's line of the summary.
+type DestSummary struct {
+	Dest                          string
+	Seen, Allowed, Denied, Failed int
+	P50, P90, P99                 time.Duration
+}
+
+// Summary returns one line per destination, most-seen first.
+func (s *Stats) Summary() []DestSummary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]DestSummary, 0, len(s.dests))
+	for name, d := range s.dests {
+		l := slices.Clone(d.latencies)
+		slices.Sort(l)
+		out = append(out, DestSummary{
+			Dest: name, Seen: d.seen, Allowed: d.allowed, Denied: d.denied, Failed: d.failed,
+			P50: percentile(l, 50), P90: percentile(l, 90), P99: percentile(l, 99),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Seen != out[j].Seen {
+			return out[i].Seen > out[j].Seen
+		}
+		return out[i].Dest < out[j].Dest
+	})
+	return out
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[(len(sorted)-1)*p/100]
+}
+
+// WriteSummary prints the summary as a table.
+func (s *Stats) WriteSummary(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "destination\tseen\tallowed\tdenied\tfailed\tp50\tp90\tp99\t")
+	for _, d := range s.Summary() {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%v\t%v\t%v\t\n", d.Dest, d.Seen, d.Allowed, d.Denied, d.Failed,
+			d.P50.Round(time.Microsecond), d.P90.Round(time.Microsecond), d.P99.Round(time.Microsecond))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,124 @@
+package supervisor
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The child stub is this very binary, re-executed with stubEnv set. It loads
+// the filter on its own thread, hands the listener to the supervisor and
+// execs the command. File descriptors it inherits:
+const (
+	stubFilterFD = 3 // read: the BPF program, then EOF
+	stubStatusFD = 4 // write: the listener's fd number, then (close-on-exec) an exec error
+	stubAckFD    = 5 // read: one byte once the supervisor holds the listener
+)
+
+const (
+	stubEnv = "CONNVISOR_STUB"
+	// stubKillable asks for SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
+	stubKillable = "killable"
+	stubPlain    = "plain"
+	// stubExitCode is what the stub exits with when it cannot start the
+	// command, like a shell's 127 for a command not found.
+	stubExitCode = 127
+)
+
+// init runs the child stub when this process is one. It lives in init so
+// that every binary importing supervisor (connvisor itself, tests, user
+// programs using the Go API) can serve as its own stub without remembering
+// to call anything: a forgotten call would re-run the parent's main.
+func init() {
+	mode, ok := os.LookupEnv(stubEnv)
+	if !ok {
+		return
+	}
+	runtime.LockOSThread()
+	if err := runStub(mode == stubKillable); err != nil {
+		fmt.Fprintf(os.NewFile(stubStatusFD, "status"), "%v", err)
+		os.Exit(stubExitCode)
+	}
+}
+
+// runStub returns only on failure.
+func runStub(killable bool) error {
+	if len(os.Args) < 3 || os.Args[1] != "--" {
+		return fmt.Errorf("connvisor stub: bad arguments %q", os.Args)
+	}
+	path, argv := os.Args[2], os.Args[3:]
+	env := make([]string, 0, len(os.Environ()))
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, stubEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	raw, err := io.ReadAll(os.NewFile(stubFilterFD, "filter"))
+	if err != nil {
+		return fmt.Errorf("read filter: %w", err)
+	}
+	prog, err := decodeBPF(raw)
+	if err != nil {
+		return err
+	}
+	unix.Close(stubFilterFD)
+	// The status pipe must vanish on exec, so the supervisor reads EOF
+	// when the command has started.
+	if _, err := unix.FcntlInt(stubStatusFD, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		return fmt.Errorf("status pipe: %w", err)
+	}
+	// no_new_privs lets an unprivileged user load a filter, and keeps a
+	// setuid binary in the tree from gaining privileges over the supervisor.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	listener, err := loadFilter(prog, killable)
+	if err != nil {
+		return err
+	}
+	// From here on the child makes as few system calls as it can: none of
+	// them trapped, so none of them waits for a supervisor not yet listening.
+	var num [4]byte
+	binary.NativeEndian.PutUint32(num[:], uint32(listener))
+	if _, err := unix.Write(stubStatusFD, num[:]); err != nil {
+		return fmt.Errorf("hand over listener: %w", err)
+	}
+	var ack [1]byte
+	if n, err := unix.Read(stubAckFD, ack[:]); n != 1 {
+		return fmt.Errorf("supervisor did not take the listener: %v", err)
+	}
+	unix.Close(stubAckFD)
+	unix.Close(listener)
+	err = syscall.Exec(path, argv, env)
+	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+// loadFilter installs prog on the calling thread with a new listener.
+// WAIT_KILLABLE_RECV (Linux 5.19) is requested when asked and dropped on
+// kernels that refuse it.
+func loadFilter(prog []unix.SockFilter, killable bool) (int, error) {
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	flags := uintptr(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+	if killable {
+		flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+	}
+	for {
+		fd, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&fprog)))
+		if e == 0 {
+			runtime.KeepAlive(prog)
+			return int(fd), nil
+		}
+		if e == unix.EINVAL && flags&unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV != 0 {
+			flags &^= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+			continue
+		}
+		return -1, fmt.Errorf("load seccomp filter with a listener (needs Linux 5.0 with user notification): %w", e)
+	}
+}

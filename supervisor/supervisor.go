@@ -1,0 +1,242 @@
+package supervisor
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/policy"
+)
+
+// maxHeldCalls bounds the trapped calls held off the notification loop at
+// once (blocking connects, delays). Each costs a goroutine and, while it
+// blocks in the kernel, an OS thread; past the bound new ones fail closed.
+const maxHeldCalls = 8192
+
+// Supervisor answers the notifications of one listener.
+type Supervisor struct {
+	listener int
+	policy   atomic.Pointer[policy.Policy]
+	log      *zap.Logger
+	opts     Options
+
+	stopFD   int // eventfd: the loop stops when it is readable
+	loopDone chan struct{}
+	treeGone chan struct{} // closed when the listener hangs up
+	held     sync.WaitGroup
+	heldSem  chan struct{}
+
+	pidfds  map[uint32]int // loop goroutine only
+	repeats repeatTable
+	arch    uint32
+
+	onDecision func(Event)
+	stats      *Stats
+}
+
+// Event is one decision, as the decision log and the Go API see it.
+type Event struct {
+	Time     time.Time
+	Tid      int
+	Pid      int
+	Exe      string
+	Syscall  string
+	Dest     policy.Dest
+	Decision policy.Decision
+	// Result is the errno the target got (0: success; EINPROGRESS for a
+	// nonblocking connect under way).
+	Result  syscall.Errno
+	Latency time.Duration
+}
+
+func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options) *Supervisor {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Supervisor{
+		listener: listener,
+		log:      log,
+		opts:     opts,
+		loopDone: make(chan struct{}),
+		treeGone: make(chan struct{}),
+		heldSem:  make(chan struct{}, maxHeldCalls),
+		pidfds:   make(map[uint32]int),
+		arch:     nativeAuditArch(),
+		stats:    newStats(),
+	}
+	s.repeats.init()
+	s.policy.Store(p)
+	return s
+}
+
+// SetPolicy swaps the policy atomically.
+func (s *Supervisor) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+
+// Policy returns the policy in force.
+func (s *Supervisor) Policy() *policy.Policy { return s.policy.Load() }
+
+// Stats returns the counters of the decisions made so far.
+func (s *Supervisor) Stats() *Stats { return s.stats }
+
+func (s *Supervisor) start() {
+	if err := setSyncWakeup(s.listener); err != nil {
+		s.log.Debug("sync wake-up unavailable", zap.Error(err))
+	}
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		// Without a stop fd the loop ends at hang-up only.
+		s.log.Warn("eventfd for stopping the loop", zap.Error(err))
+		fd = -1
+	}
+	s.stopFD = fd
+	go s.loop()
+}
+
+// stop ends the loop, waits for held calls, and closes every fd.
+func (s *Supervisor) stop() {
+	if s.stopFD >= 0 {
+		var one [8]byte
+		one[0] = 1
+		unix.Write(s.stopFD, one[:])
+	}
+	<-s.loopDone
+	s.held.Wait()
+	if s.stopFD >= 0 {
+		unix.Close(s.stopFD)
+		s.stopFD = -1
+	}
+	for tid, fd := range s.pidfds {
+		unix.Close(fd)
+		delete(s.pidfds, tid)
+	}
+	// Closing the listener makes any call still trapped fail with ENOSYS:
+	// fail closed, never open.
+	if s.listener >= 0 {
+		unix.Close(s.listener)
+		s.listener = -1
+	}
+}
+
+// waitTreeGone blocks until no task uses the filter any more.
+func (s *Supervisor) waitTreeGone() {
+	select {
+	case <-s.treeGone:
+	case <-s.loopDone:
+	}
+}
+
+// loop receives, decides and answers on one locked OS thread, so a fast
+// decision needs no hand-off between threads (and SYNC_WAKE_UP can wake us
+// on the target's CPU). Anything that may block is handed to a goroutine.
+func (s *Supervisor) loop() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(s.loopDone)
+	fds := []unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
+	if s.stopFD >= 0 {
+		fds = append(fds, unix.PollFd{Fd: int32(s.stopFD), Events: unix.POLLIN})
+	}
+	var n Notification
+	for {
+		// RECV would block even after every target died: poll first.
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			s.log.Error("poll listener", zap.Error(err))
+			return
+		}
+		if len(fds) > 1 && fds[1].Revents != 0 {
+			return
+		}
+		re := fds[0].Revents
+		if re&unix.POLLIN != 0 {
+			err := receive(s.listener, &n)
+			if err == nil {
+				s.handle(&n)
+			} else if !errors.Is(err, errGone) {
+				s.log.Error("receive notification", zap.Error(err))
+				return
+			}
+			continue
+		}
+		if re&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+			close(s.treeGone)
+			return
+		}
+	}
+}
+
+// answer sends r for n and reports whether the target got it.
+func (s *Supervisor) answer(id uint64, r Response) bool {
+	err := send(s.listener, id, r)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, errGone) {
+		s.log.Error("answer notification", zap.Uint64("id", id), zap.Error(err))
+	}
+	return false
+}
+
+// hold runs f off the loop, within the bound on held calls. It reports
+// false when the bound is reached, and the caller fails the call closed.
+func (s *Supervisor) hold(f func()) bool {
+	select {
+	case s.heldSem <- struct{}{}:
+	default:
+		return false
+	}
+	s.held.Add(1)
+	go func() {
+		defer s.held.Done()
+		defer func() { <-s.heldSem }()
+		f()
+	}()
+	return true
+}
+
+// pidfd returns a cached pidfd for tid. A cached one whose thread died
+// answers ESRCH later, and is dropped then; a live one cannot belong to
+// another thread, since a tid is not reused while its thread lives.
+func (s *Supervisor) pidfd(tid uint32) (int, error) {
+	if fd, ok := s.pidfds[tid]; ok {
+		return fd, nil
+	}
+	fd, err := emulate.OpenThread(int(tid))
+	if err != nil {
+		return -1, err
+	}
+	if len(s.pidfds) >= 4096 {
+		for t, old := range s.pidfds {
+			unix.Close(old)
+			delete(s.pidfds, t)
+		}
+	}
+	s.pidfds[tid] = fd
+	return fd, nil
+}
+
+func (s *Supervisor) dropPidfd(tid uint32) {
+	if fd, ok := s.pidfds[tid]; ok {
+		unix.Close(fd)
+		delete(s.pidfds, tid)
+	}
+}
+
+func nativeAuditArch() uint32 {
+	switch runtime.GOARCH {
+	case "amd64":
+		return unix.AUDIT_ARCH_X86_64
+	case "arm64":
+		return unix.AUDIT_ARCH_AARCH64
+	}
+	return 0
+}
