@@ -45,15 +45,15 @@ allow 198.51.100.7 delay=250ms
 	p := mustLoad(t, text)
 	rows := []struct{ dest, want string }{
 		{"tcp 10.20.3.4:5432", "allow@2"},
-		{"udp 10.20.3.4:5432", "deny EACCES@0"},      // protocol
-		{"ip 10.20.3.4:5432", "deny EACCES@0"},       // unknown socket type matches only any
-		{"tcp 10.20.3.4:5433", "deny EACCES@0"},      // port
-		{"tcp [::ffff:10.20.3.4]:5432", "allow@2"},   // IPv4-mapped
-		{"udp [fd00::1]:53", "allow@3"},              // IPv6 prefix
-		{"udp [fe00::1]:53", "allow@15"},             // falls to *:53
-		{"tcp 192.0.2.10:443", "allow@4"},            // host name, A
-		{"tcp [2001:db8::10]:443", "allow@4"},        // host name, AAAA
-		{"tcp 192.0.2.11:443", "log@12"},             // log
+		{"udp 10.20.3.4:5432", "deny EACCES@0"},    // protocol
+		{"ip 10.20.3.4:5432", "deny EACCES@0"},     // unknown socket type matches only any
+		{"tcp 10.20.3.4:5433", "deny EACCES@0"},    // port
+		{"tcp [::ffff:10.20.3.4]:5432", "allow@2"}, // IPv4-mapped
+		{"udp [fd00::1]:53", "allow@3"},            // IPv6 prefix
+		{"udp [fe00::1]:53", "allow@15"},           // falls to *:53
+		{"tcp 192.0.2.10:443", "allow@4"},          // host name, A
+		{"tcp [2001:db8::10]:443", "allow@4"},      // host name, AAAA
+		{"tcp 192.0.2.11:443", "log@12"},           // log
 		{"tcp 169.254.169.254:80", "deny ENETUNREACH@5"},
 		{"unix /run/postgresql/.s.PGSQL.5432", "allow@6"},
 		{"unix /run/postgresql/sub/x", "deny EACCES@0"}, // * does not cross /

@@ -115,7 +115,7 @@ func suggest(s string, words []string) string {
 	}
 	best, bestD := "", 3
 	for _, w := range words {
-		if d := editDistance(s, w); d < bestD && d <= max(1, len(w)/3) {
+		if d := editDistance(s, w); d < bestD && (d <= 1 || len(w) >= 4 && d <= 2) {
 			best, bestD = w, d
 		}
 	}
@@ -492,10 +492,14 @@ func (b *ruleBuilder) compact(s string, col int) error {
 			ocol += len(o) + 1
 		}
 	}
-	if i := strings.LastIndexByte(s, '='); i >= 0 {
+	if i := strings.IndexByte(s, '='); i >= 0 {
 		out := s[i+1:]
 		ocol := col + i + 1
 		s = s[:i]
+		if j := strings.IndexByte(out, ':'); j >= 0 {
+			// Known options were taken above: what is left is not one.
+			return b.w.at(ocol+j+1, "unknown option %q (expected when=, probability=, delay=, timeout= or errno=)", out[j+1:])
+		}
 		if out == "blackhole" {
 			if b.blackholeCol != 0 {
 				return b.w.at(ocol, "blackhole given twice")
