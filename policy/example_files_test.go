@@ -1,0 +1,39 @@
+package policy
+
+import (
+	"os"
+	"testing"
+)
+
+// TestExamplePolicies: the worked examples load, warn about nothing, and
+// decide as their comments say.
+func TestExamplePolicies(t *testing.T) {
+	opts := testOptions(nil)
+	opts.ReadFile = os.ReadFile
+	for _, file := range []string{"../examples/policies/payments.policy", "../examples/policies/chaos.policy", "../examples/policies/common.policy"} {
+		p, err := Load(nil, file, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := p.Warnings(); len(w) > 0 {
+			t.Errorf("%s: warnings %q", file, w)
+		}
+	}
+	p, err := Load(nil, "../examples/policies/payments.policy", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dst, want := range map[string]string{
+		"tcp 10.20.3.4:5432":     "allow@12",
+		"tcp 169.254.169.254:80": "deny ENETUNREACH@7",
+		"tcp 192.0.2.10:443":     "allow@14",
+		"tcp 8.8.8.8:443":        "log@20",
+		"tcp 8.8.8.8:80":         "deny EACCES@0",
+		"unix @x":                "deny EPERM@17",
+		"unix unnamed":           "allow@6",
+	} {
+		if got := describe(p.Decide(dest(t, dst))); got != want {
+			t.Errorf("%s: %s, want %s", dst, got, want)
+		}
+	}
+}
