@@ -78,3 +78,24 @@ func ReadMemory(tid int, addr uint64, buf []byte) error {
 	}
 	return nil
 }
+
+// WriteMemory copies buf into tid's memory at addr (for results the kernel
+// would have written back, such as sendmmsg's msg_len).
+func WriteMemory(tid int, addr uint64, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
+	n, err := unix.ProcessVMWritev(tid, local, remote, 0)
+	if errors.Is(err, syscall.ESRCH) {
+		return ErrTargetGone
+	}
+	if err != nil {
+		return err
+	}
+	if n != len(buf) {
+		return syscall.EFAULT
+	}
+	return nil
+}
