@@ -163,3 +163,8 @@ func encodeBPF(prog []unix.SockFilter) []byte {
 	}
 	return out
 }
+
+// FilterProgram returns the BPF program the child stub loads for opts, so
+// that tests can run it against synthetic seccomp_data of every ABI (the
+// compat ABIs cannot be exercised by a real process on every kernel).
+func FilterProgram(opts FilterOptions) ([]unix.SockFilter, error) { return buildFilter(opts) }
