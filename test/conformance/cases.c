@@ -1,3 +1,8 @@
+//go:build ignore
+
+// (The constraint keeps the go tool from treating this package as cgo: the
+// suite compiles cases.c itself, with gcc, natively and -static.)
+
 // cases.c: the connect(2) conformance cases for connvisor's differential suite.
 //
 // Every case performs one connect(2) behaviour and prints what the program

@@ -1,0 +1,333 @@
+// Package conformance is connvisor's differential connect(2) suite: the case
+// program cases.c performs each connect(2) behaviour and prints what it
+// observed; the suite runs it natively and under `connvisor run` with an
+// allow-all policy and requires the same output, case by case.
+//
+//	go test ./test/conformance -run Native         # the case program alone, against its expectations
+//	go test ./test/conformance -run Differential   # native versus wrapped
+//	go test ./test/conformance -run Differential -args -conformance.cases=tcp4_blocking_signal_eintr
+//
+// Both tests run the program built twice, dynamically and with -static (when
+// this gcc can link statically), since a static binary is what a container
+// image or a Go program looks like to the supervisor.
+package conformance
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	flagCases     = flag.String("conformance.cases", "", "comma-separated case names to run (default: all)")
+	flagConnvisor = flag.String("conformance.connvisor", "", "use this connvisor binary instead of building one")
+	flagRuns      = flag.Int("conformance.runs", 1, "run the wrapped program this many times (flakes show up as differing runs)")
+	flagStatic    = flag.Bool("conformance.static", true, "also test the -static build of the case program")
+)
+
+// wrapArgs is how the differential run wraps the program: everything
+// allowed, so connvisor must be invisible.
+var wrapArgs = []string{"run", "--default", "allow", "-q", "--"}
+
+// A variant is one build of the case program.
+type variant struct {
+	name string // "dynamic" or "static"
+	bin  string
+	err  error // why this variant could not be built
+}
+
+var (
+	buildOnce sync.Once
+	variants  []variant
+	buildDir  string
+	buildErr  error
+)
+
+// buildCases compiles cases.c once per test binary. A missing gcc is the
+// only reason to skip; a failing dynamic build is a test failure.
+func buildCases(t *testing.T) []variant {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not found: the case program is C; install gcc to run the conformance suite")
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "conformance-")
+		if buildErr != nil {
+			return
+		}
+		src, err := filepath.Abs("cases.c")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for _, v := range []struct {
+			name  string
+			extra []string
+		}{{"dynamic", nil}, {"static", []string{"-static"}}} {
+			if v.name == "static" && !*flagStatic {
+				continue
+			}
+			bin := filepath.Join(buildDir, "cases-"+v.name)
+			args := append([]string{"-O2", "-Wall", "-pthread"}, v.extra...)
+			args = append(args, "-o", bin, src)
+			out, err := exec.Command(gcc, args...).CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			variants = append(variants, variant{name: v.name, bin: bin, err: err})
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build the case program: %v", buildErr)
+	}
+	if variants[0].err != nil {
+		t.Fatalf("build the case program: %v", variants[0].err)
+	}
+	return variants
+}
+
+// TestMain removes the build directory shared by the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range []string{buildDir, connvisorDir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
+	}
+	os.Exit(code)
+}
+
+// caseNames lists the cases the program has (cases -l), filtered by
+// -conformance.cases.
+func caseNames(t *testing.T, bin string) []string {
+	t.Helper()
+	out, err := exec.Command(bin, "-l").Output()
+	if err != nil {
+		t.Fatalf("%s -l: %v", bin, err)
+	}
+	all := strings.Fields(string(out))
+	if *flagCases == "" {
+		return all
+	}
+	have := map[string]bool{}
+	for _, n := range all {
+		have[n] = true
+	}
+	var names []string
+	for _, n := range strings.Split(*flagCases, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		if !have[n] {
+			t.Fatalf("-conformance.cases: no case named %q (%s -l lists them)", n, bin)
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+// run runs the case program (wrapped in prefix, if any) on the given cases
+// and returns each case's observation line, keyed by case name. The
+// program's exit status is not used: it is 1 whenever a case mismatches its
+// expectation, and a missing line is reported per case instead.
+func run(t *testing.T, prefix []string, bin string, names []string) (map[string]string, string) {
+	t.Helper()
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		defer cancel()
+	}
+	argv := append(append(append([]string{}, prefix...), bin), names...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = t.TempDir()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("%s: %v in %v", strings.Join(argv[:len(argv)-len(names)], " "), errOrOK(err), time.Since(start).Round(time.Millisecond))
+	got := map[string]string{}
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, "CASE ")
+		if !ok {
+			continue
+		}
+		name, obs, ok := strings.Cut(rest, ": ")
+		if ok {
+			got[name] = obs
+		}
+	}
+	return got, stderr.String()
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	return err.Error()
+}
+
+// verdict splits a case's line into its observations and the program's own
+// verdict ("ok", "MISMATCH ...", "SKIP ...", "TIMEOUT", "CRASH ...").
+func verdict(obs string) (observed, v string) {
+	if strings.HasPrefix(obs, "SKIP ") {
+		return "", obs
+	}
+	if o, v, ok := strings.Cut(obs, " | "); ok {
+		return o, v
+	}
+	return obs, "no verdict (TIMEOUT or CRASH)"
+}
+
+// TestNative runs the case program without connvisor and requires every case
+// to produce the observations its expectation (taken from connect(2) and the
+// kernel source) names. It checks the case program itself, and is what to run
+// while writing cases.
+func TestNative(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("connect(2) conformance is Linux-only")
+	}
+	for _, v := range buildCases(t) {
+		t.Run(v.name, func(t *testing.T) {
+			if v.err != nil {
+				t.Skipf("cannot build this variant: %v", v.err)
+			}
+			names := caseNames(t, v.bin)
+			got, stderr := run(t, nil, v.bin, names)
+			for _, name := range names {
+				t.Run(name, func(t *testing.T) {
+					obs, ok := got[name]
+					switch {
+					case !ok:
+						t.Fatalf("no output for this case (the runner died?); stderr:\n%s", tail(stderr, 20))
+					case strings.HasPrefix(obs, "SKIP "):
+						t.Skip(obs)
+					case !strings.HasSuffix(obs, " | ok"):
+						t.Errorf("native run does not match the expectation:\n  %s", obs)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestDifferential runs the case program natively and under connvisor with an
+// allow-all policy, and requires every case to observe exactly the same
+// thing. The native run is repeated once when the two differ, so that a case
+// whose native result varies is reported as flaky rather than blamed on
+// connvisor.
+func TestDifferential(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("connect(2) conformance is Linux-only")
+	}
+	vs := buildCases(t)
+	connvisor := buildConnvisor(t)
+	for _, v := range vs {
+		t.Run(v.name, func(t *testing.T) {
+			if v.err != nil {
+				t.Skipf("cannot build this variant: %v", v.err)
+			}
+			names := caseNames(t, v.bin)
+			native, nerr := run(t, nil, v.bin, names)
+			var wrapped []map[string]string
+			var werr []string
+			for i := 0; i < *flagRuns; i++ {
+				w, e := run(t, append([]string{connvisor}, wrapArgs...), v.bin, names)
+				wrapped, werr = append(wrapped, w), append(werr, e)
+			}
+			var renative map[string]string // filled on the first difference
+			var differing []string
+			for _, name := range names {
+				ok := t.Run(name, func(t *testing.T) {
+					n, haveN := native[name]
+					if !haveN {
+						t.Fatalf("no native output for this case; stderr:\n%s", tail(nerr, 20))
+					}
+					for i, w := range wrapped {
+						obs, haveW := w[name]
+						if !haveW {
+							t.Fatalf("run %d: no wrapped output for this case; connvisor stderr:\n%s", i+1, tail(werr[i], 20))
+						}
+						if obs == n {
+							continue
+						}
+						if renative == nil {
+							renative, _ = run(t, nil, v.bin, names)
+						}
+						if renative[name] != n {
+							t.Errorf("native output is not stable, so the comparison proves nothing:\n  native:   %s\n  native 2: %s\n  wrapped:  %s", n, renative[name], obs)
+							continue
+						}
+						t.Errorf("wrapped run %d differs from native:\n  native:  %s\n  wrapped: %s", i+1, n, obs)
+					}
+					if strings.HasPrefix(n, "SKIP ") {
+						t.Skip(n)
+					}
+				})
+				if !ok {
+					differing = append(differing, name)
+				}
+			}
+			if len(differing) > 0 {
+				sort.Strings(differing)
+				t.Errorf("%d of %d cases differ under connvisor: %s\nconnvisor stderr (last lines):\n%s",
+					len(differing), len(names), strings.Join(differing, ", "), tail(werr[0], 15))
+			}
+		})
+	}
+}
+
+var (
+	connvisorOnce sync.Once
+	connvisorBin  string
+	connvisorDir  string
+	connvisorErr  error
+)
+
+// buildConnvisor builds the real binary the way users get it.
+func buildConnvisor(t *testing.T) string {
+	t.Helper()
+	if *flagConnvisor != "" {
+		return *flagConnvisor
+	}
+	connvisorOnce.Do(func() {
+		var err error
+		connvisorDir, err = os.MkdirTemp("", "conformance-connvisor-")
+		if err != nil {
+			connvisorErr = err
+			return
+		}
+		connvisorBin = filepath.Join(connvisorDir, "connvisor")
+		out, err := exec.Command("go", "build", "-o", connvisorBin, "github.com/connvisor/connvisor/cmd/connvisor").CombinedOutput()
+		if err != nil {
+			connvisorErr = fmt.Errorf("go build connvisor: %v\n%s", err, out)
+		}
+	})
+	if connvisorErr != nil {
+		t.Fatal(connvisorErr)
+	}
+	return connvisorBin
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
