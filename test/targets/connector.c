@@ -127,15 +127,20 @@ static int do_connect(int fd, const struct spec *s) {
 		while (r < 0 && errno == EINTR);
 		return r < 0 ? errno : 0;
 	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	if (connect(fd, (const struct sockaddr *)&s->sa, s->len) == 0) return 0;
-	if (errno != EINPROGRESS) return errno;
-	struct pollfd p = {.fd = fd, .events = POLLOUT};
-	if (poll(&p, 1, 5000) != 1) return ETIMEDOUT;
+	int flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	int err = 0;
-	socklen_t l = sizeof err;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) return errno;
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (connect(fd, (const struct sockaddr *)&s->sa, s->len) < 0) {
+		err = errno;
+		if (err == EINPROGRESS) {
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			socklen_t l = sizeof err;
+			if (poll(&p, 1, 5000) != 1) err = ETIMEDOUT;
+			else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) err = errno;
+		}
+	}
+	// The exchange that follows is blocking.
+	fcntl(fd, F_SETFL, flags);
 	return err;
 }
 
