@@ -103,7 +103,9 @@ func gcc(static bool) (string, string) {
 }
 
 // connector is the C target, dynamically linked.
-func connector(t testing.TB) string { return cTarget.get(t, func() (string, string) { return gcc(false) }) }
+func connector(t testing.TB) string {
+	return cTarget.get(t, func() (string, string) { return gcc(false) })
+}
 
 // staticConnector is the C target linked with -static.
 func staticConnector(t testing.TB) string {
