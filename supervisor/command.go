@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -40,12 +42,60 @@ type Cmd struct {
 	// OnDecision, when set, is called for every decision, from the
 	// supervisor's goroutines; it must be quick.
 	OnDecision func(Event)
+	// Record keeps every decision for Decisions(). Off by default: an
+	// event costs a look at /proc for the process's pid and executable.
+	Record bool
 
 	sup     *Supervisor
 	cmd     *exec.Cmd
 	policy  *policy.Policy
 	waitErr chan error
 	once    sync.Once
+
+	eventsMu sync.Mutex
+	events   []Event
+}
+
+// maxRecordedEvents bounds the decision log a Cmd keeps in memory.
+const maxRecordedEvents = 100000
+
+func (c *Cmd) record(e Event) {
+	if c.Record {
+		c.eventsMu.Lock()
+		if len(c.events) < maxRecordedEvents {
+			c.events = append(c.events, e)
+		}
+		c.eventsMu.Unlock()
+	}
+	if c.OnDecision != nil {
+		c.OnDecision(e)
+	}
+}
+
+// Decisions returns the decisions made so far, oldest first (at most the
+// first 100,000), when Record is set.
+func (c *Cmd) Decisions() []Event {
+	c.eventsMu.Lock()
+	defer c.eventsMu.Unlock()
+	return append([]Event(nil), c.events...)
+}
+
+// FailNext makes the next n connects matching rule (the compact form, e.g.
+// "127.0.0.1:5432") fail with errno, in front of the policy in force; the
+// rules after it keep their state. It takes effect for the next decision.
+func (c *Cmd) FailNext(rule string, n int, errno syscall.Errno) error {
+	if n < 1 {
+		return fmt.Errorf("FailNext: n is %d, want at least 1", n)
+	}
+	next, err := c.Policy().Prepend(policy.FlagRule{
+		Flag:  "fail",
+		Value: fmt.Sprintf("%s=%s:when=1..%d", rule, policy.ErrnoName(errno), n),
+	})
+	if err != nil {
+		return fmt.Errorf("FailNext: %w", err)
+	}
+	c.SetPolicy(next)
+	return nil
 }
 
 // Options tune how the supervisor treats the command.
@@ -162,7 +212,9 @@ func (c *Cmd) Start() error {
 		return err
 	}
 	c.sup = newSupervisor(listener, c.policy, c.Logger, c.Options)
-	c.sup.onDecision = c.OnDecision
+	if c.Record || c.OnDecision != nil {
+		c.sup.onDecision = c.record
+	}
 	c.sup.start()
 	// The command has started once exec closed the status pipe; anything
 	// written before that is the stub's error.
@@ -224,21 +276,46 @@ func ExitCode(err error) int {
 	return 1
 }
 
+// lookPath finds name in the PATH of the command's environment (env, or
+// the supervisor's when env is nil), so the error for a missing command
+// comes from the supervisor, before any child exists.
 func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := executable(name); err != nil {
+			return "", fmt.Errorf("command %q: %w", name, err)
+		}
+		return name, nil
+	}
+	pathList := os.Getenv("PATH")
 	if env != nil {
+		pathList = ""
 		for _, kv := range env {
-			if len(kv) > 5 && kv[:5] == "PATH=" {
-				old := os.Getenv("PATH")
-				os.Setenv("PATH", kv[5:])
-				defer os.Setenv("PATH", old)
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				pathList = v
 			}
 		}
 	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("command %q: %w", name, err)
+	for _, dir := range filepath.SplitList(pathList) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if executable(p) == nil {
+			return p, nil
+		}
 	}
-	return path, nil
+	return "", fmt.Errorf("command %q: %w", name, exec.ErrNotFound)
+}
+
+func executable(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s: %w", path, os.ErrPermission)
+	}
+	return nil
 }
 
 // pipes between the supervisor and the child stub.

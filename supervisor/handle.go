@@ -173,8 +173,8 @@ func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, 
 
 // identify fills the process details that the policy or the log needs.
 func (s *Supervisor) identify(c *call, pol *policy.Policy) error {
-	if !pol.NeedsExe() && !pol.NeedsUID() && !s.log.Core().Enabled(zap.InfoLevel) && s.onDecision == nil {
-		return nil
+	if !pol.NeedsExe() && !pol.NeedsUID() {
+		return nil // the log fills it later, when it writes
 	}
 	p, err := emulate.Identify(int(c.n.Tid))
 	if err != nil {
@@ -253,6 +253,9 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 	latency := time.Since(c.start)
 	s.stats.record(c.dest.String(), d.Action, latency)
 	if s.onDecision != nil {
+		if c.proc.Pid == 0 {
+			c.proc, _ = emulate.Identify(int(c.n.Tid))
+		}
 		s.onDecision(Event{
 			Time: c.start, Tid: int(c.n.Tid), Pid: c.proc.Pid, Exe: c.proc.Exe,
 			Syscall: syscallName(c.n.Nr), Dest: c.dest, Decision: d, Result: result, Latency: latency,
@@ -265,6 +268,10 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 	ce := s.log.Check(level, "connect")
 	if ce == nil {
 		return
+	}
+	if c.proc.Pid == 0 {
+		// Best effort: the target may be gone already.
+		c.proc, _ = emulate.Identify(int(c.n.Tid))
 	}
 	rule := "default"
 	if d.Rule != nil {
