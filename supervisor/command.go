@@ -117,6 +117,10 @@ type Options struct {
 	// NoSendTrap stops policing datagrams sent with a destination
 	// (sendto, sendmsg, sendmmsg) and TCP fast open.
 	NoSendTrap bool
+	// KeepPtrace leaves CAP_SYS_PTRACE to a root command. It can then
+	// attach to the supervisor and answer its own connects: only for
+	// trusted programs that need it (debuggers, strace).
+	KeepPtrace bool
 }
 
 // Command returns a Cmd that runs name with args under p.
@@ -189,6 +193,15 @@ func (c *Cmd) Start() error {
 	mode := stubPlain
 	if c.Options.WaitKillable {
 		mode = stubKillable
+	}
+	if c.Options.KeepPtrace {
+		mode += stubKeepPtrace
+	}
+	// A non-dumpable supervisor cannot be ptraced, read or written through
+	// /proc, or robbed of its listener with pidfd_getfd by a process
+	// without CAP_SYS_PTRACE, which the stub takes from the command.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("make the supervisor non-dumpable: %w", err)
 	}
 	cmd := exec.Command(self, append([]string{"--", path}, c.Args...)...)
 	cmd.Args[0] = c.Args[0]

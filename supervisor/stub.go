@@ -27,6 +27,8 @@ const (
 	// stubKillable asks for SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
 	stubKillable = "killable"
 	stubPlain    = "plain"
+	// stubKeepPtrace, appended to the mode, keeps CAP_SYS_PTRACE.
+	stubKeepPtrace = "+ptrace"
 	// stubExitCode is what the stub exits with when it cannot start the
 	// command, like a shell's 127 for a command not found.
 	stubExitCode = 127
@@ -42,14 +44,16 @@ func init() {
 		return
 	}
 	runtime.LockOSThread()
-	if err := runStub(mode == stubKillable); err != nil {
+	keepPtrace := strings.HasSuffix(mode, stubKeepPtrace)
+	mode = strings.TrimSuffix(mode, stubKeepPtrace)
+	if err := runStub(mode == stubKillable, keepPtrace); err != nil {
 		fmt.Fprintf(os.NewFile(stubStatusFD, "status"), "%v", err)
 		os.Exit(stubExitCode)
 	}
 }
 
 // runStub returns only on failure.
-func runStub(killable bool) error {
+func runStub(killable, keepPtrace bool) error {
 	if len(os.Args) < 3 || os.Args[1] != "--" {
 		return fmt.Errorf("connvisor stub: bad arguments %q", os.Args)
 	}
@@ -78,6 +82,11 @@ func runStub(killable bool) error {
 	// setuid binary in the tree from gaining privileges over the supervisor.
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	if !keepPtrace {
+		if err := dropPtrace(); err != nil {
+			return err
+		}
 	}
 	listener, err := loadFilter(prog, killable)
 	if err != nil {
@@ -121,4 +130,19 @@ func loadFilter(prog []unix.SockFilter, killable bool) (int, error) {
 		}
 		return -1, fmt.Errorf("load seccomp filter with a listener (needs Linux 5.0 with user notification): %w", e)
 	}
+}
+
+// dropPtrace removes CAP_SYS_PTRACE from the bounding set, so that a root
+// command cannot reach into the (non-dumpable) supervisor with ptrace,
+// process_vm_writev, /proc/PID/mem or pidfd_getfd and answer its own
+// notifications. Without CAP_SETPCAP (an unprivileged user) there is
+// nothing to drop: no_new_privs already keeps file capabilities away.
+func dropPtrace() error {
+	err := unix.Prctl(unix.PR_CAPBSET_DROP, unix.CAP_SYS_PTRACE, 0, 0, 0)
+	if err != nil && err != unix.EPERM {
+		return fmt.Errorf("drop CAP_SYS_PTRACE from the bounding set: %w", err)
+	}
+	// The ambient set would carry it over exec for a non-root command.
+	unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	return nil
 }

@@ -39,6 +39,7 @@ type runFlags struct {
 	waitKillable bool
 	allowIOUring bool
 	noSendTrap   bool
+	keepPtrace   bool
 	watch        bool
 }
 
@@ -65,6 +66,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 	fs.BoolVar(&rf.allowIOUring, "allow-io-uring", false, "")
 	fs.BoolVar(&rf.noSendTrap, "no-send-trap", false, "")
 	fs.BoolVar(&rf.watch, "watch", false, "")
+	fs.BoolVar(&rf.keepPtrace, "allow-ptrace", false, "")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, flagHint(err, args)
 	}
@@ -93,7 +95,7 @@ func flagHint(err error, args []string) error {
 	}
 	name := strings.TrimLeft(strings.TrimPrefix(msg, undefined), "-")
 	known := []string{"policy", "allow", "deny", "log", "fail", "default", "seed", "summary",
-		"log-format", "log-file", "quiet", "mode", "wait-killable", "allow-io-uring", "no-send-trap", "watch"}
+		"log-format", "log-file", "quiet", "mode", "wait-killable", "allow-io-uring", "no-send-trap", "watch", "allow-ptrace"}
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := distance(name, k); d < bestD {

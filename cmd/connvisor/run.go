@@ -51,6 +51,7 @@ func runCommand(args []string) int {
 		Continue:     rf.mode == "continue",
 		AllowIOUring: rf.allowIOUring,
 		NoSendTrap:   rf.noSendTrap,
+		KeepPtrace:   rf.keepPtrace,
 	}
 	// Catch the forwarded signals before the command exists, so none is
 	// lost in between.
