@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -27,7 +28,7 @@ const pidfdSignalThread = 1
 // another socket onto the descriptor, after the check. The message is
 // copied, decided, and sent on a duplicate of the socket.
 func (s *Supervisor) handleSend(n *Notification) {
-	c := &call{n: *n, dup: -1}
+	c := &call{n: *n, start: time.Now(), dup: -1}
 	defer c.close()
 	pidfd, errno, ok := s.sendSocket(c)
 	if !ok {
@@ -65,7 +66,7 @@ func (s *Supervisor) handleSend(n *Notification) {
 		held := msgs
 		msgs = nil
 		ok := s.hold(func() {
-			hc := &call{n: c.n, dup: dup, info: c.info}
+			hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
 			defer hc.close()
 			defer func() {
 				for _, m := range held {

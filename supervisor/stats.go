@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -102,8 +103,21 @@ func (s *Stats) WriteSummary(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "destination\tseen\tallowed\tdenied\tfailed\tp50\tp90\tp99\t")
 	for _, d := range s.Summary() {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%v\t%v\t%v\t\n", d.Dest, d.Seen, d.Allowed, d.Denied, d.Failed,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%v\t%v\t%v\t\n", printable(d.Dest), d.Seen, d.Allowed, d.Denied, d.Failed,
 			d.P50.Round(time.Microsecond), d.P90.Round(time.Microsecond), d.P99.Round(time.Microsecond))
 	}
 	return tw.Flush()
+}
+
+// printable keeps a destination on one short line: abstract UNIX names may
+// hold any bytes.
+func printable(s string) string {
+	q := strconv.QuoteToASCII(s)
+	if q[1:len(q)-1] == s {
+		q = s
+	}
+	if len(q) > 60 {
+		q = q[:57] + "..."
+	}
+	return q
 }
