@@ -105,4 +105,3 @@ func benchLines(b *testing.B, r result, wrapped bool) map[string]float64 {
 	}
 	return out
 }
-
