@@ -107,7 +107,6 @@ func (s *Supervisor) stop() {
 		unix.Write(s.stopFD, one[:])
 	}
 	<-s.loopDone
-	s.held.Wait()
 	if s.stopFD >= 0 {
 		unix.Close(s.stopFD)
 		s.stopFD = -1
@@ -116,13 +115,27 @@ func (s *Supervisor) stop() {
 		unix.Close(fd)
 		delete(s.pidfds, tid)
 	}
-	// Closing the listener makes any call still trapped fail with ENOSYS:
-	// fail closed, never open.
-	if s.listener >= 0 {
+	// Held calls still use the listener. Most end within pollValidEvery
+	// once their targets are gone; a UNIX connect blocked on a full
+	// backlog ends only when that listener moves, so it is not waited for
+	// long: the last held call closes the listener instead.
+	released := make(chan struct{})
+	go func() {
+		s.held.Wait()
+		// Closing the listener makes any call still trapped fail with
+		// ENOSYS: fail closed, never open.
 		unix.Close(s.listener)
-		s.listener = -1
+		close(released)
+	}()
+	select {
+	case <-released:
+	case <-time.After(stopGrace):
+		s.log.Warn("connects still held after the command ended; they finish in the background")
 	}
 }
+
+// stopGrace is how long stop waits for held calls to end.
+const stopGrace = 2 * time.Second
 
 // waitTreeGone blocks until no task uses the filter any more.
 func (s *Supervisor) waitTreeGone() {

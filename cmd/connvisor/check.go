@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -10,14 +11,14 @@ import (
 
 // checkCommand validates a policy file and prints its rules normalised, in
 // the file form and the flag form, with warnings.
-func checkCommand(args []string) int {
+func checkCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: connvisor check FILE")
+		fmt.Fprintln(stderr, "usage: connvisor check FILE")
 		return exitUsage
 	}
 	p, err := policy.Load(nil, args[0], policy.Options{ReadFile: os.ReadFile, Resolve: resolveHost})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%v\n", err)
+		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
 	}
 	for _, r := range p.Rules() {
@@ -25,36 +26,36 @@ func checkCommand(args []string) int {
 		if c := r.Compact(); c != "" {
 			line += "    # " + c
 		}
-		fmt.Println(line)
+		fmt.Fprintln(stdout, line)
 	}
 	def := p.DefaultDecision()
-	fmt.Printf("%-24s default %s", "default:", def.Action)
+	fmt.Fprintf(stdout, "%-24s default %s", "default:", def.Action)
 	if def.Errno != 0 {
-		fmt.Printf(" errno=%s", policy.ErrnoName(def.Errno))
+		fmt.Fprintf(stdout, " errno=%s", policy.ErrnoName(def.Errno))
 	}
-	fmt.Println()
+	fmt.Fprintln(stdout)
 	for _, w := range p.Warnings() {
-		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	fmt.Fprintf(os.Stderr, "%s: %d rules, ok\n", args[0], len(p.Rules()))
+	fmt.Fprintf(stderr, "%s: %d rules, ok\n", args[0], len(p.Rules()))
 	return 0
 }
 
 // explainCommand prints the decision for one destination and the rule that
 // made it.
-func explainCommand(args []string) int {
+func explainCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, `usage: connvisor explain FILE DEST   (DEST like "tcp 10.20.3.4:5432" or "unix /run/x.sock")`)
+		fmt.Fprintln(stderr, `usage: connvisor explain FILE DEST   (DEST like "tcp 10.20.3.4:5432" or "unix /run/x.sock")`)
 		return exitUsage
 	}
 	p, err := policy.Load(nil, args[0], policy.Options{ReadFile: os.ReadFile, Resolve: resolveHost})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%v\n", err)
+		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
 	}
 	d, err := policy.ParseDest(strings.Join(args[1:], " "))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "connvisor explain: %v\n", err)
+		fmt.Fprintf(stderr, "connvisor explain: %v\n", err)
 		return exitUsage
 	}
 	dec := p.Decide(&d)
@@ -63,9 +64,9 @@ func explainCommand(args []string) int {
 		out += " errno=" + policy.ErrnoName(dec.Errno)
 	}
 	if dec.Rule != nil {
-		fmt.Printf("%s: %s by %s: %s\n", d, out, dec.Rule.Origin(), dec.Rule.String())
+		fmt.Fprintf(stdout, "%s: %s by %s: %s\n", d, out, dec.Rule.Origin(), dec.Rule.String())
 	} else {
-		fmt.Printf("%s: %s by the default\n", d, out)
+		fmt.Fprintf(stdout, "%s: %s by the default\n", d, out)
 	}
 	return 0
 }

@@ -61,9 +61,9 @@ func dispatch(args []string) int {
 	case "run":
 		return runCommand(args[1:])
 	case "check":
-		return checkCommand(args[1:])
+		return checkCommand(args[1:], os.Stdout, os.Stderr)
 	case "explain":
-		return explainCommand(args[1:])
+		return explainCommand(args[1:], os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("connvisor", version())
 		return 0
