@@ -1,0 +1,193 @@
+// Package reload tests that a running `connvisor run` takes a new policy
+// file on SIGHUP or, with --watch, when the file changes, and that an
+// invalid new policy changes nothing.
+package reload
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The wrapped program is this test binary: for each line on stdin it
+// connects to the address in CONNVISOR_RELOAD_TARGET and prints "ok" or
+// the errno.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("CONNVISOR_RELOAD_TARGET"); addr != "" {
+		signal.Ignore(syscall.SIGHUP) // connvisor forwards it to us too
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				var errno syscall.Errno
+				if ok := asErrno(err, &errno); ok {
+					fmt.Println(errno.Error())
+				} else {
+					fmt.Println(err)
+				}
+				continue
+			}
+			c.Close()
+			fmt.Println("ok")
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func asErrno(err error, target *syscall.Errno) bool {
+	for err != nil {
+		if e, ok := err.(syscall.Errno); ok {
+			*target = e
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+type session struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+	logf   string
+	policy string
+}
+
+func start(t *testing.T, extra ...string) (*session, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "connvisor")
+	build := exec.Command("go", "build", "-o", bin, "github.com/connvisor/connvisor/cmd/connvisor")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build connvisor: %v\n%s", err, out)
+	}
+	s := &session{t: t, logf: filepath.Join(dir, "log.json"), policy: filepath.Join(dir, "p.policy")}
+	s.write("default allow\ndeny " + addr + "=ECONNREFUSED\n")
+	self, _ := os.Executable()
+	args := append([]string{"run", "--policy", s.policy, "--log-format", "json", "--log-file", s.logf}, extra...)
+	args = append(args, "--", self)
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Env = append(os.Environ(), "CONNVISOR_RELOAD_TARGET="+addr)
+	s.in, _ = s.cmd.StdinPipe()
+	stdout, _ := s.cmd.StdoutPipe()
+	s.cmd.Stderr = os.Stderr
+	s.out = bufio.NewScanner(stdout)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.in.Close()
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+		}
+	})
+	return s, addr
+}
+
+func (s *session) write(policy string) {
+	s.t.Helper()
+	// Write a new file and rename it over the old one, as editors do.
+	tmp := s.policy + ".tmp"
+	if err := os.WriteFile(tmp, []byte(policy), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.policy); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *session) connect() string {
+	s.t.Helper()
+	fmt.Fprintln(s.in, "c")
+	if !s.out.Scan() {
+		s.t.Fatalf("target ended: %v", s.out.Err())
+	}
+	return s.out.Text()
+}
+
+// waitLog waits until the decision log holds n lines containing msg.
+func (s *session) waitLog(msg string, n int) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(s.logf)
+		if strings.Count(string(b), msg) >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(s.logf)
+	s.t.Fatalf("log never had %d x %q:\n%s", n, msg, b)
+}
+
+func TestReloadOnSIGHUP(t *testing.T) {
+	s, _ := start(t)
+	if got := s.connect(); got != syscall.ECONNREFUSED.Error() {
+		t.Fatalf("before reload: %q, want connection refused", got)
+	}
+	s.write("default allow\n")
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.waitLog("policy reloaded", 1)
+	if got := s.connect(); got != "ok" {
+		t.Fatalf("after reload: %q, want ok", got)
+	}
+	// An invalid policy is rejected and the one in force stays.
+	s.write("default allow\ndeny 10.0.0.1 errno=ECONREFUSED\n")
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.waitLog("policy reload rejected", 1)
+	b, _ := os.ReadFile(s.logf)
+	if !strings.Contains(string(b), "p.policy:2:") || !strings.Contains(string(b), "ECONNREFUSED") {
+		t.Errorf("rejection does not name the line and the fix:\n%s", b)
+	}
+	if got := s.connect(); got != "ok" {
+		t.Fatalf("after a rejected reload: %q, want ok (old policy)", got)
+	}
+}
+
+func TestReloadOnWatch(t *testing.T) {
+	s, addr := start(t, "--watch")
+	if got := s.connect(); got != syscall.ECONNREFUSED.Error() {
+		t.Fatalf("before change: %q, want connection refused", got)
+	}
+	// Make sure the modification time moves even on coarse clocks.
+	time.Sleep(20 * time.Millisecond)
+	s.write("default allow\ndeny " + addr + "=ENETUNREACH\n")
+	s.waitLog("policy reloaded", 1)
+	if got := s.connect(); got != syscall.ENETUNREACH.Error() {
+		t.Fatalf("after change: %q, want network is unreachable", got)
+	}
+}
