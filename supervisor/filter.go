@@ -85,6 +85,9 @@ func buildFilter(opts FilterOptions) ([]unix.SockFilter, error) {
 			return nil, err
 		}
 	}
+	if err := addSCTPConnectxRules(add); err != nil {
+		return nil, err
+	}
 	return exportBPF(f)
 }
 
@@ -111,6 +114,36 @@ func addSendRules(add addRuleFunc) error {
 		return err
 	}
 	return add("sendmmsg")
+}
+
+// SCTP's connectx goes through setsockopt with the addresses in memory
+// (net/sctp/socket.c): an implicit connect that connect's rule never sees.
+const (
+	solSCTP             = 132 // IPPROTO_SCTP
+	sctpConnectxOld     = 107 // SCTP_SOCKOPT_CONNECTX_OLD
+	sctpConnectx        = 110 // SCTP_SOCKOPT_CONNECTX
+	sctpConnectx3       = 111 // SCTP_SOCKOPT_CONNECTX3
+	setsockoptLevelArg  = 1
+	setsockoptOptionArg = 2
+)
+
+// addSCTPConnectxRules traps only setsockopt(IPPROTO_SCTP, CONNECTX*);
+// every other setsockopt stays in the filter.
+func addSCTPConnectxRules(add addRuleFunc) error {
+	level, err := seccomp.MakeCondition(setsockoptLevelArg, seccomp.CompareEqual, solSCTP)
+	if err != nil {
+		return fmt.Errorf("setsockopt condition: %w", err)
+	}
+	for _, opt := range []uint64{sctpConnectxOld, sctpConnectx, sctpConnectx3} {
+		name, err := seccomp.MakeCondition(setsockoptOptionArg, seccomp.CompareEqual, opt)
+		if err != nil {
+			return fmt.Errorf("setsockopt condition: %w", err)
+		}
+		if err := add("setsockopt", level, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // exportBPF takes the compiled program out of libseccomp (2.5 has no

@@ -30,6 +30,10 @@ func (s *Supervisor) handle(n *Notification) {
 		s.refuse(n, "io_uring", syscall.EPERM)
 	case unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
 		s.handleSend(n)
+	case unix.SYS_SETSOCKOPT:
+		// Only SCTP connectx reaches here; its address list is not
+		// policed, so it is refused (connect(2) on SCTP still works).
+		s.refuse(n, "SCTP connectx", syscall.EPERM)
 	default:
 		// Trapped by a filter rule we do not know how to answer: fail closed.
 		s.refuse(n, "unexpected system call", syscall.ENOSYS)
