@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // server is a loopback or UNIX server that answers each "ping ..." line
@@ -30,6 +32,7 @@ type server struct {
 	probes   int      // probes made so far
 	counted  int      // what reached returned in total so far
 	pings    []string // the ping lines received
+	creds    map[string]unix.Ucred // SO_PEERCRED of UNIX connections by ping line
 	wg       sync.WaitGroup
 }
 
@@ -137,8 +140,15 @@ func (s *server) serveStream() {
 				fmt.Fprintf(c, "%d\n", before)
 				return
 			}
+			cred, credOK := peerCred(c)
 			s.mu.Lock()
 			s.pings = append(s.pings, line)
+			if credOK {
+				if s.creds == nil {
+					s.creds = map[string]unix.Ucred{}
+				}
+				s.creds[line] = cred
+			}
 			s.mu.Unlock()
 			fmt.Fprintf(c, "pong\n")
 		}()
@@ -218,4 +228,34 @@ func (s *server) received() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.pings...)
+}
+
+// peerCred is what SO_PEERCRED says about a UNIX peer: the process that
+// called connect, with its credentials at that time.
+func peerCred(c net.Conn) (unix.Ucred, bool) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return unix.Ucred{}, false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return unix.Ucred{}, false
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) { cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if err != nil {
+		return unix.Ucred{}, false
+	}
+	return *cred, true
+}
+
+// peerCreds returns the SO_PEERCRED of each UNIX connection by ping line.
+func (s *server) peerCreds() map[string]unix.Ucred {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]unix.Ucred{}
+	for k, v := range s.creds {
+		out[k] = v
+	}
+	return out
 }
