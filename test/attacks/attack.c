@@ -638,13 +638,17 @@ static int find_listener(pid_t sup) {
 	char dir[64], link[384], target[256];
 	snprintf(dir, sizeof dir, "/proc/%d/fd", sup);
 	DIR *d = opendir(dir);
-	if (!d) return -1;
+	if (!d) return -errno;
 	struct dirent *de;
-	int found = -1;
+	int found = -1, denied = 0;
 	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.') continue;
 		snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
 		ssize_t n = readlink(link, target, sizeof target - 1);
-		if (n <= 0) continue;
+		if (n <= 0) {
+			denied = errno;
+			continue;
+		}
 		target[n] = 0;
 		if (strstr(target, "seccomp notify")) {
 			found = atoi(de->d_name);
@@ -652,7 +656,7 @@ static int find_listener(pid_t sup) {
 		}
 	}
 	closedir(d);
-	return found;
+	return found < 0 && denied ? -denied : found;
 }
 
 // sup-getfd IP PORT: steal the supervisor's listener with pidfd_getfd and
@@ -661,6 +665,21 @@ static int m_sup_getfd(char **a) {
 	struct sockaddr_in sa = addr4(a[0], a[1]);
 	pid_t sup = getppid();
 	int lfd = find_listener(sup);
+	if (lfd < -1) {
+		// Cannot even list its descriptors: try the usual numbers blindly.
+		int pidfd = syscall(SYS_pidfd_open, sup, 0), e = errno;
+		for (int fd = 3; pidfd >= 0 && fd < 64; fd++) {
+			int got = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+			e = errno;
+			if (got >= 0) {
+				printf("REACHED pidfd_getfd took fd %d of supervisor %d\n", fd, sup);
+				return 0;
+			}
+			if (e != EBADF) break;
+		}
+		printf("BLOCKED %s (list /proc/%d/fd: %s; pidfd_getfd of the supervisor)\n", ename(e), sup, ename(-lfd));
+		return 0;
+	}
 	if (lfd < 0) {
 		printf("SKIP no seccomp listener in parent %d (not supervised)\n", sup);
 		return 0;
@@ -690,6 +709,63 @@ static int m_sup_getfd(char **a) {
 	char why[160];
 	snprintf(why, sizeof why, "(stole listener fd %d of supervisor %d; %d tries)", lfd, sup, tries);
 	verdict(reached ? 0 : -1, last, why);
+	return 0;
+}
+
+// sup-kill IP PORT: kill the supervisor, then connect. Fail-closed means
+// ENOSYS. Refuses to run unless the parent is connvisor (never natively).
+static int m_sup_kill(char **a) {
+	struct sockaddr_in sa = addr4(a[0], a[1]);
+	pid_t sup = getppid();
+	char path[64], comm[64] = {0};
+	snprintf(path, sizeof path, "/proc/%d/comm", sup);
+	FILE *f = fopen(path, "r");
+	if (!f || !fgets(comm, sizeof comm, f) || strncmp(comm, "connvisor", 9)) {
+		printf("SKIP parent %d is %s, not connvisor\n", sup, comm);
+		return 0;
+	}
+	fclose(f);
+	if (kill(sup, SIGKILL)) {
+		verdict(-1, errno, "(kill the supervisor)");
+		return 0;
+	}
+	while (getppid() == sup) usleep(1000); // reparented once it is gone
+	usleep(50000);
+	int s = tcp();
+	long r = rconnect(s, &sa, sizeof sa);
+	int e = errno;
+	if (r == 0) write(s, "x", 1);
+	verdict(r, e, "(after killing the supervisor)");
+	return 0;
+}
+
+// raw-udp IP PORT: a UDP datagram built by hand on a raw socket. The
+// sockaddr carries no port, so a rule for IP:PORT cannot see it.
+static int m_raw_udp(char **a) {
+	struct sockaddr_in sa = addr4(a[0], "0");
+	int s = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+	if (s < 0) {
+		verdict(-1, errno, "(raw socket)");
+		return 0;
+	}
+	struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int u = socket(AF_INET, SOCK_DGRAM, 0); // a port of ours for the echo
+	bind(u, (struct sockaddr *)&me, sizeof me);
+	socklen_t ml = sizeof me;
+	getsockname(u, (struct sockaddr *)&me, &ml);
+	uint16_t pkt[6];
+	pkt[0] = me.sin_port;
+	pkt[1] = htons(atoi(a[1]));
+	pkt[2] = htons(12);
+	pkt[3] = 0; // no checksum: allowed for UDP over IPv4
+	memcpy(&pkt[4], "raw!", 4);
+	long r = sendto(s, pkt, sizeof pkt, 0, (struct sockaddr *)&sa, sizeof sa);
+	if (r < 0) {
+		verdict(r, errno, "(raw sendto)");
+		return 0;
+	}
+	if (udp_echo(u)) verdict(0, 0, "(hand-made UDP datagram on a raw socket)");
+	else printf("BLOCKED noecho (raw datagram sent, nothing came back)\n");
 	return 0;
 }
 
@@ -826,6 +902,7 @@ static int m_soak(char **a) {
 
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN); // servers close at once; a write must not kill us
 	if (argc < 2) {
 		fprintf(stderr, "usage: attack MODE ARGS...\n");
 		return 2;
@@ -861,6 +938,8 @@ int main(int argc, char **argv) {
 	if (!strcmp(m, "hostile")) { NEED(4); return m_hostile(a); }
 	if (!strcmp(m, "sup-getfd")) { NEED(2); return m_sup_getfd(a); }
 	if (!strcmp(m, "sup-mem")) return m_sup_mem();
+	if (!strcmp(m, "sup-kill")) { NEED(2); return m_sup_kill(a); }
+	if (!strcmp(m, "raw-udp")) { NEED(2); return m_raw_udp(a); }
 	if (!strcmp(m, "flood")) { NEED(5); return m_flood(a); }
 	if (!strcmp(m, "soak")) { NEED(6); return m_soak(a); }
 	fprintf(stderr, "unknown mode %s\n", m);
