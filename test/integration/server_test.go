@@ -28,10 +28,10 @@ type server struct {
 	pc    net.PacketConn
 
 	mu       sync.Mutex
-	accepted int      // stream connections accepted, probes included
-	probes   int      // probes made so far
-	counted  int      // what reached returned in total so far
-	pings    []string // the ping lines received
+	accepted int                   // stream connections accepted, probes included
+	probes   int                   // probes made so far
+	counted  int                   // what reached returned in total so far
+	pings    []string              // the ping lines received
 	creds    map[string]unix.Ucred // SO_PEERCRED of UNIX connections by ping line
 	wg       sync.WaitGroup
 }
