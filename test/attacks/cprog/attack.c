@@ -10,7 +10,8 @@
 // door is real) and under connvisor (it must not), and checks the server
 // side too, so a program that lies about REACHED proves nothing either way.
 //
-// Build: gcc -O2 -pthread -o attack attack.c
+// Build: gcc -O2 -pthread -o attack attack.c (in its own directory: a Go
+// package may not hold C files without cgo)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
