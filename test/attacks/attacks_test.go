@@ -235,7 +235,7 @@ func TestSetuidExec(t *testing.T) {
 	if err := os.WriteFile(suid, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(suid, 0o4755); err != nil {
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
 		t.Fatal(err)
 	}
 	srv := newServer(t, "tcp", "")
