@@ -32,6 +32,9 @@ func main() {
 		cfg.Rounds = *rounds
 	}
 	cfg.Connvisor = *cv
+	if cfg.Connvisor == "" {
+		cfg.Connvisor = os.Getenv("CONNVISOR_BENCH_BINARY")
+	}
 	if err := Run(cfg, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
