@@ -24,21 +24,30 @@ type identity struct {
 	capEff                  uint64
 }
 
-// ConnectUnixPath connects dupfd (a duplicate of tid's AF_UNIX socket) to the
-// pathname in sa as tid itself would: relative to tid's working directory,
-// below tid's root, in tid's mount namespace, with tid's credentials, so
-// that the supervisor's privileges never reach a socket the target could
-// not reach (a confused deputy otherwise). The connect runs on a locked OS
-// thread that has its own fs context and credentials and is thrown away
+// ConnectUnix connects dupfd (a duplicate of tid's AF_UNIX socket) to the
+// address in sa as tid itself would. A pathname is resolved relative to
+// tid's working directory, below tid's root, in tid's mount namespace, and
+// checked against tid's credentials; every UNIX connect (abstract names
+// too) records tid's effective uid and gid for the peer's SO_PEERCRED. So
+// the supervisor's privileges never reach a socket the target could not
+// reach, nor make the target look like root to a server.
+func ConnectUnix(tid int, dupfd int, sa *Sockaddr, pathname bool) (syscall.Errno, error) {
+	return RunAsTarget(tid, pathname, func() syscall.Errno { return Connect(dupfd, sa) })
+}
+
+// RunAsTarget runs op (a connect or send on a duplicate of tid's socket)
+// with tid's credentials and, when fs is set, tid's root, working
+// directory and mount namespace. When those are the supervisor's own, op
+// runs right here; otherwise on a locked OS thread that is thrown away
 // afterwards, because chroot, setns and per-thread credentials taint it.
-func ConnectUnixPath(tid int, dupfd int, sa *Sockaddr) (syscall.Errno, error) {
-	ctx, err := openContext(tid)
+func RunAsTarget(tid int, fs bool, op func() syscall.Errno) (syscall.Errno, error) {
+	ctx, err := openContext(tid, fs)
 	if err != nil {
 		return 0, err
 	}
 	defer ctx.close()
 	if ctx.matchesSelf() {
-		return Connect(dupfd, sa), nil
+		return op(), nil
 	}
 	type result struct {
 		errno syscall.Errno
@@ -49,8 +58,11 @@ func ConnectUnixPath(tid int, dupfd int, sa *Sockaddr) (syscall.Errno, error) {
 		// Never unlocked: the thread exits with the goroutine, taking
 		// its changed root, namespace and credentials with it.
 		runtime.LockOSThread()
-		errno, err := ctx.connectAs(dupfd, sa)
-		done <- result{errno, err}
+		if err := ctx.become(); err != nil {
+			done <- result{0, err}
+			return
+		}
+		done <- result{op(), nil}
 	}()
 	r := <-done
 	return r.errno, r.err
@@ -64,10 +76,21 @@ type targetContext struct {
 	id, self         identity
 }
 
-func openContext(tid int) (*targetContext, error) {
-	c := &targetContext{root: -1, cwd: -1, mntns: -1}
+func openContext(tid int, fs bool) (*targetContext, error) {
+	c := &targetContext{root: -1, cwd: -1, mntns: -1, sameRoot: true, sameCwd: true, sameNS: true}
 	proc := "/proc/" + strconv.Itoa(tid)
 	var err error
+	if c.id, err = readIdentity(proc + "/status"); err != nil {
+		c.close()
+		return nil, err
+	}
+	if c.self, err = readIdentity("/proc/thread-self/status"); err != nil {
+		c.close()
+		return nil, err
+	}
+	if !fs {
+		return c, nil
+	}
 	if c.root, err = unix.Open(proc+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		c.close()
 		return nil, fmt.Errorf("open root of tid %d: %w", tid, goneOr(err))
@@ -79,14 +102,6 @@ func openContext(tid int) (*targetContext, error) {
 	if c.mntns, err = unix.Open(proc+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		c.close()
 		return nil, fmt.Errorf("open mount namespace of tid %d: %w", tid, goneOr(err))
-	}
-	if c.id, err = readIdentity(proc + "/status"); err != nil {
-		c.close()
-		return nil, err
-	}
-	if c.self, err = readIdentity("/proc/thread-self/status"); err != nil {
-		c.close()
-		return nil, err
 	}
 	c.sameRoot = sameFile(c.root, "/")
 	c.sameCwd = sameFile(c.cwd, ".")
@@ -137,32 +152,32 @@ func sameFile(fd int, path string) bool {
 	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
-// connectAs runs on a locked, disposable OS thread.
-func (c *targetContext) connectAs(dupfd int, sa *Sockaddr) (syscall.Errno, error) {
+// become gives the calling (locked, disposable) OS thread the target's
+// filesystem view and credentials.
+func (c *targetContext) become() error {
 	// A private fs context, so chdir, chroot and setns touch only this thread.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return 0, fmt.Errorf("unshare(CLONE_FS): %w", err)
+		return fmt.Errorf("unshare(CLONE_FS): %w", err)
 	}
 	if !c.sameNS {
 		if err := unix.Setns(c.mntns, unix.CLONE_NEWNS); err != nil {
-			return 0, fmt.Errorf("enter the target's mount namespace: %w", err)
+			return fmt.Errorf("enter the target's mount namespace: %w", err)
 		}
 	}
 	if !c.sameRoot || !c.sameNS {
 		if err := unix.Fchdir(c.root); err != nil {
-			return 0, fmt.Errorf("fchdir to the target's root: %w", err)
+			return fmt.Errorf("fchdir to the target's root: %w", err)
 		}
 		if err := unix.Chroot("."); err != nil {
-			return 0, fmt.Errorf("chroot to the target's root: %w", err)
+			return fmt.Errorf("chroot to the target's root: %w", err)
 		}
 	}
-	if err := unix.Fchdir(c.cwd); err != nil {
-		return 0, fmt.Errorf("fchdir to the target's cwd: %w", err)
+	if c.cwd >= 0 {
+		if err := unix.Fchdir(c.cwd); err != nil {
+			return fmt.Errorf("fchdir to the target's cwd: %w", err)
+		}
 	}
-	if err := c.id.assume(); err != nil {
-		return 0, err
-	}
-	return Connect(dupfd, sa), nil
+	return c.id.assume()
 }
 
 // assume gives the calling thread the target's credentials. Raw system

@@ -17,7 +17,7 @@ import (
 // kernel's own blocking connect runs on the duplicate, so SO_SNDTIMEO,
 // backlogs and SYN retries behave as natively. While it waits, the target
 // may give up (a signal, or death); a restarted call joins this connect.
-func (s *Supervisor) blockingConnect(c *call, d policy.Decision, pathname bool) {
+func (s *Supervisor) blockingConnect(c *call, d policy.Decision, unixNamed bool) {
 	key, tracked := s.repeats.begin(c)
 	type result struct {
 		errno syscall.Errno
@@ -26,8 +26,8 @@ func (s *Supervisor) blockingConnect(c *call, d policy.Decision, pathname bool) 
 	done := make(chan result, 1)
 	tid, dup, sa := int(c.n.Tid), c.dup, c.sa
 	go func() {
-		if pathname {
-			e, err := emulate.ConnectUnixPath(tid, dup, &sa)
+		if unixNamed {
+			e, err := emulate.ConnectUnix(tid, dup, &sa, !c.dest.Abstract)
 			done <- result{e, err}
 			return
 		}

@@ -169,7 +169,11 @@ func (c *Cmd) Start() error {
 	}
 	path, err := lookPath(c.Path, c.Env)
 	if err != nil {
-		return err
+		code := exitNotFound
+		if errors.Is(err, os.ErrPermission) {
+			code = exitNotRunnable
+		}
+		return &StartError{Path: c.Path, Msg: err.Error(), ExitCode: code}
 	}
 	if err := checkNotifSizes(); err != nil {
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
@@ -236,10 +240,21 @@ func (c *Cmd) Start() error {
 	if len(msg) > 0 {
 		err := <-c.waitErr
 		c.sup.stop()
-		return fmt.Errorf("start %s: %s (%v)", c.Path, bytes.TrimSpace(msg), err)
+		return &StartError{Path: c.Path, Msg: string(bytes.TrimSpace(msg)), ExitCode: ExitCode(err)}
 	}
 	return nil
 }
+
+// StartError is a command that could not be started. ExitCode is what a
+// shell would exit with: 127 for a command not found, 126 for one that
+// exists but cannot run (not executable, not a valid binary).
+type StartError struct {
+	Path     string
+	Msg      string
+	ExitCode int
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("start %s: %s", e.Path, e.Msg) }
 
 // Wait waits for the command to exit and for every process of its tree to
 // be gone (the listener hangs up), then stops the supervisor. The error is

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
@@ -113,6 +114,11 @@ func (s *Supervisor) handleConnect(n *Notification) {
 		return
 	}
 	d := pol.Decide(&c.dest)
+	if c.proc.Pid == 0 && s.wantsIdentity(d) {
+		// Before the answer: once answered, the thread may exit and its
+		// tid be reused, and the log would name the wrong process.
+		c.proc, _ = emulate.Identify(int(c.n.Tid))
+	}
 	switch d.Action {
 	case policy.Deny:
 		s.finish(c, d, d.Errno, false)
@@ -199,9 +205,12 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 		s.logDecision(c, d, 0)
 		return
 	}
-	pathname := c.dest.Family == syscall.AF_UNIX && !c.dest.Abstract && !c.dest.Unnamed && c.dest.Path != ""
+	// Every named UNIX connect runs as the target (credentials, and for
+	// a pathname its root, cwd and mount namespace), which may take a
+	// thread of its own: off the loop.
+	unixNamed := c.dest.Family == syscall.AF_UNIX && !c.dest.Unnamed
 	mayBlock := !c.info.NonBlock && (c.info.Type == syscall.SOCK_STREAM || c.info.Type == syscall.SOCK_SEQPACKET)
-	if !pathname && !mayBlock && d.Delay == 0 {
+	if !unixNamed && !mayBlock && d.Delay == 0 {
 		s.finish(c, d, emulate.Connect(c.dup, &c.sa), true)
 		return
 	}
@@ -210,7 +219,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 			s.finish(c, d, syscall.EINTR, false)
 			return
 		}
-		s.blockingConnect(c, d, pathname)
+		s.blockingConnect(c, d, unixNamed)
 	})
 }
 
@@ -253,6 +262,19 @@ func (s *Supervisor) sleepWhileValid(c *call, d time.Duration) bool {
 // waits (interrupted by a signal, or dead).
 const pollValidEvery = 20 * time.Millisecond
 
+// wantsIdentity reports whether the decision will be logged or reported,
+// so the process's pid and executable are worth reading.
+func (s *Supervisor) wantsIdentity(d policy.Decision) bool {
+	return s.onDecision != nil || s.log.Core().Enabled(logLevel(d.Action))
+}
+
+func logLevel(a policy.Action) zapcore.Level {
+	if a == policy.Log || a == policy.Fail {
+		return zap.WarnLevel
+	}
+	return zap.InfoLevel
+}
+
 func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errno) {
 	latency := time.Since(c.start)
 	s.stats.record(c.dest.String(), d.Action, latency)
@@ -265,11 +287,7 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 			Syscall: syscallName(c.n.Nr), Dest: c.dest, Decision: d, Result: result, Latency: latency,
 		})
 	}
-	level := zap.InfoLevel
-	if d.Action == policy.Log || d.Action == policy.Fail {
-		level = zap.WarnLevel
-	}
-	ce := s.log.Check(level, "connect")
+	ce := s.log.Check(logLevel(d.Action), syscallName(c.n.Nr))
 	if ce == nil {
 		return
 	}
@@ -290,13 +308,21 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 		zap.String("family", familyName(c.dest.Family)),
 		zap.String("dest", c.dest.String()),
 		zap.String("rule", rule),
-		zap.String("errno", policy.ErrnoName(result)),
+		zap.String("errno", errnoField(result)),
 		zap.Duration("latency", latency),
 	}
 	if c.dest.Addr.IsValid() {
 		fields = append(fields, zap.String("addr", c.dest.Addr.String()), zap.Uint16("port", c.dest.Port))
 	}
 	ce.Write(fields...)
+}
+
+// errnoField is the errno the target got, empty for success.
+func errnoField(e syscall.Errno) string {
+	if e == 0 {
+		return ""
+	}
+	return policy.ErrnoName(e)
 }
 
 func syscallName(nr int32) string {

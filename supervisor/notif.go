@@ -131,8 +131,9 @@ func stillValid(listener int, id uint64) bool {
 // ~55 µs to ~7 µs here. Older kernels answer EINVAL; the flag is an
 // optimisation only.
 func setSyncWakeup(listener int) error {
-	flags := uint64(unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, uintptr(unsafe.Pointer(&flags)))
+	// The kernel takes the flags as the ioctl's argument itself, not
+	// through a pointer (seccomp_notify_set_flags).
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
 	if e != 0 {
 		return fmt.Errorf("SECCOMP_IOCTL_NOTIF_SET_FLAGS(SYNC_WAKE_UP): %w", e)
 	}

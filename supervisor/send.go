@@ -179,7 +179,7 @@ func (s *Supervisor) sendAll(c *call, msgs []*emulate.Message, flags int, pidfd 
 		if errno = s.decideSend(c, m, flags); errno != 0 {
 			return sent, errno, false, done
 		}
-		n, e, sp := m.Send(c.dup, flags)
+		n, e, sp := s.sendOne(c, m, flags)
 		if e != 0 {
 			return sent, e, sp, done
 		}
@@ -188,6 +188,27 @@ func (s *Supervisor) sendAll(c *call, msgs []*emulate.Message, flags int, pidfd 
 		done++
 	}
 	return sent, 0, false, done
+}
+
+// sendOne sends m on the duplicate. A datagram to a named UNIX socket is
+// sent as the target (its credentials, and for a pathname its filesystem
+// view), like a UNIX connect.
+func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, errno syscall.Errno, sigpipe bool) {
+	if c.info.Domain != syscall.AF_UNIX || !m.HasName || m.Name.Malformed() {
+		return m.Send(c.dup, flags)
+	}
+	var d policy.Dest
+	m.Name.Decode(&d)
+	e, err := emulate.RunAsTarget(int(c.n.Tid), !d.Abstract, func() syscall.Errno {
+		var e syscall.Errno
+		n, e, sigpipe = m.Send(c.dup, flags)
+		return e
+	})
+	if err != nil {
+		s.log.Error("send as target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		return 0, syscall.EACCES, false
+	}
+	return n, e, sigpipe
 }
 
 // decideSend applies the policy to a message's destination, where the
@@ -213,6 +234,9 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 		return syscall.EPERM
 	}
 	dec := pol.Decide(&dc.dest)
+	if s.wantsIdentity(dec) {
+		dc.proc, _ = emulate.Identify(int(c.n.Tid))
+	}
 	var errno syscall.Errno
 	if dec.Action == policy.Deny || dec.Action == policy.Fail {
 		errno = dec.Errno

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,10 +30,19 @@ const (
 	stubPlain    = "plain"
 	// stubKeepPtrace, appended to the mode, keeps CAP_SYS_PTRACE.
 	stubKeepPtrace = "+ptrace"
-	// stubExitCode is what the stub exits with when it cannot start the
-	// command, like a shell's 127 for a command not found.
-	stubExitCode = 127
+	// What the stub exits with when it cannot start the command, as a
+	// shell does: 127 not found, 126 found but not runnable.
+	exitNotFound    = 127
+	exitNotRunnable = 126
 )
+
+// execExitCode maps an exec failure to the shell's exit status.
+func execExitCode(err error) int {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return exitNotFound
+	}
+	return exitNotRunnable
+}
 
 // init runs the child stub when this process is one. It lives in init so
 // that every binary importing supervisor (connvisor itself, tests, user
@@ -48,7 +58,7 @@ func init() {
 	mode = strings.TrimSuffix(mode, stubKeepPtrace)
 	if err := runStub(mode == stubKillable, keepPtrace); err != nil {
 		fmt.Fprintf(os.NewFile(stubStatusFD, "status"), "%v", err)
-		os.Exit(stubExitCode)
+		os.Exit(execExitCode(err))
 	}
 }
 

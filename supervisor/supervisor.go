@@ -87,7 +87,7 @@ func (s *Supervisor) Stats() *Stats { return s.stats }
 
 func (s *Supervisor) start() {
 	if err := setSyncWakeup(s.listener); err != nil {
-		s.log.Debug("sync wake-up unavailable", zap.Error(err))
+		s.log.Warn("sync wake-up unavailable (Linux 6.6+): every supervised call costs ~50 µs more", zap.Error(err))
 	}
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {

@@ -79,7 +79,6 @@ func dispatch(args []string) int {
 const (
 	exitUsage    = 2
 	exitInternal = 125 // connvisor could not run the command
-	exitNotFound = 127 // the command does not exist
 )
 
 func version() string {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 	"time"
@@ -60,10 +59,12 @@ func runCommand(args []string) int {
 	defer signal.Stop(sigs)
 
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return exitNotFound
+		var se *supervisor.StartError
+		if errors.As(err, &se) {
+			fmt.Fprintf(os.Stderr, "connvisor: %s\n", se.Msg)
+			return se.ExitCode
 		}
+		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
 		return exitInternal
 	}
 	ctx, cancel := context.WithCancel(context.Background())

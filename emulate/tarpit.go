@@ -1,0 +1,340 @@
+package emulate
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Fault injection on a nonblocking TCP socket must look like a real network
+// failure: connect returns EINPROGRESS, poll shows the socket not writable
+// while "the network" is slow, then writable with an error whose errno
+// getsockopt(SO_ERROR) reports. The only way to get exactly the kernel's own
+// state machine is to let the kernel run it: the program's socket really
+// sends a SYN, to a tarpit on the loopback interface of the socket's network
+// namespace that never answers, and the failure is then delivered the way a
+// network delivers it (an ICMP error, a timeout). No packet ever goes to the
+// destination that is being denied.
+//
+// Kernel behaviours relied on (Linux 6.18, each checked by tarpit_test.go):
+//   - A listening socket with a socket filter that drops everything never
+//     sees the SYN (tcp_v4_rcv/tcp_v6_rcv run sk_filter before the LISTEN
+//     state machine), so the client stays in SYN_SENT and nothing answers.
+//   - An ICMP destination-unreachable quoting the SYN (sequence number in
+//     snd_una..snd_nxt) is fatal in SYN_SENT for every code: tcp_v4_err and
+//     tcp_v6_err end the connect with icmp_err_convert/icmpv6_err_convert's
+//     errno, through tcp_done_with_error, exactly as a router's ICMP would.
+//   - shutdown(SHUT_RDWR) in SYN_SENT runs tcp_disconnect, which sets
+//     sk_err = ECONNRESET and sends nothing.
+//   - A segment with an unacceptable ACK in SYN_SENT, before any
+//     retransmission, re-arms the retransmission timer to TCP_TIMEOUT_MIN
+//     (tcp_rcv_synsent_state_process); from then on the timer is clamped to
+//     what remains of TCP_USER_TIMEOUT (tcp_clamp_rto_to_user_timeout), and
+//     an expired user timeout fails the connect with ETIMEDOUT.
+
+// ErrNotAsync is returned by HeldConnect.Fail for an errno that no network
+// event delivers to a connect in progress; the caller answers it
+// synchronously instead. FailsAsync tells beforehand.
+var ErrNotAsync = errors.New("errno cannot be delivered asynchronously to a connect in progress")
+
+// ErrLoopbackDown is returned by Hold when the loopback interface of the
+// socket's network namespace is down, so no tarpit can exist there.
+var ErrLoopbackDown = errors.New("loopback interface is down in the socket's network namespace")
+
+// ErrNotInProgress is returned by Fail when the connect is no longer in
+// progress (the program shut the socket down or disconnected it).
+var ErrNotInProgress = errors.New("connect is no longer in progress")
+
+// icmpCode says which ICMP message makes the kernel fail a connect in
+// SYN_SENT with an errno.
+type icmpCode struct{ typ, code byte }
+
+// ICMPv4: type 3 (destination unreachable) codes through icmp_err_convert,
+// type 11 (time exceeded) and 12 (parameter problem) as tcp_v4_err maps them.
+var icmp4Errnos = map[syscall.Errno]icmpCode{
+	unix.ENETUNREACH:  {3, 0},
+	unix.EHOSTUNREACH: {3, 1},
+	unix.ENOPROTOOPT:  {3, 2},
+	unix.ECONNREFUSED: {3, 3},
+	unix.EOPNOTSUPP:   {3, 5},
+	unix.EHOSTDOWN:    {3, 7},
+	unix.ENONET:       {3, 8},
+	unix.EPROTO:       {12, 0},
+}
+
+// ICMPv6 through icmpv6_err_convert: type 1 (destination unreachable) and
+// type 4 (parameter problem).
+var icmp6Errnos = map[syscall.Errno]icmpCode{
+	unix.ENETUNREACH:  {1, 0},
+	unix.EACCES:       {1, 1},
+	unix.EHOSTUNREACH: {1, 3},
+	unix.ECONNREFUSED: {1, 4},
+	unix.EPROTO:       {4, 0},
+}
+
+// FailsAsync reports whether Fail can deliver errno to a connect held on a
+// socket of this family (AF_INET, or AF_INET6 with mappedV4 for an IPv6
+// socket connecting to an IPv4-mapped address, which runs IPv4 underneath).
+func FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
+	switch errno {
+	case unix.ETIMEDOUT, unix.ECONNRESET:
+		return true
+	}
+	if family == unix.AF_INET || mappedV4 {
+		_, ok := icmp4Errnos[errno]
+		return ok
+	}
+	_, ok := icmp6Errnos[errno]
+	return ok
+}
+
+// Tarpits owns the tarpit listeners, one set per network namespace, shared
+// by every held connect in that namespace. The supervisor creates one and
+// closes it at the end. A tarpit keeps its network namespace alive until
+// Close.
+type Tarpits struct {
+	mu     sync.Mutex
+	self   nsKey
+	byNS   map[nsKey]*tarpit
+	closed bool
+}
+
+// NewTarpits returns an empty set; tarpits are made on first use.
+func NewTarpits() (*Tarpits, error) {
+	self, err := nsKeyOfPath("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, err
+	}
+	return &Tarpits{self: self, byNS: make(map[nsKey]*tarpit)}, nil
+}
+
+// Close closes every tarpit. Connects still held stay in progress (their
+// SYNs go unanswered, as toward a host that drops them), until the kernel
+// gives up after the SYN retries, as it would natively.
+func (t *Tarpits) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, tp := range t.byNS {
+		tp.close()
+		delete(t.byNS, k)
+	}
+	t.closed = true
+}
+
+// HeldConnect is a connect in progress on a socket the caller owns, toward a
+// tarpit that never answers.
+type HeldConnect struct {
+	dup   int
+	v4    bool // the connect runs over IPv4 (AF_INET, or IPv4-mapped)
+	tp    *tarpit
+	fam   *tarpitFamily
+	local sockAddr // the socket's address as the SYN carries it
+
+	mu      sync.Mutex
+	capture int    // AF_PACKET socket, open until the SYN is seen; -1 then
+	syn     []byte // the SYN's IP header and first 8 bytes of TCP header
+	isn     uint32
+	sentAt  time.Time
+
+	userTimeout    int  // the program's TCP_USER_TIMEOUT, restored once done
+	touchedTimeout bool // we changed TCP_USER_TIMEOUT
+}
+
+// Hold connects dup, a duplicate of the program's nonblocking TCP socket,
+// to the tarpit of the socket's network namespace, so that the program's
+// connect stays in progress (SYN_SENT) with nothing answering and without
+// any packet leaving the loopback interface. family is the destination's
+// family; mappedV4 says an AF_INET6 socket connects to an IPv4-mapped
+// address. The caller answers the program's connect with EINPROGRESS.
+//
+// The one difference a program can observe is the socket's local address
+// (getsockname): a loopback address rather than the one the route to the
+// real destination would pick, unless the program had bound the socket.
+func (t *Tarpits) Hold(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
+	if err := checkHoldable(dup, family, mappedV4); err != nil {
+		return nil, err
+	}
+	v4 := family == unix.AF_INET || mappedV4
+	tp, err := t.tarpitFor(dup)
+	if err != nil {
+		return nil, err
+	}
+	fam, capture, err := tp.prepare(v4)
+	if err != nil {
+		return nil, err
+	}
+	h := &HeldConnect{dup: dup, v4: v4, tp: tp, fam: fam, capture: capture}
+	if h.userTimeout, err = unix.GetsockoptInt(dup, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT); err != nil {
+		h.closeCapture()
+		return nil, fmt.Errorf("getsockopt TCP_USER_TIMEOUT: %w", err)
+	}
+	sa := fam.connectAddr(family == unix.AF_INET6)
+	h.sentAt = time.Now()
+	if err := unix.Connect(dup, sa); err != unix.EINPROGRESS {
+		h.closeCapture()
+		if err == nil {
+			// Cannot happen toward a listener that drops SYNs.
+			return nil, errors.New("connect to the tarpit completed")
+		}
+		return nil, fmt.Errorf("connect to the tarpit: %w", err)
+	}
+	local, err := unix.Getsockname(dup)
+	if err != nil {
+		h.closeCapture()
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	h.local = sockAddrOf(local)
+	// The SYN went through the loopback device during connect; it is
+	// normally in the capture's queue already.
+	if err := h.readSYN(200 * time.Millisecond); err != nil && !errors.Is(err, errNoSYNYet) {
+		h.closeCapture()
+		return h, nil // ICMP errnos will be unavailable; the hold stands
+	}
+	return h, nil
+}
+
+func checkHoldable(dup int, family int, mappedV4 bool) error {
+	info, errno, err := Inspect(dup)
+	if err != nil {
+		return err
+	}
+	if errno != 0 {
+		return fmt.Errorf("hold a connect: %w", errno)
+	}
+	if info.Type != unix.SOCK_STREAM || info.Protocol != unix.IPPROTO_TCP {
+		return errors.New("hold a connect: not a TCP socket")
+	}
+	if !info.NonBlock {
+		return errors.New("hold a connect: the socket blocks")
+	}
+	switch {
+	case family == unix.AF_INET && info.Domain == unix.AF_INET && !mappedV4:
+	case family == unix.AF_INET6 && info.Domain == unix.AF_INET6:
+	default:
+		return fmt.Errorf("hold a connect: family %d (mapped %v) on a socket of domain %d", family, mappedV4, info.Domain)
+	}
+	return nil
+}
+
+// Fail ends the held connect with errno, as the network would, and returns
+// once the kernel has failed it (poll then reports the socket writable with
+// an error, SO_ERROR holds errno). ErrNotAsync: this errno has no network
+// event behind it (see FailsAsync).
+//
+// ETIMEDOUT is exact when Fail comes before the kernel's first SYN
+// retransmission (1 s) or when TimeoutAt armed it; otherwise it lands at the
+// kernel's next retransmission timer, up to one RTO late.
+func (h *HeldConnect) Fail(errno syscall.Errno) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !FailsAsync(unix.AF_INET6, h.v4, errno) {
+		return fmt.Errorf("%w: %v", ErrNotAsync, errno)
+	}
+	if st, err := tcpState(h.dup); err != nil {
+		return err
+	} else if st != tcpSynSent {
+		if errno == unix.ETIMEDOUT && h.touchedTimeout && st == tcpClose {
+			// TimeoutAt's timer has already fired.
+			h.restoreTimeout()
+			return nil
+		}
+		return ErrNotInProgress
+	}
+	switch errno {
+	case unix.ECONNRESET:
+		return h.reset()
+	case unix.ETIMEDOUT:
+		return h.timeout(time.Now())
+	}
+	return h.sendICMP(errno)
+}
+
+// TimeoutAt arranges for the kernel itself to fail the connect with
+// ETIMEDOUT at deadline, as an unanswered SYN does when TCP_USER_TIMEOUT
+// runs out (or earlier, if the program's own TCP_USER_TIMEOUT says so).
+// Call it right after Hold when the planned errno is ETIMEDOUT, then Fail
+// (ETIMEDOUT) at the deadline to collect it.
+func (h *HeldConnect) TimeoutAt(deadline time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.timeoutAt(deadline)
+}
+
+// Close releases what the hold still uses (not dup, which the caller owns)
+// and gives the program back its TCP_USER_TIMEOUT. A connect that was not
+// failed stays in progress.
+func (h *HeldConnect) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeCapture()
+	if h.touchedTimeout {
+		h.restoreTimeout()
+	}
+}
+
+// reset: tcp_disconnect in SYN_SENT sets ECONNRESET and sends nothing.
+// It leaves sk_shutdown clear where a connect failed by the network has it
+// full (tcp_done), so the second shutdown, which fails with ENOTCONN on the
+// now closed socket, sets it as tcp_done would: poll then reports the same
+// POLLIN|POLLRDHUP as after a real failure.
+func (h *HeldConnect) reset() error {
+	if err := unix.Shutdown(h.dup, unix.SHUT_RDWR); err != nil {
+		return fmt.Errorf("shutdown in SYN_SENT: %w", err)
+	}
+	unix.Shutdown(h.dup, unix.SHUT_RDWR)
+	return nil
+}
+
+// restoreTimeout gives the program back its own TCP_USER_TIMEOUT.
+func (h *HeldConnect) restoreTimeout() {
+	unix.SetsockoptInt(h.dup, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, h.userTimeout)
+	h.touchedTimeout = false
+}
+
+// timeoutAt sets TCP_USER_TIMEOUT so that it runs out at deadline, measured
+// from the SYN, and makes the retransmission timer follow it.
+func (h *HeldConnect) timeoutAt(deadline time.Time) error {
+	ms := deadline.Sub(h.sentAt).Milliseconds()
+	if ms < 1 {
+		ms = 1 // 0 would switch the user timeout off
+	}
+	if h.userTimeout > 0 && int64(h.userTimeout) < ms {
+		ms = int64(h.userTimeout) // natively, the program's would win
+	}
+	if err := unix.SetsockoptInt(h.dup, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(ms)); err != nil {
+		return fmt.Errorf("setsockopt TCP_USER_TIMEOUT: %w", err)
+	}
+	h.touchedTimeout = true
+	info, err := unix.GetsockoptTCPInfo(h.dup, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return fmt.Errorf("getsockopt TCP_INFO: %w", err)
+	}
+	if info.Retransmits > 0 {
+		// The timer is clamped to the user timeout at its next firing.
+		return nil
+	}
+	// Before the first retransmission the timer waits a whole initial
+	// RTO (1 s) unclamped: an unacceptable ACK re-arms it at once.
+	return h.kick()
+}
+
+// timeout fails the connect with ETIMEDOUT now and waits for it.
+func (h *HeldConnect) timeout(now time.Time) error {
+	if err := h.timeoutAt(now); err != nil {
+		return err
+	}
+	// Without a kick the timer fires within the current RTO.
+	wait := time.Second
+	if info, err := unix.GetsockoptTCPInfo(h.dup, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+		wait = time.Duration(info.Rto)*time.Microsecond + 100*time.Millisecond
+	}
+	if err := waitClosed(h.dup, wait); err != nil {
+		return fmt.Errorf("wait for ETIMEDOUT: %w", err)
+	}
+	h.restoreTimeout()
+	return nil
+}

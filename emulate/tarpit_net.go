@@ -1,0 +1,602 @@
+package emulate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// nsKey names a network namespace by its nsfs inode.
+type nsKey struct{ dev, ino uint64 }
+
+func nsKeyOfPath(path string) (nsKey, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsKey{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return nsKey{st.Dev, st.Ino}, nil
+}
+
+func nsKeyOfFD(fd int) (nsKey, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nsKey{}, fmt.Errorf("fstat network namespace: %w", err)
+	}
+	return nsKey{st.Dev, st.Ino}, nil
+}
+
+// tarpit is the loopback machinery of one network namespace.
+type tarpit struct {
+	nsfd int  // the namespace, for setns; -1 when it is the supervisor's
+	same bool // the supervisor's own namespace: no setns needed
+
+	mu     sync.Mutex
+	fams   [2]*tarpitFamily // IPv4, IPv6; made on first use
+	closed bool
+}
+
+// tarpitFamily is a listener that drops every packet, on 127.0.0.1 or
+// [::1], and the raw sockets that speak for "the network" to held sockets.
+type tarpitFamily struct {
+	v4      bool
+	addr    netip.Addr
+	port    uint16
+	ifindex int // loopback's
+	listen  int
+	icmp    int // raw ICMP or ICMPv6 socket bound to addr
+	tcp     int // raw TCP socket bound to addr
+}
+
+// tarpitFor returns the tarpit of the network namespace dup's socket lives in.
+func (t *Tarpits) tarpitFor(dup int) (*tarpit, error) {
+	// SIOCGSKNS (4.9): an fd for the socket's own network namespace.
+	nsfd, err := unix.IoctlRetInt(dup, unix.SIOCGSKNS)
+	if err != nil {
+		return nil, fmt.Errorf("ioctl SIOCGSKNS: %w", err)
+	}
+	key, err := nsKeyOfFD(nsfd)
+	if err != nil {
+		unix.Close(nsfd)
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		unix.Close(nsfd)
+		return nil, errors.New("tarpits closed")
+	}
+	if tp := t.byNS[key]; tp != nil {
+		unix.Close(nsfd)
+		return tp, nil
+	}
+	tp := &tarpit{nsfd: nsfd, same: key == t.self}
+	if tp.same {
+		unix.Close(nsfd)
+		tp.nsfd = -1
+	}
+	t.byNS[key] = tp
+	return tp, nil
+}
+
+func (tp *tarpit) close() {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	for i, f := range tp.fams {
+		if f != nil {
+			f.close()
+			tp.fams[i] = nil
+		}
+	}
+	if tp.nsfd >= 0 {
+		unix.Close(tp.nsfd)
+		tp.nsfd = -1
+	}
+	tp.closed = true
+}
+
+func (f *tarpitFamily) close() {
+	for _, fd := range []*int{&f.listen, &f.icmp, &f.tcp} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// inNetns runs fn in the tarpit's network namespace: directly when it is
+// the supervisor's, else on a locked OS thread that is thrown away after.
+// Sockets keep the namespace they were made in, so their fds may be used
+// from any thread afterwards.
+func (tp *tarpit) inNetns(fn func() error) error {
+	if tp.same {
+		return fn()
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread dies with the goroutine, taking
+		// its namespace with it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			done <- fmt.Errorf("unshare(CLONE_FS): %w", err)
+			return
+		}
+		if err := unix.Setns(tp.nsfd, unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("enter the socket's network namespace: %w", err)
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
+}
+
+// prepare makes the family's tarpit if needed and opens a capture for the
+// SYNs that will reach it, both in the tarpit's network namespace.
+func (tp *tarpit) prepare(v4 bool) (*tarpitFamily, int, error) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.closed {
+		return nil, -1, errors.New("tarpits closed")
+	}
+	i := 1
+	if v4 {
+		i = 0
+	}
+	f := tp.fams[i]
+	capture := -1
+	err := tp.inNetns(func() error {
+		if f == nil {
+			var err error
+			if f, err = newTarpitFamily(v4); err != nil {
+				return err
+			}
+		}
+		var err error
+		capture, err = f.openCapture()
+		return err
+	})
+	if f != nil {
+		tp.fams[i] = f
+	}
+	if err != nil {
+		return nil, -1, err
+	}
+	return f, capture, nil
+}
+
+func newTarpitFamily(v4 bool) (*tarpitFamily, error) {
+	f := &tarpitFamily{v4: v4, listen: -1, icmp: -1, tcp: -1}
+	domain, icmpProto := unix.AF_INET6, unix.IPPROTO_ICMPV6
+	f.addr = netip.IPv6Loopback()
+	if v4 {
+		domain, icmpProto = unix.AF_INET, unix.IPPROTO_ICMP
+		f.addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	var err error
+	if f.listen, err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_TCP); err != nil {
+		return nil, fmt.Errorf("tarpit socket: %w", err)
+	}
+	fail := func(err error) (*tarpitFamily, error) {
+		f.close()
+		return nil, err
+	}
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fail(err)
+	}
+	if err := unix.IoctlIfreq(f.listen, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fail(fmt.Errorf("loopback flags: %w", err))
+	}
+	if ifr.Uint16()&unix.IFF_UP == 0 {
+		return fail(ErrLoopbackDown)
+	}
+	if err := unix.IoctlIfreq(f.listen, unix.SIOCGIFINDEX, ifr); err != nil {
+		return fail(fmt.Errorf("loopback index: %w", err))
+	}
+	f.ifindex = int(ifr.Uint32())
+	if !v4 {
+		if err := unix.SetsockoptInt(f.listen, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fail(fmt.Errorf("tarpit IPV6_V6ONLY: %w", err))
+		}
+	}
+	// Every packet to the listener is dropped before TCP sees it, so SYNs
+	// go unanswered and the RSTs the kernel sends in reply to a kick are
+	// ignored.
+	if err := dropAll(f.listen); err != nil {
+		return fail(fmt.Errorf("tarpit filter: %w", err))
+	}
+	if err := unix.Bind(f.listen, f.sockaddr(0, false)); err != nil {
+		return fail(fmt.Errorf("bind tarpit to %v: %w", f.addr, err))
+	}
+	if err := unix.Listen(f.listen, 1); err != nil {
+		return fail(fmt.Errorf("tarpit listen: %w", err))
+	}
+	sa, err := unix.Getsockname(f.listen)
+	if err != nil {
+		return fail(fmt.Errorf("tarpit getsockname: %w", err))
+	}
+	f.port = sockAddrOf(sa).port
+
+	// Raw sockets receive a copy of every ICMP or TCP packet of the
+	// namespace; they only send, so they drop whatever they receive.
+	if f.icmp, err = rawSocket(domain, icmpProto, f); err != nil {
+		return fail(fmt.Errorf("raw ICMP socket: %w", err))
+	}
+	if f.tcp, err = rawSocket(domain, unix.IPPROTO_TCP, f); err != nil {
+		return fail(fmt.Errorf("raw TCP socket: %w", err))
+	}
+	if !v4 {
+		// The kernel computes the TCP checksum at this offset.
+		if err := unix.SetsockoptInt(f.tcp, unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); err != nil {
+			return fail(fmt.Errorf("raw TCP IPV6_CHECKSUM: %w", err))
+		}
+	}
+	return f, nil
+}
+
+func rawSocket(domain, proto int, f *tarpitFamily) (int, error) {
+	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
+	if err != nil {
+		return -1, err
+	}
+	if err := dropAll(fd); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Bind(fd, f.sockaddr(0, false)); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func dropAll(fd int) error {
+	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	return attachFilter(fd, prog)
+}
+
+func attachFilter(fd int, prog []unix.SockFilter) error {
+	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
+}
+
+// sockaddr is the tarpit's address; mapped gives the IPv4-mapped form for
+// an IPv6 socket.
+func (f *tarpitFamily) sockaddr(port uint16, mapped bool) unix.Sockaddr {
+	if f.v4 && mapped {
+		return &unix.SockaddrInet6{Port: int(port), Addr: netip.AddrFrom16(f.addr.As16()).As16()}
+	}
+	if f.v4 {
+		return &unix.SockaddrInet4{Port: int(port), Addr: f.addr.As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(port), Addr: f.addr.As16()}
+}
+
+func (f *tarpitFamily) connectAddr(socketIsV6 bool) unix.Sockaddr {
+	return f.sockaddr(f.port, socketIsV6)
+}
+
+// openCapture opens an AF_PACKET socket on loopback that receives the SYNs
+// sent to the tarpit, and nothing else: the ICMP error that fails a held
+// connect must quote its SYN, sequence number included.
+func (f *tarpitFamily) openCapture() (int, error) {
+	// Protocol 0: nothing is received before bind, so the filter is in
+	// place before the first packet.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, fmt.Errorf("capture socket: %w", err)
+	}
+	if err := attachFilter(fd, synFilter(f.v4, f.port)); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("capture filter: %w", err)
+	}
+	proto := uint16(unix.ETH_P_IPV6)
+	if f.v4 {
+		proto = unix.ETH_P_IP
+	}
+	// A protocol-bound packet socket sees loopback packets once, as they
+	// are received (outgoing copies go only to ETH_P_ALL sockets).
+	sll := &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: f.ifindex}
+	if err := unix.Bind(fd, sll); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind capture to loopback: %w", err)
+	}
+	return fd, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// bpfCheck: load a value from the network header, compare it with want
+// after masking (mask 0: no masking).
+type bpfCheck struct {
+	load       uint16 // BPF_LD size|mode
+	off        uint32
+	mask, want uint32
+}
+
+// synFilter accepts TCP segments with SYN and without ACK sent to the
+// tarpit's address and port (a SOCK_DGRAM packet socket: offsets start at
+// the network header). IPv6: no extension headers, as the kernel sends SYNs.
+func synFilter(v4 bool, port uint16) []unix.SockFilter {
+	const (
+		b   = unix.BPF_LD | unix.BPF_B | unix.BPF_ABS
+		h   = unix.BPF_LD | unix.BPF_H | unix.BPF_ABS
+		w   = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		hx  = unix.BPF_LD | unix.BPF_H | unix.BPF_IND
+		bx  = unix.BPF_LD | unix.BPF_B | unix.BPF_IND
+		syn = 0x02
+		ack = 0x10
+	)
+	var checks []bpfCheck
+	var prologue []unix.SockFilter
+	if v4 {
+		checks = []bpfCheck{
+			{b, 9, 0, unix.IPPROTO_TCP},
+			{w, 16, 0, 0x7f000001},
+			{h, 6, 0x1fff, 0}, // not a later fragment
+		}
+		tail := []bpfCheck{
+			{hx, 2, 0, uint32(port)},
+			{bx, 13, syn | ack, syn},
+		}
+		prologue = []unix.SockFilter{{Code: unix.BPF_LDX | unix.BPF_B | unix.BPF_MSH, K: 0}}
+		return bpfProgram(checks, prologue, tail)
+	}
+	checks = []bpfCheck{
+		{b, 6, 0, unix.IPPROTO_TCP},
+		{w, 24, 0, 0}, {w, 28, 0, 0}, {w, 32, 0, 0}, {w, 36, 0, 1},
+		{h, 42, 0, uint32(port)},
+		{b, 53, syn | ack, syn},
+	}
+	return bpfProgram(checks, nil, nil)
+}
+
+// bpfProgram: every check in first, then the instructions in between, then
+// every check in second must hold to accept the packet.
+func bpfProgram(first []bpfCheck, between []unix.SockFilter, second []bpfCheck) []unix.SockFilter {
+	var prog []unix.SockFilter
+	var drops []int // indexes of jumps whose false branch must reach the drop
+	emit := func(cs []bpfCheck) {
+		for _, c := range cs {
+			prog = append(prog, unix.SockFilter{Code: c.load, K: c.off})
+			if c.mask != 0 {
+				prog = append(prog, unix.SockFilter{Code: unix.BPF_ALU | unix.BPF_AND | unix.BPF_K, K: c.mask})
+			}
+			drops = append(drops, len(prog))
+			prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: c.want})
+		}
+	}
+	emit(first)
+	prog = append(prog, between...)
+	emit(second)
+	prog = append(prog, unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0xffff})
+	drop := len(prog)
+	prog = append(prog, unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0})
+	for _, i := range drops {
+		prog[i].Jf = uint8(drop - i - 1)
+	}
+	return prog
+}
+
+// sockAddr is an IP address and port, IPv4-mapped addresses unmapped (the
+// form the packets carry).
+type sockAddr struct {
+	ip   netip.Addr
+	port uint16
+}
+
+func sockAddrOf(sa unix.Sockaddr) sockAddr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return sockAddr{netip.AddrFrom4(a.Addr), uint16(a.Port)}
+	case *unix.SockaddrInet6:
+		return sockAddr{netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port)}
+	}
+	return sockAddr{}
+}
+
+var errNoSYNYet = errors.New("the held connect's SYN has not been captured")
+
+func (h *HeldConnect) closeCapture() {
+	if h.capture >= 0 {
+		unix.Close(h.capture)
+		h.capture = -1
+	}
+}
+
+// readSYN waits up to wait for the held socket's SYN on the capture, keeps
+// the headers an ICMP error must quote, and closes the capture.
+func (h *HeldConnect) readSYN(wait time.Duration) error {
+	if h.syn != nil {
+		return nil
+	}
+	if h.capture < 0 {
+		return errors.New("no capture for the held connect's SYN")
+	}
+	deadline := time.Now().Add(wait)
+	buf := make([]byte, 256)
+	for {
+		n, _, err := unix.Recvfrom(h.capture, buf, 0)
+		if err == unix.EAGAIN {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return errNoSYNYet
+			}
+			pfd := []unix.PollFd{{Fd: int32(h.capture), Events: unix.POLLIN}}
+			if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+				return fmt.Errorf("poll capture: %w", err)
+			}
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read capture: %w", err)
+		}
+		if quote, isn, ok := h.matchSYN(buf[:n]); ok {
+			h.syn = append([]byte(nil), quote...)
+			h.isn = isn
+			h.closeCapture()
+			return nil
+		}
+	}
+}
+
+// matchSYN: is pkt (from the IP header on) the SYN of the held socket?
+// It returns the IP header and first 8 bytes of TCP header, and the ISN.
+func (h *HeldConnect) matchSYN(pkt []byte) ([]byte, uint32, bool) {
+	var src netip.Addr
+	var tcp int
+	if h.v4 {
+		if len(pkt) < 20 {
+			return nil, 0, false
+		}
+		tcp = int(pkt[0]&0xf) * 4
+		src = netip.AddrFrom4([4]byte(pkt[12:16]))
+	} else {
+		if len(pkt) < 40 {
+			return nil, 0, false
+		}
+		tcp = 40
+		src = netip.AddrFrom16([16]byte(pkt[8:24]))
+	}
+	if tcp < 20 || len(pkt) < tcp+8 {
+		return nil, 0, false
+	}
+	if src != h.local.ip || binary.BigEndian.Uint16(pkt[tcp:]) != h.local.port {
+		return nil, 0, false
+	}
+	return pkt[:tcp+8], binary.BigEndian.Uint32(pkt[tcp+4:]), true
+}
+
+// sendICMP fails the held connect with errno by an ICMP error quoting its
+// SYN, as a router or the destination host would send it. tcp_v4_err and
+// tcp_v6_err only record a soft error when the program holds the socket
+// lock at that instant, so the message is sent again until the connect has
+// failed.
+func (h *HeldConnect) sendICMP(errno unix.Errno) error {
+	if err := h.readSYN(0); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotAsync, err)
+	}
+	code, ok := icmp6Errnos[errno]
+	if h.v4 {
+		code, ok = icmp4Errnos[errno]
+	}
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrNotAsync, errno)
+	}
+	msg := make([]byte, 8, 8+len(h.syn))
+	msg[0], msg[1] = code.typ, code.code
+	msg = append(msg, h.syn...)
+	if h.v4 {
+		binary.BigEndian.PutUint16(msg[2:], inetChecksum(0, msg))
+	} // ICMPv6 raw sockets always have the kernel compute the checksum.
+	dst := h.fam.sockaddrOf(h.local.ip, 0)
+	for try := 0; try < 20; try++ {
+		if err := unix.Sendto(h.fam.icmp, msg, 0, dst); err != nil {
+			return fmt.Errorf("send ICMP to %v: %w", h.local.ip, err)
+		}
+		if err := waitClosed(h.dup, 50*time.Millisecond); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("the held connect ignored ICMP type %d code %d", code.typ, code.code)
+}
+
+// kick sends the held socket an ACK that does not acknowledge its SYN.
+// Before any retransmission, tcp_rcv_synsent_state_process then re-arms
+// the retransmission timer to TCP_TIMEOUT_MIN (and answers with a RST that
+// the tarpit drops).
+func (h *HeldConnect) kick() error {
+	seg := make([]byte, 20)
+	binary.BigEndian.PutUint16(seg[0:], h.fam.port)
+	binary.BigEndian.PutUint16(seg[2:], h.local.port)
+	binary.BigEndian.PutUint32(seg[8:], h.isn) // == snd_una: unacceptable
+	seg[12] = 5 << 4
+	seg[13] = 0x10 // ACK
+	binary.BigEndian.PutUint16(seg[14:], 1024)
+	if h.v4 {
+		src, dst := h.fam.addr.As4(), h.local.ip.As4()
+		pseudo := make([]byte, 0, 12)
+		pseudo = append(pseudo, src[:]...)
+		pseudo = append(pseudo, dst[:]...)
+		pseudo = append(pseudo, 0, unix.IPPROTO_TCP, 0, byte(len(seg)))
+		binary.BigEndian.PutUint16(seg[16:], inetChecksum(sumWords(0, pseudo), seg))
+	}
+	if err := unix.Sendto(h.fam.tcp, seg, 0, h.fam.sockaddrOf(h.local.ip, 0)); err != nil {
+		return fmt.Errorf("send ACK to %v: %w", h.local.ip, err)
+	}
+	return nil
+}
+
+func (f *tarpitFamily) sockaddrOf(ip netip.Addr, port uint16) unix.Sockaddr {
+	if f.v4 {
+		return &unix.SockaddrInet4{Port: int(port), Addr: ip.As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(port), Addr: ip.As16()}
+}
+
+func sumWords(sum uint32, b []byte) uint32 {
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	return sum
+}
+
+// inetChecksum is RFC 1071's checksum of b, continuing sum.
+func inetChecksum(sum uint32, b []byte) uint16 {
+	sum = sumWords(sum, b)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// TCP states as TCP_INFO reports them.
+const (
+	tcpSynSent = 2
+	tcpClose   = 7
+)
+
+func tcpState(fd int) (uint8, error) {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, fmt.Errorf("getsockopt TCP_INFO: %w", err)
+	}
+	return info.State, nil
+}
+
+// waitClosed waits until the connect on fd is no longer in progress. It
+// does not read SO_ERROR, which belongs to the program.
+func waitClosed(fd int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		st, err := tcpState(fd)
+		if err != nil {
+			return err
+		}
+		if st != tcpSynSent {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return errors.New("connect still in progress")
+		}
+		// SYN_SENT polls without POLLOUT; any end of it brings POLLOUT.
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		ms := int(left.Milliseconds()) + 1
+		if _, err := unix.Poll(pfd, ms); err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll: %w", err)
+		}
+	}
+}

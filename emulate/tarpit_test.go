@@ -1,0 +1,453 @@
+package emulate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("tarpits need CAP_NET_RAW and CAP_NET_ADMIN (run as root)")
+	}
+}
+
+// tarpitCase is how the program's socket is made and where its connect was
+// going.
+type tarpitCase struct {
+	name   string
+	domain int
+	mapped bool
+}
+
+var tarpitCases = []tarpitCase{
+	{"v4", unix.AF_INET, false},
+	{"v6", unix.AF_INET6, false},
+	{"v4mapped", unix.AF_INET6, true},
+}
+
+func nonblockingTCP(t *testing.T, domain int) int {
+	t.Helper()
+	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+func newTarpits(t *testing.T) *Tarpits {
+	t.Helper()
+	tp, err := NewTarpits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tp.Close)
+	return tp
+}
+
+// hold holds a connect on a fresh socket, through a duplicate as the
+// supervisor has one; the test owns fd, the "program's" descriptor.
+func hold(t *testing.T, tps *Tarpits, c tarpitCase) (int, *HeldConnect) {
+	t.Helper()
+	fd := nonblockingTCP(t, c.domain)
+	return fd, holdFD(t, tps, fd, c)
+}
+
+func holdFD(t *testing.T, tps *Tarpits, fd int, c tarpitCase) *HeldConnect {
+	t.Helper()
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(dup) })
+	h, err := tps.Hold(dup, c.domain, c.mapped)
+	if err != nil {
+		t.Fatalf("Hold: %v", err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// pollOut polls fd for POLLOUT for up to wait; 0 revents means it timed out.
+func pollOut(t *testing.T, fd int, wait time.Duration) int16 {
+	t.Helper()
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLOUT}}
+	deadline := time.Now().Add(wait)
+	for {
+		n, err := unix.Poll(pfd, int(time.Until(deadline).Milliseconds()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return 0
+		}
+		if pfd[0].Revents&unix.POLLOUT != 0 || time.Now().After(deadline) {
+			return pfd[0].Revents
+		}
+	}
+}
+
+func assertInProgress(t *testing.T, fd int, d time.Duration) {
+	t.Helper()
+	if rev := pollOut(t, fd, d); rev != 0 {
+		t.Fatalf("poll during the hold: revents %#x, want none", rev)
+	}
+	if _, err := unix.Getpeername(fd); err != unix.ENOTCONN {
+		t.Fatalf("getpeername during the hold: %v, want ENOTCONN", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 9, Addr: [4]byte{192, 0, 2, 99}}); err != unix.EALREADY {
+		// A second connect in progress says EALREADY, natively too.
+		if !(err == unix.EAFNOSUPPORT || err == unix.EINVAL) {
+			t.Fatalf("second connect during the hold: %v, want EALREADY", err)
+		}
+	}
+}
+
+// failedWith checks what the program sees after the failure.
+func failedWith(t *testing.T, fd int, want syscall.Errno, wait time.Duration) int16 {
+	t.Helper()
+	rev := pollOut(t, fd, wait)
+	if rev&unix.POLLOUT == 0 || rev&unix.POLLERR == 0 {
+		t.Fatalf("poll after Fail: revents %#x, want POLLOUT|POLLERR", rev)
+	}
+	got, err := SocketError(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("SO_ERROR = %v, want %v", got, want)
+	}
+	if _, err := unix.Getpeername(fd); err != unix.ENOTCONN {
+		t.Fatalf("getpeername after the failure: %v, want ENOTCONN", err)
+	}
+	return rev
+}
+
+func errnosFor(c tarpitCase) []syscall.Errno {
+	list := []syscall.Errno{unix.ECONNRESET, unix.ETIMEDOUT}
+	table := icmp6Errnos
+	if c.domain == unix.AF_INET || c.mapped {
+		table = icmp4Errnos
+	}
+	for e := range table {
+		list = append(list, e)
+	}
+	return list
+}
+
+func TestTarpitFail(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	for _, c := range tarpitCases {
+		for _, errno := range errnosFor(c) {
+			t.Run(fmt.Sprintf("%s/%s", c.name, unix.ErrnoName(errno)), func(t *testing.T) {
+				fd, h := hold(t, tps, c)
+				assertInProgress(t, fd, 100*time.Millisecond)
+				start := time.Now()
+				if err := h.Fail(errno); err != nil {
+					t.Fatalf("Fail(%v): %v", errno, err)
+				}
+				failedWith(t, fd, errno, 100*time.Millisecond)
+				t.Logf("failed %v after %v", errno, time.Since(start))
+				if err := h.Fail(errno); !errors.Is(err, ErrNotInProgress) {
+					t.Fatalf("second Fail: %v, want ErrNotInProgress", err)
+				}
+			})
+		}
+	}
+}
+
+// TestTarpitLooksNative compares poll's answer after an injected failure
+// with the one after a real refused connect on loopback.
+func TestTarpitLooksNative(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	// A port nobody listens on: the kernel answers the SYN with a RST.
+	probe := nonblockingTCP(t, unix.AF_INET)
+	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(probe)
+	native := nonblockingTCP(t, unix.AF_INET)
+	err := unix.Connect(native, sa)
+	if err != unix.EINPROGRESS && err != unix.ECONNREFUSED {
+		t.Fatalf("native connect: %v", err)
+	}
+	want := failedWith(t, native, unix.ECONNREFUSED, time.Second)
+	nativeLocal, _ := unix.Getsockname(native)
+	for _, errno := range []syscall.Errno{unix.ECONNREFUSED, unix.ECONNRESET, unix.ETIMEDOUT, unix.EHOSTUNREACH} {
+		fd, h := hold(t, tps, tarpitCases[0])
+		if err := h.Fail(errno); err != nil {
+			t.Fatal(err)
+		}
+		if got := failedWith(t, fd, errno, time.Second); got != want {
+			t.Errorf("%v: revents %#x, native %#x", errno, got, want)
+		}
+		local, _ := unix.Getsockname(fd)
+		t.Logf("%v: getsockname after failure %+v (native refused: %+v)", errno, local, nativeLocal)
+	}
+}
+
+func TestTarpitBlackhole(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	for _, c := range tarpitCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fd, h := hold(t, tps, c)
+			h.Close()
+			assertInProgress(t, fd, 2*time.Second)
+			st, err := tcpState(fd)
+			if err != nil || st != tcpSynSent {
+				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
+			}
+		})
+	}
+}
+
+// TestTarpitTimeoutAt: the kernel's own timer fails the connect at the
+// deadline, well past the first SYN retransmission.
+func TestTarpitTimeoutAt(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	for _, c := range tarpitCases[:2] {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fd := nonblockingTCP(t, c.domain)
+			// The program's own TCP_USER_TIMEOUT comes back afterwards.
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 60000); err != nil {
+				t.Fatal(err)
+			}
+			h := holdFD(t, tps, fd, c)
+			const d = 1500 * time.Millisecond
+			deadline := h.sentAt.Add(d)
+			if err := h.TimeoutAt(deadline); err != nil {
+				t.Fatal(err)
+			}
+			assertInProgress(t, fd, d-100*time.Millisecond)
+			failedWith(t, fd, unix.ETIMEDOUT, 300*time.Millisecond)
+			late := time.Since(deadline)
+			t.Logf("ETIMEDOUT %v after the deadline", late)
+			if late > 50*time.Millisecond {
+				t.Errorf("ETIMEDOUT %v late", late)
+			}
+			if err := h.Fail(unix.ETIMEDOUT); err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT); v != 60000 {
+				t.Errorf("TCP_USER_TIMEOUT after the failure = %d, want the program's 60000", v)
+			}
+		})
+	}
+}
+
+// TestTarpitLateTimeout: Fail(ETIMEDOUT) without TimeoutAt, after the first
+// retransmission, lands at the kernel's next retransmission timer.
+func TestTarpitLateTimeout(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	fd, h := hold(t, tps, tarpitCases[0])
+	time.Sleep(1200 * time.Millisecond)
+	start := time.Now()
+	if err := h.Fail(unix.ETIMEDOUT); err != nil {
+		t.Fatal(err)
+	}
+	failedWith(t, fd, unix.ETIMEDOUT, 100*time.Millisecond)
+	t.Logf("ETIMEDOUT %v after Fail (%v after the SYN)", time.Since(start), time.Since(h.sentAt))
+	if v, _ := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT); v != 0 {
+		t.Errorf("TCP_USER_TIMEOUT after the failure = %d, want 0", v)
+	}
+}
+
+// TestTarpitDelayAccuracy: Fail at a delay, as the supervisor will, and
+// measure when the program's poll wakes up.
+func TestTarpitDelayAccuracy(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	for _, errno := range []syscall.Errno{unix.ECONNREFUSED, unix.ECONNRESET, unix.ETIMEDOUT} {
+		fd, h := hold(t, tps, tarpitCases[0])
+		const d = 300 * time.Millisecond
+		time.AfterFunc(time.Until(h.sentAt.Add(d)), func() {
+			if err := h.Fail(errno); err != nil {
+				t.Error(err)
+			}
+		})
+		failedWith(t, fd, errno, time.Second)
+		t.Logf("%v: poll woke %v after the SYN (delay %v)", errno, time.Since(h.sentAt), d)
+		if late := time.Since(h.sentAt) - d; late > 50*time.Millisecond {
+			t.Errorf("%v: %v late", errno, late)
+		}
+	}
+}
+
+func TestTarpitNotAsync(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	fd, h := hold(t, tps, tarpitCases[0])
+	if FailsAsync(unix.AF_INET, false, unix.EADDRNOTAVAIL) {
+		t.Error("FailsAsync(EADDRNOTAVAIL) = true")
+	}
+	if err := h.Fail(unix.EADDRNOTAVAIL); !errors.Is(err, ErrNotAsync) {
+		t.Fatalf("Fail(EADDRNOTAVAIL): %v, want ErrNotAsync", err)
+	}
+	assertInProgress(t, fd, 50*time.Millisecond)
+}
+
+func TestTarpitRefusesBlocking(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := tps.Hold(fd, unix.AF_INET, false); err == nil {
+		t.Fatal("Hold on a blocking socket succeeded")
+	}
+}
+
+// inNewNetns runs fn on a locked thread in a fresh network namespace; the
+// thread is thrown away afterwards.
+func inNewNetns(t *testing.T, fn func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with us
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
+			return
+		}
+		done <- fn()
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setLoopbackUp(up bool) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	flags := ifr.Uint16() &^ unix.IFF_UP
+	if up {
+		flags |= unix.IFF_UP
+	}
+	ifr.SetUint16(flags)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+func TestTarpitOtherNetns(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	var down, fds [3]int
+	inNewNetns(t, func() error {
+		var err error
+		for i, c := range tarpitCases {
+			if down[i], err = unix.Socket(c.domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err != nil {
+				return err
+			}
+		}
+		if err := setLoopbackUp(true); err != nil {
+			return fmt.Errorf("loopback up: %w", err)
+		}
+		for i, c := range tarpitCases {
+			if fds[i], err = unix.Socket(c.domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i := range fds {
+		t.Cleanup(func() { unix.Close(fds[i]); unix.Close(down[i]) })
+	}
+	for i, c := range tarpitCases {
+		t.Run(c.name, func(t *testing.T) {
+			h := holdFD(t, tps, fds[i], c)
+			assertInProgress(t, fds[i], 100*time.Millisecond)
+			if err := h.Fail(unix.ECONNREFUSED); err != nil {
+				t.Fatal(err)
+			}
+			failedWith(t, fds[i], unix.ECONNREFUSED, 100*time.Millisecond)
+		})
+	}
+	tps.mu.Lock()
+	n := len(tps.byNS)
+	tps.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d tarpits, want 1 (the other namespace only)", n)
+	}
+
+	// A second namespace, its loopback down: Hold says so.
+	inNewNetns(t, func() error {
+		var err error
+		down[0], err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
+	if _, err := tps.Hold(down[0], unix.AF_INET, false); !errors.Is(err, ErrLoopbackDown) {
+		t.Fatalf("Hold with loopback down: %v, want ErrLoopbackDown", err)
+	}
+	if st, _ := tcpState(down[0]); st != tcpClose {
+		t.Errorf("socket state %d after a refused Hold, want untouched", st)
+	}
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestTarpitNoFDLeak(t *testing.T) {
+	requireRoot(t)
+	before := countFDs(t)
+	t.Cleanup(func() {
+		// Registered first, so it runs after the other cleanups have
+		// closed the test's sockets and dups.
+		if after := countFDs(t); after != before {
+			t.Errorf("fds: %d before, %d after", before, after)
+		}
+	})
+	tps, err := NewTarpits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		for _, c := range tarpitCases {
+			fd := nonblockingTCP(t, c.domain)
+			h := holdFD(t, tps, fd, c)
+			if i == 1 {
+				h.Fail(unix.ECONNREFUSED)
+			}
+			h.Close()
+		}
+	}
+	// Each family of a tarpit holds a listener and two raw sockets; the
+	// held connects hold nothing once their SYN is captured.
+	if got := countFDs(t) - before - 9*2; got != 6 {
+		t.Errorf("%d fds open while holding, want 6 (2 families × listener and 2 raw)", got)
+	}
+	tps.Close()
+}
