@@ -328,6 +328,40 @@ static int m_int80(char **a, int direct) {
 	return 0;
 }
 
+// int80-sendto IP PORT: a UDP datagram with a destination through i386
+// socketcall(SYS_SENDTO); the socket itself is made natively.
+static int m_int80_sendto(char **a) {
+	struct sockaddr_in sa = addr4(a[0], a[1]);
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0) die("socket");
+	uint32_t *low = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (low == MAP_FAILED) die("mmap MAP_32BIT");
+	memcpy(low + 16, &sa, sizeof sa);
+	memcpy(low + 32, "attack", 6);
+	low[0] = s;
+	low[1] = (uint32_t)(uintptr_t)(low + 32);
+	low[2] = 6;
+	low[3] = 0;
+	low[4] = (uint32_t)(uintptr_t)(low + 16);
+	low[5] = sizeof sa;
+	signal(SIGSEGV, on_fault);
+	signal(SIGILL, on_fault);
+	int sig = sigsetjmp(fault_jmp, 1);
+	if (sig) {
+		printf("SKIP int 0x80 raised signal %d (%s): this kernel runs no 32-bit syscalls (ia32 emulation off)\n",
+		       sig, strsignal(sig));
+		return 0;
+	}
+	long r = int80(102, 11 /* SYS_SENDTO */, (long)(uintptr_t)low, 0);
+	if (r < 0) {
+		verdict(-1, (int)-r, "i386 socketcall(SYS_SENDTO)");
+		return 0;
+	}
+	if (udp_echo(s)) verdict(0, 0, "i386 socketcall(SYS_SENDTO)");
+	else printf("BLOCKED noecho i386 socketcall(SYS_SENDTO) (sent, nothing came back)\n");
+	return 0;
+}
+
 // x32 IP PORT: connect with __X32_SYSCALL_BIT.
 static int m_x32(char **a) {
 	struct sockaddr_in sa = addr4(a[0], a[1]);
@@ -930,6 +964,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(m, "iouring")) { NEED(2); return m_iouring(a); }
 	if (!strcmp(m, "int80")) { NEED(2); return m_int80(a, 0); }
 	if (!strcmp(m, "int80-connect")) { NEED(2); return m_int80(a, 1); }
+	if (!strcmp(m, "int80-sendto")) { NEED(2); return m_int80_sendto(a); }
 	if (!strcmp(m, "x32")) { NEED(2); return m_x32(a); }
 	if (!strcmp(m, "own-filter")) { NEED(3); return m_own_filter(a); }
 	if (!strcmp(m, "ptrace")) { NEED(2); return m_ptrace(a); }
