@@ -141,6 +141,7 @@ type HeldConnect struct {
 	sentAt  time.Time
 
 	userTimeout    int  // the program's TCP_USER_TIMEOUT, restored once done
+	ourTimeout     int  // the value we set
 	touchedTimeout bool // we changed TCP_USER_TIMEOUT
 }
 
@@ -153,7 +154,8 @@ type HeldConnect struct {
 //
 // The one difference a program can observe is the socket's local address
 // (getsockname): a loopback address rather than the one the route to the
-// real destination would pick, unless the program had bound the socket.
+// real destination would pick, unless the program had bound the socket
+// (after ECONNRESET, tcp_disconnect clears an address it had not bound).
 func (t *Tarpits) Hold(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
 	if err := checkHoldable(dup, family, mappedV4); err != nil {
 		return nil, err
@@ -289,10 +291,14 @@ func (h *HeldConnect) reset() error {
 	return nil
 }
 
-// restoreTimeout gives the program back its own TCP_USER_TIMEOUT.
+// restoreTimeout gives the program back its own TCP_USER_TIMEOUT, unless
+// the program has set a new one meanwhile.
 func (h *HeldConnect) restoreTimeout() {
-	unix.SetsockoptInt(h.dup, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, h.userTimeout)
 	h.touchedTimeout = false
+	if v, err := unix.GetsockoptInt(h.dup, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT); err != nil || v != h.ourTimeout {
+		return
+	}
+	unix.SetsockoptInt(h.dup, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, h.userTimeout)
 }
 
 // timeoutAt sets TCP_USER_TIMEOUT so that it runs out at deadline, measured
@@ -309,6 +315,7 @@ func (h *HeldConnect) timeoutAt(deadline time.Time) error {
 		return fmt.Errorf("setsockopt TCP_USER_TIMEOUT: %w", err)
 	}
 	h.touchedTimeout = true
+	h.ourTimeout = int(ms)
 	info, err := unix.GetsockoptTCPInfo(h.dup, unix.IPPROTO_TCP, unix.TCP_INFO)
 	if err != nil {
 		return fmt.Errorf("getsockopt TCP_INFO: %w", err)

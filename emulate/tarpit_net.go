@@ -390,6 +390,8 @@ type sockAddr struct {
 	port uint16
 }
 
+func (a sockAddr) String() string { return netip.AddrPortFrom(a.ip, a.port).String() }
+
 func sockAddrOf(sa unix.Sockaddr) sockAddr {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:

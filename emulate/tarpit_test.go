@@ -3,6 +3,8 @@ package emulate
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"syscall"
@@ -288,6 +290,87 @@ func TestTarpitDelayAccuracy(t *testing.T) {
 		if late := time.Since(h.sentAt) - d; late > 50*time.Millisecond {
 			t.Errorf("%v: %v late", errno, late)
 		}
+	}
+}
+
+// TestTarpitBoundSocket: a program that bound its socket to a local,
+// non-loopback address (or to a port on the wildcard address) before
+// connecting keeps that address; the SYN and the ICMP still stay on lo.
+func TestTarpitBoundSocket(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	ifaces, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []netip.Addr
+	for _, a := range ifaces {
+		p, err := netip.ParsePrefix(a.String())
+		if err == nil && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+			addrs = append(addrs, p.Addr())
+		}
+	}
+	addrs = append(addrs, netip.IPv4Unspecified(), netip.IPv6Unspecified())
+	for _, a := range addrs {
+		for _, errno := range []syscall.Errno{unix.ECONNREFUSED, unix.ETIMEDOUT, unix.ECONNRESET} {
+			t.Run(a.String()+"/"+unix.ErrnoName(errno), func(t *testing.T) {
+				c := tarpitCases[1]
+				var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: a.As16()}
+				if a.Is4() {
+					c = tarpitCases[0]
+					sa = &unix.SockaddrInet4{Addr: a.As4()}
+				}
+				fd := nonblockingTCP(t, c.domain)
+				if err := unix.Bind(fd, sa); err != nil {
+					t.Fatal(err)
+				}
+				before, _ := unix.Getsockname(fd)
+				h := holdFD(t, tps, fd, c)
+				assertInProgress(t, fd, 50*time.Millisecond)
+				during, _ := unix.Getsockname(fd)
+				if err := h.Fail(errno); err != nil {
+					t.Fatal(err)
+				}
+				failedWith(t, fd, errno, 100*time.Millisecond)
+				after, _ := unix.Getsockname(fd)
+				t.Logf("getsockname bound %v, held %v, failed %v", sockAddrOf(before), sockAddrOf(during), sockAddrOf(after))
+				if !a.IsUnspecified() && sockAddrOf(during).ip != a {
+					t.Errorf("local address during the hold %v, want the bound %v", sockAddrOf(during).ip, a)
+				}
+			})
+		}
+	}
+}
+
+// TestTarpitEpoll: an edge-triggered epoll, as Go's netpoller uses, reports
+// nothing during the hold and one writable-with-error event on Fail.
+func TestTarpitEpoll(t *testing.T) {
+	requireRoot(t)
+	tps := newTarpits(t)
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	fd := nonblockingTCP(t, unix.AF_INET)
+	h := holdFD(t, tps, fd, tarpitCases[0])
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]unix.EpollEvent, 4)
+	if n, _ := unix.EpollWait(ep, evs, 300); n != 0 {
+		t.Fatalf("epoll during the hold: %d events (%#x)", n, evs[0].Events)
+	}
+	if err := h.Fail(unix.ECONNREFUSED); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := unix.EpollWait(ep, evs, 100)
+	if n != 1 || evs[0].Events&(unix.EPOLLOUT|unix.EPOLLERR) != unix.EPOLLOUT|unix.EPOLLERR {
+		t.Fatalf("epoll after Fail: %d events (%#x), want EPOLLOUT|EPOLLERR", n, evs[0].Events)
+	}
+	if e, _ := SocketError(fd); e != unix.ECONNREFUSED {
+		t.Fatalf("SO_ERROR %v", e)
 	}
 }
 
