@@ -465,7 +465,7 @@ func (b *bench) throughput() error {
 	}
 	t := &table{title: "4. Throughput (median over rounds)"}
 	t.row("variant", fmt.Sprintf("HTTP req/s (c=%d, no keep-alive)", b.cfg.HTTPConc), "×native",
-		fmt.Sprintf("TCP connects/s (%d threads)", stormThreads), "×native")
+		fmt.Sprintf("TCP cycles/s (%d threads)", stormThreads), "×native")
 	for vi, v := range keep {
 		h, s := median(res[vi].http), median(res[vi].storm)
 		t.row(v.name, fmt.Sprintf("%.0f", h), fmt.Sprintf("%.2f×", h/median(res[0].http)),
@@ -473,7 +473,7 @@ func (b *bench) throughput() error {
 	}
 	t.notes = []string{
 		fmt.Sprintf("HTTP: a Go client (DisableKeepAlives, %d requests) against a Go server in the bench process, both on loopback.", b.cfg.HTTPReqs),
-		fmt.Sprintf("threads: the C target, %d pthreads each doing %d blocking socket+connect+close (RST); one thread accepts.", stormThreads, b.cfg.StormConns),
+		fmt.Sprintf("threads: the C target, %d pthreads each doing %d whole TCP cycles (blocking connect) against a listener of its own.", stormThreads, b.cfg.StormConns),
 		"target: HTTP throughput ≥ 0.8× native.",
 	}
 	t.print(b.out)

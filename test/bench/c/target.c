@@ -13,9 +13,9 @@
 //   unix N PATH       N whole UNIX stream cycles against a listener at PATH
 //   getppid N         N getppid calls, timed in batches (untrapped)
 //   read N            N one-byte reads of /dev/zero, in batches (untrapped)
-//   threads T N       T threads, each doing N TCP cycles (socket, connect,
-//                     close) against a listener accepted by one thread;
-//                     prints connects per second as extra "rate=R"
+//   threads T N       T threads, each doing N whole TCP cycles against a
+//                     listener of its own; prints cycles per second as
+//                     extra "rate=R"
 //   blocked B K       scale: time K UDP connects and K TCP cycles (the
 //                     "stream"), then start B threads whose blocking
 //                     connects hang on a listener that never accepts (its
@@ -203,41 +203,30 @@ static void untrapped(struct stats *st, int use_read) {
 }
 
 struct storm {
-	struct sockaddr_in sa;
 	int n, errors;
 };
 
+// storm_worker does whole TCP cycles against a listener of its own: a
+// shared one would need an accepting thread, which loses the CPU to the
+// connecting ones, lets the queue overflow and turns dropped SYNs into
+// one-second retransmits.
 static void *storm_worker(void *p) {
 	struct storm *s = p;
-	for (int i = 0; i < s->n; i++) {
-		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(c, (struct sockaddr *)&s->sa, sizeof s->sa) < 0)
+	struct sockaddr_in sa;
+	int l = tcp_listener(&sa, 16);
+	for (int i = 0; i < s->n; i++)
+		if (tcp_cycle(l, &sa) < 0)
 			__atomic_add_fetch(&s->errors, 1, __ATOMIC_RELAXED);
-		close_rst(c);
-	}
-	return NULL;
-}
-
-static void *acceptor(void *p) {
-	int l = *(int *)p;
-	for (;;) {
-		int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-		if (a >= 0)
-			close(a);
-	}
+	close(l);
 	return NULL;
 }
 
 static void threads(int t, int n) {
-	static int l;
 	struct storm s = {.n = n};
-	l = tcp_listener(&s.sa, 4096);
-	pthread_t acc, w[t];
+	pthread_t w[t];
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 64 << 10);
-	if (pthread_create(&acc, &attr, acceptor, &l))
-		die("pthread_create");
 	long long t0 = now_ns();
 	for (int i = 0; i < t; i++)
 		if (pthread_create(&w[i], &attr, storm_worker, &s))
