@@ -28,6 +28,9 @@ var targetSource []byte
 //go:embed c/floor.c
 var floorSource []byte
 
+//go:embed c/syscost.c
+var syscostSource []byte
+
 // Config sizes a run. Every measurement is repeated Rounds times, the
 // variants interleaved within a round, and the median round is reported.
 type Config struct {
@@ -66,6 +69,7 @@ type bench struct {
 	out     io.Writer
 	dir     string // temporary: binaries, UNIX socket paths
 	target  string
+	syscost string
 	floor   string
 	cv      string
 	strace  string // empty when absent
@@ -94,6 +98,7 @@ func Run(cfg Config, out io.Writer) error {
 		{"throughput", b.throughput},
 		{"scale", b.scale},
 		{"policy", b.policy},
+		{"syscalls", b.syscalls},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -115,7 +120,7 @@ func (b *bench) build() error {
 		src  []byte
 		name string
 		libs []string
-	}{{targetSource, "target", []string{"-lpthread"}}, {floorSource, "floor", nil}} {
+	}{{targetSource, "target", []string{"-lpthread"}}, {floorSource, "floor", nil}, {syscostSource, "syscost", nil}} {
 		src := filepath.Join(b.dir, c.name+".c")
 		if err := os.WriteFile(src, c.src, 0o644); err != nil {
 			return err
@@ -127,6 +132,7 @@ func (b *bench) build() error {
 		}
 	}
 	b.target, b.floor = filepath.Join(b.dir, "target"), filepath.Join(b.dir, "floor")
+	b.syscost = filepath.Join(b.dir, "syscost")
 	b.cv = b.cfg.Connvisor
 	if b.cv == "" {
 		b.cv = filepath.Join(b.dir, "connvisor")
@@ -721,4 +727,44 @@ func (t *table) print(w io.Writer) {
 		fmt.Fprintln(w, "  "+n)
 	}
 	fmt.Fprintln(w)
+}
+
+// syscalls times, one by one, the calls a supervisor makes to emulate an
+// allowed connect: the parts that the latency table adds up.
+func (b *bench) syscalls() error {
+	var names []string
+	costs := map[string][]float64{}
+	for round := 0; round < b.cfg.Rounds; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+		out, err := b.command(ctx, []string{b.syscost, strconv.Itoa(b.cfg.UDP)}).Output()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("syscost: %v", err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			m := resultLine.FindStringSubmatch(line)
+			if m == nil || m[1] != "COST" {
+				continue
+			}
+			r := parseResults([]byte(line))["COST"]
+			if _, ok := costs[r["name"]]; !ok {
+				names = append(names, r["name"])
+			}
+			costs[r["name"]] = append(costs[r["name"]], r.float("median_ns"))
+		}
+	}
+	if len(names) == 0 {
+		return errors.New("syscost printed no COST lines")
+	}
+	t := &table{title: "7. Where the time goes: each call a supervisor makes per emulated connect, ns (median)"}
+	t.row("system call", "ns")
+	for _, n := range names {
+		t.row(strings.ReplaceAll(n, "_", " "), fmt.Sprintf("%.0f", median(costs[n])))
+	}
+	t.notes = []string{
+		"timed alone against a real target blocked in a trapped connect (c/syscost.c).",
+		"the notification round trip itself is the floor in table 2.",
+	}
+	t.print(b.out)
+	return nil
 }
