@@ -114,6 +114,10 @@ type Options struct {
 	// AllowIOUring lets the command create io_uring instances, whose
 	// connects and sends seccomp never sees.
 	AllowIOUring bool
+	// AllowRaw lets the command create raw and packet sockets, which
+	// reach the network without connect (ping needs one when it runs as
+	// root without ping_group_range).
+	AllowRaw bool
 	// NoSendTrap stops policing datagrams sent with a destination
 	// (sendto, sendmsg, sendmmsg) and TCP fast open.
 	NoSendTrap bool
@@ -181,7 +185,11 @@ func (c *Cmd) Start() error {
 		}
 		return err
 	}
-	prog, err := buildFilter(FilterOptions{TrapSends: !c.Options.NoSendTrap, AllowIOUring: c.Options.AllowIOUring})
+	prog, err := buildFilter(FilterOptions{
+		TrapSends:    !c.Options.NoSendTrap,
+		AllowIOUring: c.Options.AllowIOUring,
+		AllowRaw:     c.Options.AllowRaw,
+	})
 	if err != nil {
 		return err
 	}

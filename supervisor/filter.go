@@ -18,6 +18,8 @@ type FilterOptions struct {
 	// AllowIOUring lets io_uring_setup through; its connect and send run
 	// in kernel workers that seccomp never sees.
 	AllowIOUring bool
+	// AllowRaw lets raw and packet sockets be created.
+	AllowRaw bool
 }
 
 // compatArches are the other ABIs an x86_64 process can use. Their calls
@@ -34,44 +36,16 @@ func compatArches() []seccomp.ScmpArch {
 // connect (and the other doors) notify the supervisor, everything else
 // runs untouched at the cost of the filter alone.
 func buildFilter(opts FilterOptions) ([]unix.SockFilter, error) {
-	f, err := seccomp.NewFilter(seccomp.ActAllow)
-	if err != nil {
-		return nil, fmt.Errorf("new seccomp filter: %w", err)
-	}
-	defer f.Release()
-	// We load the program ourselves, so libseccomp's own load-time
-	// attributes (TSYNC, NO_NEW_PRIVS) do not apply; the bad-arch action
-	// does: an ABI we did not list is killed, never allowed.
-	if err := f.SetBadArchAction(seccomp.ActKillProcess); err != nil {
-		return nil, fmt.Errorf("set bad arch action: %w", err)
-	}
 	native, err := seccomp.GetNativeArch()
 	if err != nil {
 		return nil, fmt.Errorf("native arch: %w", err)
 	}
-	for _, a := range compatArches() {
-		if err := f.AddArch(a); err != nil {
-			return nil, fmt.Errorf("add arch %v: %w", a, err)
-		}
+	f, err := newArchFilter(native)
+	if err != nil {
+		return nil, err
 	}
-	// One rule per call, given by name: libseccomp writes it for every
-	// arch in the filter, including i386's socketcall(2) multiplexing and
-	// x32's numbering, so no ABI slips past.
-	add := func(name string, conds ...seccomp.ScmpCondition) error {
-		nr, err := seccomp.GetSyscallFromNameByArch(name, native)
-		if err != nil {
-			return fmt.Errorf("syscall %s: %w", name, err)
-		}
-		if len(conds) == 0 {
-			err = f.AddRule(nr, seccomp.ActNotify)
-		} else {
-			err = f.AddRuleConditional(nr, seccomp.ActNotify, conds)
-		}
-		if err != nil {
-			return fmt.Errorf("rule for %s: %w", name, err)
-		}
-		return nil
-	}
+	defer f.Release()
+	add := ruleAdder(f, native)
 	if err := add("connect"); err != nil {
 		return nil, err
 	}
@@ -85,11 +59,149 @@ func buildFilter(opts FilterOptions) ([]unix.SockFilter, error) {
 			return nil, err
 		}
 	}
+	if !opts.AllowRaw {
+		if err := addRawSocketRules(add); err != nil {
+			return nil, err
+		}
+	}
 	if err := addSCTPConnectxRules(add); err != nil {
 		return nil, err
 	}
+	// The compat ABIs get their own filters, merged in: their calls are
+	// trapped without conditions, because i386's socketcall(2) keeps the
+	// arguments in memory where no condition can look, and the
+	// supervisor refuses them all.
+	for _, arch := range compatArches() {
+		cf, err := compatFilter(arch)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.Merge(cf); err != nil {
+			cf.Release()
+			return nil, fmt.Errorf("merge the %v filter: %w", arch, err)
+		}
+	}
 	return exportBPF(f)
 }
+
+// newArchFilter is an empty allow-all filter for arch alone. An ABI no
+// filter lists is killed, never allowed.
+func newArchFilter(arch seccomp.ScmpArch) (*seccomp.ScmpFilter, error) {
+	f, err := seccomp.NewFilter(seccomp.ActAllow)
+	if err != nil {
+		return nil, fmt.Errorf("new seccomp filter: %w", err)
+	}
+	native, err := seccomp.GetNativeArch()
+	if err != nil {
+		f.Release()
+		return nil, fmt.Errorf("native arch: %w", err)
+	}
+	if arch != native {
+		if err := f.AddArch(arch); err != nil {
+			f.Release()
+			return nil, fmt.Errorf("add arch %v: %w", arch, err)
+		}
+		if err := f.RemoveArch(native); err != nil {
+			f.Release()
+			return nil, fmt.Errorf("remove arch %v: %w", native, err)
+		}
+	}
+	if err := f.SetBadArchAction(seccomp.ActKillProcess); err != nil {
+		f.Release()
+		return nil, fmt.Errorf("set bad arch action: %w", err)
+	}
+	return f, nil
+}
+
+// ruleAdder adds notify rules to f by the call's name. libseccomp takes
+// the number as the native arch's and translates it for each arch of the
+// filter (i386's connect becomes socketcall(SYS_CONNECT) and connect).
+func ruleAdder(f *seccomp.ScmpFilter, arch seccomp.ScmpArch) addRuleFunc {
+	return func(name string, conds ...seccomp.ScmpCondition) error {
+		nr, err := seccomp.GetSyscallFromName(name)
+		if err != nil {
+			return fmt.Errorf("syscall %s on %v: %w", name, arch, err)
+		}
+		if len(conds) == 0 {
+			err = f.AddRule(nr, seccomp.ActNotify)
+		} else {
+			err = f.AddRuleConditional(nr, seccomp.ActNotify, conds)
+		}
+		if err != nil {
+			return fmt.Errorf("rule for %s on %v: %w", name, arch, err)
+		}
+		return nil
+	}
+}
+
+// compatFilter traps every call of a compat ABI that can reach a
+// destination or hide one from seccomp.
+func compatFilter(arch seccomp.ScmpArch) (*seccomp.ScmpFilter, error) {
+	f, err := newArchFilter(arch)
+	if err != nil {
+		return nil, err
+	}
+	add := ruleAdder(f, arch)
+	for _, name := range []string{"connect", "sendto", "sendmsg", "sendmmsg", "io_uring_setup", "setsockopt"} {
+		if err := add(name); err != nil {
+			f.Release()
+			return nil, err
+		}
+	}
+	if err := addRawSocketRules(add); err != nil {
+		f.Release()
+		return nil, err
+	}
+	if arch == seccomp.ArchX86 {
+		// socketcall(2) keeps the socket's type in memory, so raw sockets
+		// cannot be told apart: every socket it creates is refused, with
+		// the calls that can reach a destination.
+		for _, call := range []uint64{sysSocket, sysConnect, sysSetsockopt, sysSendto, sysSendmsg, sysSendmmsg} {
+			c, err := seccomp.MakeCondition(0, seccomp.CompareEqual, call)
+			if err != nil {
+				f.Release()
+				return nil, fmt.Errorf("socketcall condition: %w", err)
+			}
+			if err := add("socketcall", c); err != nil {
+				f.Release()
+				return nil, err
+			}
+		}
+	}
+	return f, nil
+}
+
+// socketcall(2) call numbers (include/uapi/linux/net.h).
+const (
+	sysSocket     = 1
+	sysConnect    = 3
+	sysSendto     = 11
+	sysSetsockopt = 14
+	sysSendmsg    = 16
+	sysSendmmsg   = 20
+)
+
+// addRawSocketRules traps the creation of raw and packet sockets: they
+// reach the network without connect, with addresses no port rule can
+// match (a raw IP datagram names no port).
+func addRawSocketRules(add addRuleFunc) error {
+	raw, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, sockTypeMask, unix.SOCK_RAW)
+	if err != nil {
+		return fmt.Errorf("socket condition: %w", err)
+	}
+	packet, err := seccomp.MakeCondition(0, seccomp.CompareEqual, unix.AF_PACKET)
+	if err != nil {
+		return fmt.Errorf("socket condition: %w", err)
+	}
+	if err := add("socket", raw); err != nil {
+		return err
+	}
+	return add("socket", packet)
+}
+
+// sockTypeMask keeps the type of socket(2)'s type argument, without
+// SOCK_NONBLOCK and SOCK_CLOEXEC.
+const sockTypeMask = 0xf
 
 type addRuleFunc func(name string, conds ...seccomp.ScmpCondition) error
 

@@ -31,6 +31,10 @@ func (s *Supervisor) handle(n *Notification) {
 		s.refuse(n, "io_uring", syscall.EPERM)
 	case unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
 		s.handleSend(n)
+	case unix.SYS_SOCKET:
+		// Only raw and packet sockets reach here: they reach the network
+		// without connect and name no port a rule could match.
+		s.refuse(n, "raw or packet socket (--allow-raw to permit)", syscall.EPERM)
 	case unix.SYS_SETSOCKOPT:
 		// Only SCTP connectx reaches here; its address list is not
 		// policed, so it is refused (connect(2) on SCTP still works).

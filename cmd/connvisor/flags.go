@@ -40,6 +40,7 @@ type runFlags struct {
 	allowIOUring bool
 	noSendTrap   bool
 	keepPtrace   bool
+	allowRaw     bool
 	watch        bool
 }
 
@@ -67,6 +68,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 	fs.BoolVar(&rf.noSendTrap, "no-send-trap", false, "")
 	fs.BoolVar(&rf.watch, "watch", false, "")
 	fs.BoolVar(&rf.keepPtrace, "allow-ptrace", false, "")
+	fs.BoolVar(&rf.allowRaw, "allow-raw", false, "")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, flagHint(err, args)
 	}
@@ -95,7 +97,7 @@ func flagHint(err error, args []string) error {
 	}
 	name := strings.TrimLeft(strings.TrimPrefix(msg, undefined), "-")
 	known := []string{"policy", "allow", "deny", "log", "fail", "default", "seed", "summary",
-		"log-format", "log-file", "quiet", "mode", "wait-killable", "allow-io-uring", "no-send-trap", "watch", "allow-ptrace"}
+		"log-format", "log-file", "quiet", "mode", "wait-killable", "allow-io-uring", "no-send-trap", "watch", "allow-ptrace", "allow-raw"}
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := distance(name, k); d < bestD {

@@ -51,6 +51,7 @@ func runCommand(args []string) int {
 		AllowIOUring: rf.allowIOUring,
 		NoSendTrap:   rf.noSendTrap,
 		KeepPtrace:   rf.keepPtrace,
+		AllowRaw:     rf.allowRaw,
 	}
 	// Catch the forwarded signals before the command exists, so none is
 	// lost in between.

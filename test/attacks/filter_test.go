@@ -62,7 +62,13 @@ func TestFilterCompatABIs(t *testing.T) {
 		{"x32 sendmmsg (538)", x64, 538 | x32Bit, [6]uint64{3, 0x1000, 2}, retUserNotif},
 		{"x32 sendto (44) with an address", x64, 44 | x32Bit, [6]uint64{3, 0x1000, 1, 0, 0x2000, 16}, retUserNotif},
 		{"x86_64 getpid", x64, 39, [6]uint64{}, retAllow},
-		{"i386 socketcall(SYS_SOCKET)", i386, i386Socketcall, [6]uint64{sysSocket, 0x1000}, retAllow},
+		// socketcall keeps socket(2)'s type in memory, so raw sockets
+		// cannot be told apart there: i386 socket creation is refused.
+		{"i386 socketcall(SYS_SOCKET)", i386, i386Socketcall, [6]uint64{sysSocket, 0x1000}, retUserNotif},
+		{"x86_64 socket raw", x64, 41, [6]uint64{unix.AF_INET, unix.SOCK_RAW | unix.SOCK_CLOEXEC, unix.IPPROTO_UDP}, retUserNotif},
+		{"x86_64 socket packet", x64, 41, [6]uint64{unix.AF_PACKET, unix.SOCK_DGRAM, 0}, retUserNotif},
+		{"x86_64 socket tcp", x64, 41, [6]uint64{unix.AF_INET, unix.SOCK_STREAM | unix.SOCK_NONBLOCK, 0}, retAllow},
+		{"x86_64 socket icmp ping", x64, 41, [6]uint64{unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP}, retAllow},
 		{"unknown arch (aarch64) connect", unix.AUDIT_ARCH_AARCH64, 203, [6]uint64{3, 0x1000, 16}, retKillProc},
 	}
 	for _, c := range cases {
