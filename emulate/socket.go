@@ -3,10 +3,13 @@ package emulate
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/policy"
 )
 
 // pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd for one thread rather
@@ -105,4 +108,39 @@ func SocketError(fd int) (syscall.Errno, error) {
 		return 0, fmt.Errorf("getsockopt SO_ERROR: %w", err)
 	}
 	return syscall.Errno(v), nil
+}
+
+// ResolveUnspecified replaces an unspecified destination (0.0.0.0, ::,
+// ::ffff:0.0.0.0) by the address the kernel really connects or sends to,
+// so that a rule for 127.0.0.1 cannot be sidestepped by 0.0.0.0: IPv4 goes
+// to the socket's own bound address, or loopback when unbound
+// (ip_route_output_key_hash_rcu); IPv6 always goes to loopback
+// (tcp_v6_connect, ip6_datagram_connect, udpv6_sendmsg).
+func ResolveUnspecified(d *policy.Dest, fd int) {
+	if !d.Addr.IsValid() || !d.Addr.Unmap().IsUnspecified() {
+		return
+	}
+	mapped := d.Addr.Is4In6()
+	if d.Addr.Is6() && !mapped {
+		d.Addr = netip.IPv6Loopback()
+		return
+	}
+	local := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if sa, err := unix.Getsockname(fd); err == nil {
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			if ip := netip.AddrFrom4(a.Addr); !ip.IsUnspecified() {
+				local = ip
+			}
+		case *unix.SockaddrInet6:
+			if ip := netip.AddrFrom16(a.Addr).Unmap(); ip.Is4() && !ip.IsUnspecified() {
+				local = ip
+			}
+		}
+	}
+	if mapped {
+		d.Addr = netip.AddrFrom16(local.As16())
+		return
+	}
+	d.Addr = local
 }

@@ -110,6 +110,7 @@ func (s *Supervisor) handleConnect(n *Notification) {
 	}
 	c.sa.Decode(&c.dest)
 	c.dest.SockType = c.info.Type
+	emulate.ResolveUnspecified(&c.dest, c.dup)
 	pol := s.policy.Load()
 	if err := s.identify(c, pol); err != nil {
 		// Fail closed: a rule may depend on what we could not read.

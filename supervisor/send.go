@@ -227,6 +227,7 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 	var d policy.Dest
 	m.Name.Decode(&d)
 	d.SockType = c.info.Type
+	emulate.ResolveUnspecified(&d, c.dup)
 	dc := &call{n: c.n, start: c.start, dup: -1, dest: d, info: c.info}
 	pol := s.policy.Load()
 	if err := s.identify(dc, pol); err != nil {
