@@ -759,7 +759,7 @@ func (b *bench) syscalls() error {
 	t := &table{title: "7. Where the time goes: each call a supervisor makes per emulated connect, ns (median)"}
 	t.row("system call", "ns")
 	for _, n := range names {
-		t.row(strings.ReplaceAll(n, "_", " "), fmt.Sprintf("%.0f", median(costs[n])))
+		t.row(strings.ReplaceAll(n, "~", " "), fmt.Sprintf("%.0f", median(costs[n])))
 	}
 	t.notes = []string{
 		"timed alone against a real target blocked in a trapped connect (c/syscost.c).",

@@ -51,11 +51,11 @@ static long long *samples;
 
 static void report(const char *name) {
 	qsort(samples, n, sizeof samples[0], cmp_ll);
-	char buf[64]; // a name is one word in the output: spaces become _
+	char buf[64]; // a name is one word in the output: spaces become ~
 	snprintf(buf, sizeof buf, "%s", name);
 	for (char *p = buf; *p; p++)
 		if (*p == ' ')
-			*p = '_';
+			*p = '~';
 	printf("COST name=%s median_ns=%lld\n", buf, samples[n / 2]);
 }
 
