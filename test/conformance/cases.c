@@ -1171,6 +1171,22 @@ CASE(tcp4_blocking_signal_eintr, "connect=EINTR signals=1 nonblock_connect2=EALR
 	ob("nonblock_connect2=%s", C(c, &a));
 }
 
+// After EINTR the handshake goes on; a second blocking connect waits for it
+// and reports its success.
+CASE(tcp4_blocking_eintr_then_blocking_connect_completes,
+     "connect=EINTR connect2=0 peer=AF_INET:127.0.0.1:same")
+{
+	addr_t a;
+	int l = tcp_full_listener(AF_INET, &a);
+	int c = sock(AF_INET, SOCK_STREAM);
+	handle(SIGALRM, 0);
+	itimer(200, 0);
+	ob("connect=%s", C(c, &a));
+	later(200, accept_one, l);
+	ob("connect2=%s", C(c, &a));
+	ob_name("peer", c, 1, &a);
+}
+
 // With SA_RESTART the connect restarts (ERESTARTSYS; the restarted
 // inet_stream_connect waits on the same handshake) and completes once the
 // listener has room.
@@ -2292,6 +2308,53 @@ CASE(unix_stream_blocking_signal_eintr, "connect=EINTR signals=1 peer=ENOTCONN")
 	ob("connect=%s", C(c, &a));
 	ob("signals=%s", sigcount());
 	ob_name("peer", c, 1, NULL);
+}
+
+// Natively a UNIX connect interrupted by a signal is gone: no connection is
+// queued, so when the listener later has room the socket stays unconnected
+// and may connect afresh.
+CASE(unix_stream_eintr_leaves_socket_unconnected,
+     "connect=EINTR peer_after_room=ENOTCONN connect2=0 peer=AF_UNIX:path:same")
+{
+	addr_t a = AU(tpath("s"));
+	int l = unix_full_listener(SOCK_STREAM, &a);
+	int c = sock(AF_UNIX, SOCK_STREAM);
+	handle(SIGALRM, 0);
+	itimer(200, 0);
+	ob("connect=%s", C(c, &a));
+	accept_one(l); // room for one more
+	msleep(300);
+	ob_name("peer_after_room", c, 1, NULL);
+	ob("connect2=%s", C(c, &a));
+	ob_name("peer", c, 1, &a);
+}
+
+// After EINTR the program switches to nonblocking and tries again: the queue
+// is still full, so EAGAIN at once.
+CASE(unix_stream_eintr_then_nonblocking_connect_eagain, "connect=EINTR nonblock_connect2=EAGAIN")
+{
+	addr_t a = AU(tpath("s"));
+	unix_full_listener(SOCK_STREAM, &a);
+	int c = sock(AF_UNIX, SOCK_STREAM);
+	handle(SIGALRM, 0);
+	itimer(200, 0);
+	ob("connect=%s", C(c, &a));
+	set_nonblock(c);
+	ob("nonblock_connect2=%s", C(c, &a));
+}
+
+// SO_SNDTIMEO expired: nothing is queued, even once the listener has room.
+CASE(unix_stream_sndtimeo_expired_leaves_socket_unconnected,
+     "connect=EAGAIN peer_after_room=ENOTCONN")
+{
+	addr_t a = AU(tpath("s"));
+	int l = unix_full_listener(SOCK_STREAM, &a);
+	int c = sock(AF_UNIX, SOCK_STREAM);
+	set_sndtimeo(c, 300);
+	ob("connect=%s", C(c, &a));
+	accept_one(l);
+	msleep(300);
+	ob_name("peer_after_room", c, 1, NULL);
 }
 
 CASE(unix_stream_blocking_signal_sa_restart_completes, "connect=0 signals=1 peer=AF_UNIX:path:same")
