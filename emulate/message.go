@@ -194,6 +194,14 @@ func rawCmsg(level, typ int32, data []byte) []byte {
 // added: a broken pipe must not signal the supervisor; sigpipe reports
 // whether the target would have received SIGPIPE.
 func (m *Message) Send(fd int, flags int) (n int, errno syscall.Errno, sigpipe bool) {
+	if m.HasName {
+		return m.SendTo(fd, flags, &m.Name)
+	}
+	return m.SendTo(fd, flags, nil)
+}
+
+// SendTo is Send with the destination name instead of m's own (nil: none).
+func (m *Message) SendTo(fd int, flags int, name *Sockaddr) (n int, errno syscall.Errno, sigpipe bool) {
 	var hdr unix.Msghdr
 	var iov unix.Iovec
 	if len(m.Data) > 0 {
@@ -202,9 +210,9 @@ func (m *Message) Send(fd int, flags int) (n int, errno syscall.Errno, sigpipe b
 		hdr.Iov = &iov
 		hdr.SetIovlen(1)
 	}
-	if m.HasName {
-		hdr.Name = &m.Name.raw[0]
-		hdr.Namelen = uint32(m.Name.len)
+	if name != nil && name.len > 0 {
+		hdr.Name = &name.raw[0]
+		hdr.Namelen = uint32(name.len)
 	}
 	if len(m.Control) > 0 {
 		hdr.Control = &m.Control[0]

@@ -57,7 +57,7 @@ func RunAsTarget(tid int, fs bool, op func() syscall.Errno) (syscall.Errno, erro
 	go func() {
 		// Never unlocked: the thread exits with the goroutine, taking
 		// its changed root, namespace and credentials with it.
-		runtime.LockOSThread()
+		lockThread()
 		if err := ctx.become(); err != nil {
 			done <- result{0, err}
 			return
@@ -285,3 +285,7 @@ func unwrapPathErr(err error) error {
 	}
 	return err
 }
+
+// lockThread wires the calling goroutine to its OS thread for good: a
+// thread whose root, cwd or credentials changed must die with it.
+func lockThread() { runtime.LockOSThread() }

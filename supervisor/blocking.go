@@ -13,25 +13,23 @@ import (
 )
 
 // blockingConnect performs a connect that may block (a blocking stream
-// socket, or a UNIX pathname resolved as the target) off the loop. The
-// kernel's own blocking connect runs on the duplicate, so SO_SNDTIMEO,
+// socket, or one made as the target on a thread of its own) off the loop.
+// The kernel's own blocking connect runs on the duplicate, so SO_SNDTIMEO,
 // backlogs and SYN retries behave as natively. While it waits, the target
 // may give up (a signal, or death); a restarted call joins this connect.
-func (s *Supervisor) blockingConnect(c *call, d policy.Decision, unixNamed bool) {
+// op may settle the decision itself (a UNIX pathname is decided once
+// resolved), so d is read only after op returns.
+func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func() (syscall.Errno, error)) {
 	key, tracked := s.repeats.begin(c)
 	type result struct {
 		errno syscall.Errno
 		err   error
 	}
 	done := make(chan result, 1)
-	tid, dup, sa := int(c.n.Tid), c.dup, c.sa
+	tid, dup := int(c.n.Tid), c.dup
 	go func() {
-		if unixNamed {
-			e, err := emulate.ConnectUnix(tid, dup, &sa, !c.dest.Abstract)
-			done <- result{e, err}
-			return
-		}
-		done <- result{emulate.Connect(dup, &sa), nil}
+		e, err := op()
+		done <- result{e, err}
 	}()
 	tick := time.NewTicker(pollValidEvery)
 	defer tick.Stop()
@@ -45,6 +43,9 @@ func (s *Supervisor) blockingConnect(c *call, d policy.Decision, unixNamed bool)
 				s.log.Error("connect as target", zap.Int("tid", tid), zap.Error(r.err))
 				errno = syscall.EACCES
 			}
+			if c.proc.Pid == 0 && s.wantsIdentity(*d) {
+				c.proc, _ = emulate.Identify(tid)
+			}
 			delivered := s.answer(c.n.ID, Errno(errno))
 			if tracked {
 				for _, id := range s.repeats.waiters(key) {
@@ -53,7 +54,7 @@ func (s *Supervisor) blockingConnect(c *call, d policy.Decision, unixNamed bool)
 				s.repeats.end(key, errno, delivered)
 			}
 			c.close()
-			s.logDecision(c, d, errno)
+			s.logDecision(c, *d, errno)
 			return
 		case <-tick.C:
 			if abandoned || s.someoneWaits(c, key, tracked) {
@@ -109,9 +110,65 @@ func targetHolds(tid int, fd uint64, dup int) bool {
 
 // inject answers a connect with an injected fault: after the delay, the
 // errno; or, for a blackhole, never until the timeout or the target gives
-// up. A nonblocking socket sees what a real failed connect shows: the call
-// returns EINPROGRESS, and the failure arrives through poll and SO_ERROR.
+// up. A nonblocking TCP socket sees what a real failed connect shows: the
+// call returns EINPROGRESS, and the failure arrives through poll and
+// SO_ERROR (emulate's tarpit); a blackhole stays in progress.
 func (s *Supervisor) inject(c *call, d policy.Decision) {
+	if s.injectAsync(c, d) {
+		return
+	}
+	s.finish(c, d, s.faultWait(c, d), false)
+}
+
+// injectAsync holds a nonblocking TCP connect in progress toward a tarpit
+// and fails it later, as the network would. It reports false when the
+// socket or errno does not allow it, and the fault is answered directly.
+func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
+	inet := c.dest.Family == syscall.AF_INET || c.dest.Family == syscall.AF_INET6
+	if s.tarpits == nil || !c.info.NonBlock || c.info.Type != syscall.SOCK_STREAM || !inet {
+		return false
+	}
+	mapped := c.dest.Family == syscall.AF_INET6 && c.dest.Addr.Is4In6()
+	if !d.Blackhole && !emulate.FailsAsync(c.info.Domain, mapped, d.Errno) {
+		return false
+	}
+	h, err := s.tarpits.Hold(c.dup, c.info.Domain, mapped)
+	if err != nil {
+		s.log.Debug("cannot hold the connect in progress, answering the fault directly", zap.Error(err))
+		return false
+	}
+	defer h.Close()
+	start := time.Now()
+	switch {
+	case d.Blackhole && d.Timeout > 0:
+		h.TimeoutAt(start.Add(d.Timeout))
+	case !d.Blackhole && d.Errno == syscall.ETIMEDOUT:
+		h.TimeoutAt(start.Add(d.Delay))
+	}
+	if c.proc.Pid == 0 && s.wantsIdentity(d) {
+		c.proc, _ = emulate.Identify(int(c.n.Tid))
+	}
+	s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
+	s.logDecision(c, d, syscall.EINPROGRESS)
+	if d.Blackhole {
+		// Stays in progress: SYNs to the tarpit go unanswered, until the
+		// rule's timeout or the kernel's own SYN retries give up.
+		c.close()
+		return true
+	}
+	if wait := time.Until(start.Add(d.Delay)); wait > 0 {
+		time.Sleep(wait)
+	}
+	if err := h.Fail(d.Errno); err != nil && !errors.Is(err, emulate.ErrNotInProgress) {
+		s.log.Warn("injected fault not delivered", zap.Error(err))
+	}
+	c.close()
+	return true
+}
+
+// faultWait waits out a fault's delay (or a blackhole's timeout) while the
+// target waits, and returns the errno to answer.
+func (s *Supervisor) faultWait(c *call, d policy.Decision) syscall.Errno {
 	wait := d.Delay
 	if d.Blackhole {
 		wait = blackholeTimeout(c, d)
@@ -121,12 +178,10 @@ func (s *Supervisor) inject(c *call, d policy.Decision) {
 		for stillValid(s.listener, c.n.ID) {
 			time.Sleep(pollValidEvery)
 		}
-		s.finish(c, d, syscall.EINTR, false)
-		return
+		return syscall.EINTR
 	}
 	if !s.sleepWhileValid(c, wait) {
-		s.finish(c, d, syscall.EINTR, false)
-		return
+		return syscall.EINTR
 	}
 	errno := d.Errno
 	if d.Blackhole {
@@ -136,7 +191,7 @@ func (s *Supervisor) inject(c *call, d policy.Decision) {
 			errno = syscall.EINPROGRESS
 		}
 	}
-	s.finish(c, d, errno, false)
+	return errno
 }
 
 // blackholeTimeout is how long a blackholed blocking connect waits: the

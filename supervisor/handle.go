@@ -112,6 +112,11 @@ func (s *Supervisor) handleConnect(n *Notification) {
 	c.dest.SockType = c.info.Type
 	emulate.ResolveUnspecified(&c.dest, c.dup)
 	pol := s.policy.Load()
+	if c.dest.Family == syscall.AF_UNIX && !c.dest.Abstract && !c.dest.Unnamed && !s.opts.Continue {
+		// Decided once resolved as the target, on a thread of its own.
+		s.heldOrClosed(c, policy.Decision{Action: policy.Deny, Errno: syscall.EAGAIN}, func() { s.unixPathConnect(c, pol) })
+		return
+	}
 	if err := s.identify(c, pol); err != nil {
 		// Fail closed: a rule may depend on what we could not read.
 		s.log.Error("identify connecting process", zap.Uint32("tid", n.Tid), zap.Error(err))
@@ -210,12 +215,11 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 		s.logDecision(c, d, 0)
 		return
 	}
-	// Every named UNIX connect runs as the target (credentials, and for
-	// a pathname its root, cwd and mount namespace), which may take a
-	// thread of its own: off the loop.
-	unixNamed := c.dest.Family == syscall.AF_UNIX && !c.dest.Unnamed
+	// An abstract UNIX connect runs with the target's credentials, which
+	// may take a thread of its own: off the loop, like one that may block.
+	abstract := c.dest.Family == syscall.AF_UNIX && c.dest.Abstract
 	mayBlock := !c.info.NonBlock && (c.info.Type == syscall.SOCK_STREAM || c.info.Type == syscall.SOCK_SEQPACKET)
-	if !unixNamed && !mayBlock && d.Delay == 0 {
+	if !abstract && !mayBlock && d.Delay == 0 {
 		s.finish(c, d, emulate.Connect(c.dup, &c.sa), true)
 		return
 	}
@@ -224,7 +228,46 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 			s.finish(c, d, syscall.EINTR, false)
 			return
 		}
-		s.blockingConnect(c, d, unixNamed)
+		tid, dup, sa := int(c.n.Tid), c.dup, c.sa
+		s.blockingConnect(c, &d, func() (syscall.Errno, error) {
+			if abstract {
+				return emulate.ConnectUnix(tid, dup, &sa, false)
+			}
+			return emulate.Connect(dup, &sa), nil
+		})
+	})
+}
+
+// unixPathConnect connects to a UNIX pathname as the target: resolved in
+// its view to the socket's inode, decided on the canonical path (so a
+// symlink, "..", or a relative name cannot sidestep a rule), and connected
+// to that very inode.
+func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy) {
+	if err := s.identify(c, pol); err != nil {
+		s.log.Error("identify connecting process", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
+		return
+	}
+	var d policy.Decision
+	decide := func(canonical string) syscall.Errno {
+		c.dest.Path = canonical
+		d = pol.Decide(&c.dest)
+		switch d.Action {
+		case policy.Deny:
+			return d.Errno
+		case policy.Fail:
+			return s.faultWait(c, d)
+		}
+		if d.Delay > 0 && !s.sleepWhileValid(c, d.Delay) {
+			return syscall.EINTR
+		}
+		return 0
+	}
+	tid, dup, sa := int(c.n.Tid), c.dup, c.sa
+	s.blockingConnect(c, &d, func() (syscall.Errno, error) {
+		return emulate.WithUnixPath(tid, &sa, decide, func(name *emulate.Sockaddr) syscall.Errno {
+			return emulate.Connect(dup, name)
+		})
 	})
 }
 

@@ -192,23 +192,45 @@ func (s *Supervisor) sendAll(c *call, msgs []*emulate.Message, flags int, pidfd 
 
 // sendOne sends m on the duplicate. A datagram to a named UNIX socket is
 // sent as the target (its credentials, and for a pathname its filesystem
-// view), like a UNIX connect.
+// view, decided on the canonical path), like a UNIX connect.
 func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, errno syscall.Errno, sigpipe bool) {
-	if c.info.Domain != syscall.AF_UNIX || !m.HasName || m.Name.Malformed() {
+	if !sendsToUnixName(c, m) {
 		return m.Send(c.dup, flags)
 	}
 	var d policy.Dest
 	m.Name.Decode(&d)
-	e, err := emulate.RunAsTarget(int(c.n.Tid), !d.Abstract, func() syscall.Errno {
-		var e syscall.Errno
-		n, e, sigpipe = m.Send(c.dup, flags)
-		return e
-	})
+	tid := int(c.n.Tid)
+	var e syscall.Errno
+	var err error
+	if d.Abstract {
+		e, err = emulate.RunAsTarget(tid, false, func() syscall.Errno {
+			var e syscall.Errno
+			n, e, sigpipe = m.Send(c.dup, flags)
+			return e
+		})
+	} else {
+		decide := func(canonical string) syscall.Errno {
+			d.Path = canonical
+			return s.decideDest(c, d)
+		}
+		e, err = emulate.WithUnixPath(tid, &m.Name, decide, func(name *emulate.Sockaddr) syscall.Errno {
+			var e syscall.Errno
+			n, e, sigpipe = m.SendTo(c.dup, flags, name)
+			return e
+		})
+	}
 	if err != nil {
 		s.log.Error("send as target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		return 0, syscall.EACCES, false
 	}
 	return n, e, sigpipe
+}
+
+// sendsToUnixName: the message names a UNIX socket that the kernel will
+// use as its destination.
+func sendsToUnixName(c *call, m *emulate.Message) bool {
+	return c.info.Domain == syscall.AF_UNIX && m.HasName && !m.Name.Malformed() &&
+		c.info.Type != syscall.SOCK_STREAM
 }
 
 // decideSend applies the policy to a message's destination, where the
@@ -226,8 +248,16 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 	m.Decided = true
 	var d policy.Dest
 	m.Name.Decode(&d)
-	d.SockType = c.info.Type
+	if d.Family == syscall.AF_UNIX && !d.Abstract && sendsToUnixName(c, m) {
+		return 0 // decided on the canonical path, when sent (sendOne)
+	}
 	emulate.ResolveUnspecified(&d, c.dup)
+	return s.decideDest(c, d)
+}
+
+// decideDest applies the policy to one send's destination and logs it.
+func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
+	d.SockType = c.info.Type
 	dc := &call{n: c.n, start: c.start, dup: -1, dest: d, info: c.info}
 	pol := s.policy.Load()
 	if err := s.identify(dc, pol); err != nil {

@@ -39,6 +39,9 @@ type Supervisor struct {
 
 	onDecision func(Event)
 	stats      *Stats
+	// tarpits hold faulted nonblocking connects in progress; nil when the
+	// supervisor lacks CAP_NET_RAW (faults are then answered directly).
+	tarpits *emulate.Tarpits
 }
 
 // Event is one decision, as the decision log and the Go API see it.
@@ -73,6 +76,11 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 	}
 	s.repeats.init()
 	s.policy.Store(p)
+	if t, err := emulate.NewTarpits(); err == nil {
+		s.tarpits = t
+	} else {
+		log.Debug("no tarpits: faults on nonblocking sockets are answered directly", zap.Error(err))
+	}
 	return s
 }
 
@@ -122,6 +130,9 @@ func (s *Supervisor) stop() {
 	released := make(chan struct{})
 	go func() {
 		s.held.Wait()
+		if s.tarpits != nil {
+			s.tarpits.Close()
+		}
 		// Closing the listener makes any call still trapped fail with
 		// ENOSYS: fail closed, never open.
 		unix.Close(s.listener)

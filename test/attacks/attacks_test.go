@@ -3,9 +3,8 @@
 // tried natively first (it must reach a loopback server: the attack is
 // real) and then under `connvisor run` with a policy that denies that
 // server (it must not), and the server side is checked both times. A door
-// that connvisor leaves open is skipped with "OPEN DOOR: diagnosis", so CI
-// stays green while `go test -v` says exactly what to fix; README.md lists
-// every door, how it is closed and the test that proves it.
+// found open fails with "OPEN DOOR: diagnosis"; README.md lists every
+// door, how it is closed and the test that proves it.
 //
 // Only loopback addresses are ever connected to. The tests need root (for
 // setuid, chroot, dropping to nobody, sysctl) and gcc.
@@ -120,7 +119,7 @@ func (d door) prove(t *testing.T) {
 	wr := run(t, denyFlags(srv.Port, d.flags...), d.args(srv.Port)...)
 	after := srv.Hits()
 	if wr.reached() || after > hits {
-		t.Skipf("OPEN DOOR: %s (wrapped: %s; server hits %d -> %d)", d.open, strings.TrimSpace(wr.out), hits, after)
+		t.Fatalf("OPEN DOOR: %s (wrapped: %s; server hits %d -> %d)", d.open, strings.TrimSpace(wr.out), hits, after)
 	}
 	if wr.verdict != "BLOCKED" {
 		t.Fatalf("wrapped: no verdict:\n%s", wr.out)
@@ -214,7 +213,7 @@ func TestRace(t *testing.T) {
 			wd, wa := denied.Hits()-nd, allowed.Hits()-na
 			t.Logf("wrapped: denied server %d, allowed server %d", wd, wa)
 			if wd > 0 || wr.reached() {
-				t.Skipf("OPEN DOOR: the sockaddr was swapped between the check and the %s (denied server hit %d times)", mode, wd)
+				t.Fatalf("OPEN DOOR: the sockaddr was swapped between the check and the %s (denied server hit %d times)", mode, wd)
 			}
 			if wa == 0 {
 				t.Fatalf("wrapped, no connect reached the allowed server either: the race was never run:\n%s", wr.out)
@@ -252,7 +251,7 @@ func TestSetuidExec(t *testing.T) {
 	before := srv.Hits()
 	wr := run(t, denyFlags(srv.Port), a...)
 	if wr.reached() || srv.Hits() > before {
-		t.Skipf("OPEN DOOR: a setuid binary exec'd in the tree connected past the policy: %s", wr.out)
+		t.Fatalf("OPEN DOOR: a setuid binary exec'd in the tree connected past the policy: %s", wr.out)
 	}
 	if strings.Contains(wr.detail, "euid=0") {
 		t.Errorf("wrapped, the setuid bit took effect (no_new_privs is not set): %s", wr.out)
@@ -275,7 +274,7 @@ func TestFlood(t *testing.T) {
 	}
 	wr := run(t, denyFlags(denied.Port), a("3")...)
 	if d := denied.Hits() - nd; d > 0 || wr.reached() {
-		t.Skipf("OPEN DOOR: %d flooded connects reached the denied server: %s", d, wr.out)
+		t.Fatalf("OPEN DOOR: %d flooded connects reached the denied server: %s", d, wr.out)
 	}
 	stats, ok := wr.line("STATS ")
 	if !ok {

@@ -16,7 +16,7 @@ func TestSupervisorAsTarget(t *testing.T) {
 		srv := newServer(t, "tcp", "")
 		wr := run(t, denyFlags(srv.Port), "sup-getfd", "127.0.0.1", port(srv.Port))
 		if wr.reached() || srv.Hits() > 0 {
-			t.Skipf("OPEN DOOR: the target took the supervisor's listener and answered its own connect: %s", wr.out)
+			t.Fatalf("OPEN DOOR: the target took the supervisor's listener and answered its own connect: %s", wr.out)
 		}
 		if wr.verdict != "BLOCKED" {
 			t.Fatalf("no verdict:\n%s", wr.out)
@@ -25,7 +25,7 @@ func TestSupervisorAsTarget(t *testing.T) {
 	t.Run("memory-and-ptrace", func(t *testing.T) {
 		wr := run(t, []string{"--allow", "any"}, "sup-mem")
 		if wr.reached() {
-			t.Skipf("OPEN DOOR: the target can write the supervisor's memory (it could rewrite the policy): %s", wr.out)
+			t.Fatalf("OPEN DOOR: the target can write the supervisor's memory (it could rewrite the policy): %s", wr.out)
 		}
 		info, _ := wr.line("INFO ")
 		for _, want := range []string{"write=EPERM", "ptrace=EPERM"} {
@@ -42,7 +42,7 @@ func TestSupervisorAsTarget(t *testing.T) {
 			t.Skip(wr.detail)
 		}
 		if wr.reached() || srv.Hits() > 0 {
-			t.Skipf("OPEN DOOR: after the supervisor died a denied connect went through: %s", wr.out)
+			t.Fatalf("OPEN DOOR: after the supervisor died a denied connect went through: %s", wr.out)
 		}
 		if !strings.HasPrefix(wr.detail, "ENOSYS") {
 			t.Errorf("after the supervisor died the connect got %s, want ENOSYS", wr.detail)

@@ -27,7 +27,7 @@ func TestUnixDeputy(t *testing.T) {
 		}
 		wr := run(t, []string{"--allow", "any"}, "unix", srv.Path, "uid=65534")
 		if wr.reached() || srv.Hits() != 1 {
-			t.Skipf("OPEN DOOR: the supervisor connected a nobody target to a socket in a root-only directory: %s", wr.out)
+			t.Fatalf("OPEN DOOR: the supervisor connected a nobody target to a socket in a root-only directory: %s", wr.out)
 		}
 		if !strings.HasPrefix(wr.detail, "EACCES") {
 			t.Errorf("wrapped nobody got %s %s, natively EACCES", wr.verdict, wr.detail)
@@ -47,7 +47,7 @@ func TestUnixDeputy(t *testing.T) {
 		t.Chdir(theirs) // connvisor's cwd
 		wr := run(t, []string{"--allow", "any"}, "unix", "s", "chdir="+mine)
 		if wrong.Hits() != 0 {
-			t.Skipf("OPEN DOOR: a relative path was resolved in the supervisor's cwd: %s", wr.out)
+			t.Fatalf("OPEN DOOR: a relative path was resolved in the supervisor's cwd: %s", wr.out)
 		}
 		if !wr.reached() || right.Hits() != 2 {
 			t.Errorf("wrapped, the relative connect should reach the target's cwd's socket:\n%s", wr.out)
@@ -69,7 +69,7 @@ func TestUnixDeputy(t *testing.T) {
 		}
 		wr := run(t, []string{"--allow", "any"}, "unix", "/link", "chroot="+jail)
 		if wr.reached() || srv.Hits() != 0 {
-			t.Skipf("OPEN DOOR: the supervisor resolved a symlink outside the target's chroot: %s", wr.out)
+			t.Fatalf("OPEN DOOR: the supervisor resolved a symlink outside the target's chroot: %s", wr.out)
 		}
 		if first(wr.detail) != first(nat.detail) {
 			t.Errorf("wrapped %s, natively %s", wr.detail, nat.detail)
@@ -111,7 +111,7 @@ func TestUnixDeputy(t *testing.T) {
 			}
 			wr := run(t, policy, append([]string{"unix"}, s.args...)...)
 			if wr.reached() || srv.Hits() != before+1 {
-				t.Skipf("OPEN DOOR: %s (wrapped: %s)", s.why, strings.TrimSpace(wr.out))
+				t.Fatalf("OPEN DOOR: %s (wrapped: %s)", s.why, strings.TrimSpace(wr.out))
 			}
 		})
 	}
