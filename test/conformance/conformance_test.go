@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -330,4 +331,25 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestReadmeListsEveryCase keeps README.md's case list in step with cases.c.
+func TestReadmeListsEveryCase(t *testing.T) {
+	src, err := os.ReadFile("cases.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`(?m)^CASE\((\w+),`).FindAllSubmatch(src, -1)
+	if len(names) < 80 {
+		t.Errorf("cases.c has %d cases; the suite promises at least 80", len(names))
+	}
+	for _, m := range names {
+		if !bytes.Contains(readme, []byte("| `"+string(m[1])+"` |")) {
+			t.Errorf("README.md does not list case %s", m[1])
+		}
+	}
 }
