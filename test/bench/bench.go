@@ -176,6 +176,11 @@ func (b *bench) machine() {
 		return string(s)
 	}
 	commit, _ := exec.Command("git", "-C", b.modRoot, "rev-parse", "--short", "HEAD").Output()
+	if b.cfg.Connvisor != "" {
+		commit = []byte("binary " + b.cfg.Connvisor)
+	} else if dirty, _ := exec.Command("git", "-C", b.modRoot, "status", "--porcelain", "--", ".").Output(); len(dirty) > 0 {
+		commit = append(bytes.TrimSpace(commit), "+uncommitted changes"...)
+	}
 	fmt.Fprintf(b.out, "Machine: %d CPUs (nproc), %s, Linux %s %s, %s, connvisor %s\n",
 		runtime.NumCPU(), model, rel(u.Release), rel(u.Machine), runtime.Version(), strings.TrimSpace(string(commit)))
 	fmt.Fprintf(b.out, "Config: %d interleaved rounds; UDP %d, TCP %d, UNIX %d connects per run\n\n",
