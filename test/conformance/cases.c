@@ -2931,7 +2931,7 @@ CASE(netlink_route_connect_to_kernel, "connect=0 peer=AF_NETLINK")
 {
 	int n = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (n < 0)
-		skip("no AF_NETLINK");
+		skip("socket(AF_NETLINK): %s", en(errno));
 	addr_t a;
 	memset(&a, 0, sizeof a);
 	struct sockaddr_nl *nl = (void *)&a.ss;
@@ -2945,7 +2945,7 @@ CASE(netlink_short_address_einval, "connect=EINVAL")
 {
 	int n = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (n < 0)
-		skip("no AF_NETLINK");
+		skip("socket(AF_NETLINK): %s", en(errno));
 	addr_t a;
 	memset(&a, 0, sizeof a);
 	a.ss.ss_family = AF_NETLINK;
@@ -2959,7 +2959,7 @@ CASE(packet_socket_connect_eopnotsupp, "connect=EOPNOTSUPP")
 	new_netns(0);
 	int p = socket(AF_PACKET, SOCK_DGRAM, 0);
 	if (p < 0)
-		skip("no AF_PACKET");
+		skip("socket(AF_PACKET): %s", en(errno));
 	addr_t a;
 	memset(&a, 0, sizeof a);
 	a.ss.ss_family = AF_PACKET;
@@ -2974,7 +2974,7 @@ CASE(raw_icmp_connect_loopback, "connect=0 peer=ENOTCONN")
 	need_root();
 	int r = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
 	if (r < 0)
-		skip("no raw sockets");
+		skip("socket(SOCK_RAW): %s", en(errno));
 	addr_t a = A4("127.0.0.1", 0);
 	ob("connect=%s", C(r, &a));
 	ob_name("peer", r, 1, NULL);
