@@ -120,3 +120,34 @@ func decodeUnix(b []byte, d *policy.Dest) {
 	}
 	d.Path = string(name)
 }
+
+// Reaches reports whether a socket of the given domain can reach anything
+// with an address of s's family. When it cannot, the kernel refuses the
+// address itself (EAFNOSUPPORT, EINVAL), so it names no destination: TCP
+// and UDP over IPv4 take AF_INET only, IPv6 sockets AF_INET6 and (UDP)
+// AF_INET, UNIX sockets AF_UNIX; AF_UNSPEC dissolves an association.
+func (s *Sockaddr) Reaches(domain int) bool {
+	switch f := s.Family(); domain {
+	case syscall.AF_INET:
+		return f == syscall.AF_INET || f == syscall.AF_UNSPEC
+	case syscall.AF_INET6:
+		return f == syscall.AF_INET6 || f == syscall.AF_INET || f == syscall.AF_UNSPEC
+	case syscall.AF_UNIX:
+		return f == syscall.AF_UNIX || f == syscall.AF_UNSPEC
+	}
+	return true
+}
+
+// DecodeSendName is Decode for the destination of a send. IPv4 UDP takes
+// an AF_UNSPEC name as an IPv4 address (udp_sendmsg), so it must be
+// decided as one, not as a dissolve.
+func (s *Sockaddr) DecodeSendName(d *policy.Dest, domain int) {
+	if domain == syscall.AF_INET && s.Family() == syscall.AF_UNSPEC && s.len >= sockaddrInLen {
+		b := s.raw[:s.len]
+		d.Family = syscall.AF_INET
+		d.Port = binary.BigEndian.Uint16(b[2:4])
+		d.Addr = netip.AddrFrom4([4]byte(b[4:8]))
+		return
+	}
+	s.Decode(d)
+}

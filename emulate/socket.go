@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -59,8 +60,8 @@ func DupTargetFD(pidfd int, fd uint64) (int, syscall.Errno, error) {
 type SocketInfo struct {
 	Domain   int
 	Type     int
-	Protocol int
 	NonBlock bool
+	Flags    int // F_GETFL, read for connection-mode sockets only
 }
 
 // Inspect reads the socket's domain, type and blocking mode. ENOTSOCK comes
@@ -71,6 +72,11 @@ func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
 	if errors.Is(err, unix.ENOTSOCK) {
 		return info, syscall.ENOTSOCK, nil
 	}
+	if errors.Is(err, unix.EBADF) {
+		// An O_PATH descriptor: pidfd_getfd copies it, but connect's
+		// fdget refuses it.
+		return info, syscall.EBADF, nil
+	}
 	if err != nil {
 		return info, 0, fmt.Errorf("getsockopt SO_TYPE: %w", err)
 	}
@@ -78,14 +84,16 @@ func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
 	if info.Domain, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
 		return info, 0, fmt.Errorf("getsockopt SO_DOMAIN: %w", err)
 	}
-	if info.Protocol, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil {
-		return info, 0, fmt.Errorf("getsockopt SO_PROTOCOL: %w", err)
+	// Only a connection-mode socket's connect can block; a datagram
+	// socket's never does, so its file flags need not be read.
+	if typ == unix.SOCK_STREAM || typ == unix.SOCK_SEQPACKET {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			return info, 0, fmt.Errorf("fcntl F_GETFL: %w", err)
+		}
+		info.Flags = fl
+		info.NonBlock = fl&unix.O_NONBLOCK != 0
 	}
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return info, 0, fmt.Errorf("fcntl F_GETFL: %w", err)
-	}
-	info.NonBlock = fl&unix.O_NONBLOCK != 0
 	return info, 0, nil
 }
 
@@ -143,4 +151,60 @@ func ResolveUnspecified(d *policy.Dest, fd int) {
 		return
 	}
 	d.Addr = local
+}
+
+// StartConnect begins the connect of a blocking inet stream socket without
+// blocking: O_NONBLOCK is set on the shared open file for the one call and
+// cleared right after, so the supervisor waits for the handshake with
+// epoll instead of a thread per connect. While the flag is set, the socket
+// is unconnected, so the target's other threads could only notice it
+// through F_GETFL. It returns the kernel's errno (EINPROGRESS while the
+// handshake goes on). flags is the file's F_GETFL value.
+func StartConnect(fd int, sa *Sockaddr, flags int) syscall.Errno {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK); err != nil {
+		return syscall.EAGAIN
+	}
+	errno := Connect(fd, sa)
+	unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
+	return errno
+}
+
+// FinishConnect is the last step of a blocking connect once the socket is
+// writable: the kernel's own connect on an established (or failed)
+// socket returns 0 and marks it connected, or returns and clears the
+// error, as the blocking call does natively when it wakes.
+func FinishConnect(fd int, sa *Sockaddr) syscall.Errno { return Connect(fd, sa) }
+
+// Writable reports whether fd polls writable (or in error) right now.
+func Writable(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(p, 0)
+	return err == nil && n == 1 && p[0].Revents != 0
+}
+
+// ConnectUnixRetrying connects a blocking UNIX stream or seqpacket socket
+// the way its blocking connect would, waiting for room in the listener's
+// backlog, but by retrying without blocking, so that it stops the moment
+// the target gives up (gaveUp): natively an interrupted UNIX connect
+// leaves the socket unconnected, and a connect the supervisor kept
+// blocking would connect it later. The deadline is the socket's
+// SO_SNDTIMEO (zero: none), whose expiry is EAGAIN as natively.
+func ConnectUnixRetrying(fd int, sa *Sockaddr, flags int, deadline time.Time, gaveUp func() bool) syscall.Errno {
+	wait := time.Millisecond
+	for {
+		errno := StartConnect(fd, sa, flags)
+		if errno != syscall.EAGAIN {
+			return errno
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return syscall.EAGAIN
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 50*time.Millisecond)
+		// Asked after the pause, right before trying again: a target that
+		// gave up meanwhile must not find its socket connected.
+		if gaveUp() {
+			return syscall.EINTR
+		}
+	}
 }

@@ -207,7 +207,11 @@ func checkHoldable(dup int, family int, mappedV4 bool) error {
 	if errno != 0 {
 		return fmt.Errorf("hold a connect: %w", errno)
 	}
-	if info.Type != unix.SOCK_STREAM || info.Protocol != unix.IPPROTO_TCP {
+	proto, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("hold a connect: getsockopt SO_PROTOCOL: %w", err)
+	}
+	if info.Type != unix.SOCK_STREAM || proto != unix.IPPROTO_TCP {
 		return errors.New("hold a connect: not a TCP socket")
 	}
 	if !info.NonBlock {

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,8 +20,21 @@ import (
 // may give up (a signal, or death); a restarted call joins this connect.
 // op may settle the decision itself (a UNIX pathname is decided once
 // resolved), so d is read only after op returns.
-func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func() (syscall.Errno, error)) {
-	key, tracked := s.repeats.begin(c)
+func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func(gaveUp func() bool) (syscall.Errno, error)) {
+	key, tracked := s.repeats.begin(c, sndTimeo(c.dup) > 0)
+	var gaveUpOnce atomic.Bool // op stopped because nobody waited: nothing was made
+	gaveUp := func() bool {
+		gone := false
+		if !tracked {
+			gone = !stillValid(s.listener, c.n.ID)
+		} else {
+			gone = s.repeats.abandon(key, c.n.ID, func(id uint64) bool { return stillValid(s.listener, id) })
+		}
+		if gone {
+			gaveUpOnce.Store(true)
+		}
+		return gone
+	}
 	type result struct {
 		errno syscall.Errno
 		err   error
@@ -28,7 +42,7 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func() (sys
 	done := make(chan result, 1)
 	tid, dup := int(c.n.Tid), c.dup
 	go func() {
-		e, err := op()
+		e, err := op(gaveUp)
 		done <- result{e, err}
 	}()
 	tick := time.NewTicker(pollValidEvery)
@@ -43,18 +57,7 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func() (sys
 				s.log.Error("connect as target", zap.Int("tid", tid), zap.Error(r.err))
 				errno = syscall.EACCES
 			}
-			if c.proc.Pid == 0 && s.wantsIdentity(*d) {
-				c.proc, _ = emulate.Identify(tid)
-			}
-			delivered := s.answer(c.n.ID, Errno(errno))
-			if tracked {
-				for _, id := range s.repeats.waiters(key) {
-					delivered = s.answer(id, Errno(errno)) || delivered
-				}
-				s.repeats.end(key, errno, delivered)
-			}
-			c.close()
-			s.logDecision(c, *d, errno)
+			s.completeHeld(c, d, key, tracked, errno, !gaveUpOnce.Load())
 			return
 		case <-tick.C:
 			if abandoned || s.someoneWaits(c, key, tracked) {
@@ -70,6 +73,28 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func() (sys
 			}
 		}
 	}
+}
+
+// completeHeld answers a held connect, and every restart of it that
+// joined, with errno; an answer nobody took stays for the next restart
+// when the connect was made (performed).
+func (s *Supervisor) completeHeld(c *call, d *policy.Decision, key repeatKey, tracked bool, errno syscall.Errno, performed bool) {
+	if c.proc.Pid == 0 && s.wantsIdentity(*d) {
+		c.proc, _ = emulate.Identify(int(c.n.Tid))
+	}
+	var joined []uint64
+	if tracked {
+		joined = s.repeats.finish(key)
+	}
+	delivered := s.answer(c.n.ID, Errno(errno))
+	for _, id := range joined {
+		delivered = s.answer(id, Errno(errno)) || delivered
+	}
+	if tracked && performed && !delivered {
+		s.repeats.keep(key, errno)
+	}
+	c.close()
+	s.logDecision(c, *d, errno)
 }
 
 // someoneWaits reports whether the notification, or a restart that joined

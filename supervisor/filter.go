@@ -184,17 +184,26 @@ const (
 // addRawSocketRules traps the creation of raw and packet sockets: they
 // reach the network without connect, with addresses no port rule can
 // match (a raw IP datagram names no port).
+//
+// Netlink sockets are SOCK_RAW too but talk to the kernel only (getaddrinfo
+// and getifaddrs need them), so the rule names the IP families.
 func addRawSocketRules(add addRuleFunc) error {
 	raw, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, sockTypeMask, unix.SOCK_RAW)
 	if err != nil {
 		return fmt.Errorf("socket condition: %w", err)
 	}
+	for _, family := range []uint64{unix.AF_INET, unix.AF_INET6} {
+		inFamily, err := seccomp.MakeCondition(0, seccomp.CompareEqual, family)
+		if err != nil {
+			return fmt.Errorf("socket condition: %w", err)
+		}
+		if err := add("socket", inFamily, raw); err != nil {
+			return err
+		}
+	}
 	packet, err := seccomp.MakeCondition(0, seccomp.CompareEqual, unix.AF_PACKET)
 	if err != nil {
 		return fmt.Errorf("socket condition: %w", err)
-	}
-	if err := add("socket", raw); err != nil {
-		return err
 	}
 	return add("socket", packet)
 }

@@ -24,6 +24,13 @@ func (s *Supervisor) handle(n *Notification) {
 		s.refuse(n, "compat ABI", syscall.EPERM)
 		return
 	}
+	pol := s.policy.Load()
+	switch nr := int(n.Nr); {
+	case pol.AllowsEverything() && (nr == unix.SYS_CONNECT || nr == unix.SYS_SENDTO ||
+		nr == unix.SYS_SENDMSG || nr == unix.SYS_SENDMMSG || nr == unix.SYS_SOCKET):
+		s.continueAllowed(n)
+		return
+	}
 	switch int(n.Nr) {
 	case unix.SYS_CONNECT:
 		s.handleConnect(n)
@@ -42,6 +49,27 @@ func (s *Supervisor) handle(n *Notification) {
 	default:
 		// Trapped by a filter rule we do not know how to answer: fail closed.
 		s.refuse(n, "unexpected system call", syscall.ENOSYS)
+	}
+}
+
+// continueAllowed lets the kernel run a call that the policy allows
+// whatever it names: no decision depends on the call's memory, so there is
+// nothing for the target to swap, and the kernel's own call is the most
+// faithful one (SO_PEERCRED's pid included). The destination read for the
+// log is best effort.
+func (s *Supervisor) continueAllowed(n *Notification) {
+	c := &call{n: *n, start: time.Now(), dup: -1}
+	d := policy.Decision{Action: policy.Allow}
+	logIt := s.wantsIdentity(d)
+	if logIt && int(n.Nr) == unix.SYS_CONNECT {
+		if sa, errno, err := emulate.ReadSockaddr(int(n.Tid), n.Args[1], n.Args[2]); err == nil && errno == 0 {
+			sa.Decode(&c.dest)
+			c.proc, _ = emulate.Identify(int(n.Tid))
+		}
+	}
+	s.answer(n.ID, Continue())
+	if logIt && int(n.Nr) == unix.SYS_CONNECT {
+		s.logDecision(c, d, 0)
 	}
 }
 
@@ -102,8 +130,12 @@ func (s *Supervisor) handleConnect(n *Notification) {
 	case repeatJoined:
 		c.close() // the connect under way answers this one too
 		return
+	case repeatInterrupted:
+		c.close()
+		s.answer(n.ID, Errno(r))
+		return
 	}
-	if c.sa.Malformed() {
+	if c.sa.Malformed() || !c.sa.Reaches(c.info.Domain) {
 		// No destination in it: the kernel's own errno is the answer.
 		s.finish(c, policy.Decision{Action: policy.Allow}, emulate.Connect(c.dup, &c.sa), true)
 		return
@@ -223,19 +255,54 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 		s.finish(c, d, emulate.Connect(c.dup, &c.sa), true)
 		return
 	}
+	inet := c.dest.Family == syscall.AF_INET || c.dest.Family == syscall.AF_INET6
+	if mayBlock && inet && c.info.Type == syscall.SOCK_STREAM && d.Delay == 0 && s.waiter != nil {
+		s.startBlockingInet(c, d)
+		return
+	}
 	s.heldOrClosed(c, d, func() {
 		if d.Delay > 0 && !s.sleepWhileValid(c, d.Delay) {
 			s.finish(c, d, syscall.EINTR, false)
 			return
 		}
 		tid, dup, sa := int(c.n.Tid), c.dup, c.sa
-		s.blockingConnect(c, &d, func() (syscall.Errno, error) {
+		s.blockingConnect(c, &d, func(gaveUp func() bool) (syscall.Errno, error) {
 			if abstract {
-				return emulate.ConnectUnix(tid, dup, &sa, false)
+				connect := s.unixConnector(c, gaveUp)
+				return emulate.RunAsTarget(tid, false, func() syscall.Errno { return connect(&sa) })
 			}
 			return emulate.Connect(dup, &sa), nil
 		})
 	})
+}
+
+// startBlockingInet starts a blocking TCP connect without blocking and
+// finishes it at once when the handshake is already done (loopback), or
+// hands it to the waiter.
+func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
+	errno := emulate.StartConnect(c.dup, &c.sa, c.info.Flags)
+	// EALREADY: the program connects again while a connect it gave up on
+	// is still under way; natively the blocking call waits for it too.
+	if errno != syscall.EINPROGRESS && errno != syscall.EALREADY {
+		s.finish(c, d, errno, true)
+		return
+	}
+	if emulate.Writable(c.dup) {
+		s.finish(c, d, emulate.FinishConnect(c.dup, &c.sa), true)
+		return
+	}
+	p := &pendingConnect{c: c, d: d, onExpiry: errno}
+	timeo := sndTimeo(c.dup)
+	p.key, p.tracked = s.repeats.begin(c, timeo > 0)
+	if timeo > 0 {
+		p.deadline = c.start.Add(timeo)
+	}
+	if !s.waiter.add(p) {
+		if p.tracked {
+			s.repeats.drop(p.key)
+		}
+		s.finish(c, d, syscall.EAGAIN, false)
+	}
 }
 
 // unixPathConnect connects to a UNIX pathname as the target: resolved in
@@ -263,12 +330,27 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy) {
 		}
 		return 0
 	}
-	tid, dup, sa := int(c.n.Tid), c.dup, c.sa
-	s.blockingConnect(c, &d, func() (syscall.Errno, error) {
-		return emulate.WithUnixPath(tid, &sa, decide, func(name *emulate.Sockaddr) syscall.Errno {
-			return emulate.Connect(dup, name)
-		})
+	tid, sa := int(c.n.Tid), c.sa
+	s.blockingConnect(c, &d, func(gaveUp func() bool) (syscall.Errno, error) {
+		return emulate.WithUnixPath(tid, &sa, decide, s.unixConnector(c, gaveUp))
 	})
+}
+
+// unixConnector returns how to connect c's UNIX socket to a name: a
+// blocking stream or seqpacket socket waits for backlog room by retrying,
+// so that it stops when the target gives up; anything else connects once.
+func (s *Supervisor) unixConnector(c *call, gaveUp func() bool) func(name *emulate.Sockaddr) syscall.Errno {
+	dup := c.dup
+	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+		return func(name *emulate.Sockaddr) syscall.Errno { return emulate.Connect(dup, name) }
+	}
+	var deadline time.Time
+	if t := sndTimeo(dup); t > 0 {
+		deadline = c.start.Add(t)
+	}
+	return func(name *emulate.Sockaddr) syscall.Errno {
+		return emulate.ConnectUnixRetrying(dup, name, c.info.Flags, deadline, gaveUp)
+	}
 }
 
 // heldOrClosed runs f off the loop or, past the bound, fails closed.

@@ -32,6 +32,11 @@ type repeatKey struct {
 }
 
 type repeatEntry struct {
+	// timed: the socket has SO_SNDTIMEO. A blocking connect with a
+	// timeout is not restarted after a signal (sock_intr_errno gives
+	// EINTR, not ERESTARTSYS), so a restart the seccomp wait caused is
+	// answered EINTR instead of joining.
+	timed   bool
 	done    bool
 	result  syscall.Errno
 	expires time.Time
@@ -44,9 +49,10 @@ const repeatTTL = 2 * time.Second
 type repeatOutcome int
 
 const (
-	repeatMiss   repeatOutcome = iota
-	repeatHit                  // answer with the stored result
-	repeatJoined               // the held connect answers this notification too
+	repeatMiss        repeatOutcome = iota
+	repeatHit                       // answer with the stored result
+	repeatJoined                    // the held connect answers this notification too
+	repeatInterrupted               // answer EINTR, as the timed connect would have
 )
 
 func (t *repeatTable) init() { t.entries = make(map[repeatKey]*repeatEntry) }
@@ -78,6 +84,15 @@ func (t *repeatTable) take(c *call) (syscall.Errno, repeatOutcome) {
 		return 0, repeatMiss
 	}
 	if !e.done {
+		if c.info.NonBlock {
+			// The program made the socket nonblocking after it gave up
+			// waiting: natively this call answers at once (EALREADY,
+			// EAGAIN), so it is made, not joined.
+			return 0, repeatMiss
+		}
+		if e.timed {
+			return syscall.EINTR, repeatInterrupted
+		}
 		e.waiters = append(e.waiters, c.n.ID)
 		return 0, repeatJoined
 	}
@@ -102,7 +117,7 @@ func (t *repeatTable) put(c *call, result syscall.Errno) {
 
 // begin registers a connect under way; end completes it and returns the
 // notifications that joined it.
-func (t *repeatTable) begin(c *call) (repeatKey, bool) {
+func (t *repeatTable) begin(c *call, timed bool) (repeatKey, bool) {
 	k, ok := keyOf(c)
 	if !ok {
 		return k, false
@@ -110,7 +125,7 @@ func (t *repeatTable) begin(c *call) (repeatKey, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sweep()
-	t.entries[k] = &repeatEntry{}
+	t.entries[k] = &repeatEntry{timed: timed}
 	return k, true
 }
 
@@ -123,19 +138,27 @@ func (t *repeatTable) waiters(k repeatKey) []uint64 {
 	return nil
 }
 
-// end marks the connect finished. When nobody got the answer it stays for
-// a restarted call; otherwise it goes.
-func (t *repeatTable) end(k repeatKey, result syscall.Errno, delivered bool) {
+// finish removes a connect under way and returns the notifications that
+// joined it. It comes before the answer: once the program has its answer,
+// its next call on the socket is a new one and must not join this entry.
+func (t *repeatTable) finish(k repeatKey) []uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if delivered {
-		delete(t.entries, k)
-		return
+	e, ok := t.entries[k]
+	if !ok {
+		return nil
 	}
-	if e, ok := t.entries[k]; ok {
-		e.done, e.result, e.waiters = true, result, nil
-		e.expires = time.Now().Add(repeatTTL)
-	}
+	delete(t.entries, k)
+	return e.waiters
+}
+
+// keep stores the result of a connect whose answer nobody took, for the
+// restarted call.
+func (t *repeatTable) keep(k repeatKey, result syscall.Errno) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweep()
+	t.entries[k] = &repeatEntry{done: true, result: result, expires: time.Now().Add(repeatTTL)}
 }
 
 // sweep drops expired answers; called with mu held.
@@ -149,4 +172,32 @@ func (t *repeatTable) sweep() {
 			delete(t.entries, k)
 		}
 	}
+}
+
+// drop forgets a connect under way that nobody waits for any more.
+func (t *repeatTable) drop(k repeatKey) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.entries, k)
+}
+
+// abandon forgets the connect under way when neither its own notification
+// (orig) nor any restart that joined it still waits, and reports whether
+// it did. The check and the removal are one step, so a restart cannot
+// join a connect that is being given up.
+func (t *repeatTable) abandon(k repeatKey, orig uint64, valid func(id uint64) bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if valid(orig) {
+		return false
+	}
+	if e, ok := t.entries[k]; ok {
+		for _, id := range e.waiters {
+			if valid(id) {
+				return false
+			}
+		}
+		delete(t.entries, k)
+	}
+	return true
 }

@@ -247,7 +247,7 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 	}
 	m.Decided = true
 	var d policy.Dest
-	m.Name.Decode(&d)
+	m.Name.DecodeSendName(&d, c.info.Domain)
 	if d.Family == syscall.AF_UNIX && !d.Abstract && sendsToUnixName(c, m) {
 		return 0 // decided on the canonical path, when sent (sendOne)
 	}

@@ -42,6 +42,9 @@ type Supervisor struct {
 	// tarpits hold faulted nonblocking connects in progress; nil when the
 	// supervisor lacks CAP_NET_RAW (faults are then answered directly).
 	tarpits *emulate.Tarpits
+	// waiter finishes blocking TCP connects without a thread each; nil
+	// when it could not be set up (they are then held on goroutines).
+	waiter *connectWaiter
 }
 
 // Event is one decision, as the decision log and the Go API see it.
@@ -97,6 +100,11 @@ func (s *Supervisor) start() {
 	if err := setSyncWakeup(s.listener); err != nil {
 		s.log.Warn("sync wake-up unavailable (Linux 6.6+): every supervised call costs ~50 µs more", zap.Error(err))
 	}
+	if w, err := newConnectWaiter(s); err == nil {
+		s.waiter = w
+	} else {
+		s.log.Warn("no epoll waiter: blocking connects each hold a thread", zap.Error(err))
+	}
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {
 		// Without a stop fd the loop ends at hang-up only.
@@ -130,6 +138,9 @@ func (s *Supervisor) stop() {
 	released := make(chan struct{})
 	go func() {
 		s.held.Wait()
+		if s.waiter != nil {
+			s.waiter.stop()
+		}
 		if s.tarpits != nil {
 			s.tarpits.Close()
 		}

@@ -37,9 +37,32 @@ var (
 	flagStatic    = flag.Bool("conformance.static", true, "also test the -static build of the case program")
 )
 
-// wrapArgs is how the differential run wraps the program: everything
-// allowed, so connvisor must be invisible.
-var wrapArgs = []string{"run", "--default", "allow", "-q", "--"}
+// A wrapMode is one way the differential run wraps the program. Under an
+// allow-all policy connvisor lets the kernel run every call (no decision
+// depends on its arguments) and must be invisible. With one deny rule that
+// no case touches, every connect is decided and performed by connvisor on
+// a duplicate of the socket: the emulation, which must be invisible too,
+// except for what knownDifferences lists.
+type wrapMode struct {
+	name string
+	args []string
+}
+
+var wrapModes = []wrapMode{
+	{"allow-all", []string{"run", "--default", "allow", "-q", "--"}},
+	// Raw and packet sockets are refused at creation unless the policy
+	// allows everything or --allow-raw says so (they name no port a rule
+	// could match); here they are let in, to compare their connects.
+	{"emulated", []string{"run", "--default", "allow", "--deny", "192.0.2.123:9=EACCES", "--allow-raw", "-q", "--"}},
+}
+
+// knownDifferences are the cases the emulation cannot make identical, with
+// the reason; they are reported as skipped, with both outputs.
+var knownDifferences = map[string]string{
+	"unix_stream_peercred_names_the_connecting_process": "the kernel records the pid of the process that calls connect, and connvisor connects for the program: " +
+		"SO_PEERCRED's pid is the supervisor's (uid and gid are the program's); allow-all policies and --mode continue keep it",
+	"unix_stream_as_nobody_succeeds_peer_sees_nobody": "as unix_stream_peercred_names_the_connecting_process: SO_PEERCRED's pid is the supervisor's",
+}
 
 // A variant is one build of the case program.
 type variant struct {
@@ -239,7 +262,17 @@ func TestDifferential(t *testing.T) {
 	vs := buildCases(t)
 	connvisor := buildConnvisor(t)
 	for _, v := range vs {
-		t.Run(v.name, func(t *testing.T) {
+		for _, mode := range wrapModes {
+			t.Run(v.name+"/"+mode.name, func(t *testing.T) {
+				differential(t, v, connvisor, mode)
+			})
+		}
+	}
+}
+
+func differential(t *testing.T, v variant, connvisor string, mode wrapMode) {
+	{
+		{
 			if v.err != nil {
 				t.Skipf("cannot build this variant: %v", v.err)
 			}
@@ -248,7 +281,7 @@ func TestDifferential(t *testing.T) {
 			var wrapped []map[string]string
 			var werr []string
 			for i := 0; i < *flagRuns; i++ {
-				w, e := run(t, append([]string{connvisor}, wrapArgs...), v.bin, names)
+				w, e := run(t, append([]string{connvisor}, mode.args...), v.bin, names)
 				wrapped, werr = append(wrapped, w), append(werr, e)
 			}
 			var renative map[string]string // filled on the first difference
@@ -274,6 +307,9 @@ func TestDifferential(t *testing.T) {
 							t.Errorf("native output is not stable, so the comparison proves nothing:\n  native:   %s\n  native 2: %s\n  wrapped:  %s", n, renative[name], obs)
 							continue
 						}
+						if why, known := knownDifferences[name]; known && mode.name == "emulated" {
+							t.Skipf("known difference (%s):\n  native:  %s\n  wrapped: %s", why, n, obs)
+						}
 						t.Errorf("wrapped run %d differs from native:\n  native:  %s\n  wrapped: %s", i+1, n, obs)
 					}
 					if strings.HasPrefix(n, "SKIP ") {
@@ -289,7 +325,7 @@ func TestDifferential(t *testing.T) {
 				t.Errorf("%d of %d cases differ under connvisor: %s\nconnvisor stderr (last lines):\n%s",
 					len(differing), len(names), strings.Join(differing, ", "), tail(werr[0], 15))
 			}
-		})
+		}
 	}
 }
 

@@ -1,0 +1,218 @@
+package supervisor
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/policy"
+)
+
+// connectWaiter waits for the handshakes of blocking TCP connects that the
+// supervisor started without blocking (emulate.StartConnect), all in one
+// epoll set on one goroutine: a thousand connects stuck in SYN_SENT cost a
+// thousand descriptors, not a thousand threads.
+type connectWaiter struct {
+	s      *Supervisor
+	epfd   int
+	wakeFD int
+
+	mu       sync.Mutex
+	pending  map[int]*pendingConnect // by the duplicate's fd
+	stopping bool
+	done     chan struct{}
+}
+
+type pendingConnect struct {
+	c        *call
+	d        policy.Decision
+	key      repeatKey
+	tracked  bool
+	deadline time.Time // from SO_SNDTIMEO; zero when it has none
+	// onExpiry is what the call answers when SO_SNDTIMEO runs out: the
+	// errno the connect started with (EINPROGRESS, or EALREADY for a
+	// connect already under way), as natively.
+	onExpiry syscall.Errno
+	check    time.Time // when to ask again whether the target still waits
+	backoff  time.Duration
+}
+
+// Validity checks back off from pollValidEvery to maxCheckEvery: a
+// connect that waits long is most likely toward a host that does not
+// answer, and a thousand of them must not cost a thousand ioctls every
+// 20 ms.
+const maxCheckEvery = 500 * time.Millisecond
+
+func newConnectWaiter(s *Supervisor) (*connectWaiter, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, err
+	}
+	w := &connectWaiter{s: s, epfd: epfd, wakeFD: wake, pending: make(map[int]*pendingConnect), done: make(chan struct{})}
+	go w.run()
+	return w, nil
+}
+
+// add waits for p's socket to become writable, or for its deadline.
+func (w *connectWaiter) add(p *pendingConnect) bool {
+	now := time.Now()
+	p.backoff = pollValidEvery
+	p.check = now.Add(p.backoff)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping {
+		return false
+	}
+	fd := p.c.dup
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(fd)}
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return false
+	}
+	w.pending[fd] = p
+	w.poke()
+	return true
+}
+
+func (w *connectWaiter) poke() {
+	var one [8]byte
+	one[0] = 1
+	unix.Write(w.wakeFD, one[:])
+}
+
+// take removes fd's entry; nil when another path already took it.
+func (w *connectWaiter) take(fd int) *pendingConnect {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pending[fd]
+	if p != nil {
+		delete(w.pending, fd)
+		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+	return p
+}
+
+func (w *connectWaiter) run() {
+	defer close(w.done)
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(w.epfd, events, w.timeoutMillis())
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			w.s.log.Error("epoll_wait for held connects", zap.Error(err))
+			return
+		}
+		for _, ev := range events[:max(n, 0)] {
+			if int(ev.Fd) == w.wakeFD {
+				var buf [8]byte
+				unix.Read(w.wakeFD, buf[:])
+				continue
+			}
+			if p := w.take(int(ev.Fd)); p != nil {
+				w.s.completeHeld(p.c, &p.d, p.key, p.tracked, emulate.FinishConnect(p.c.dup, &p.c.sa), true)
+			}
+		}
+		if w.sweep() {
+			return
+		}
+	}
+}
+
+// timeoutMillis is how long epoll may sleep: until the next deadline or
+// validity check.
+func (w *connectWaiter) timeoutMillis() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) == 0 {
+		return -1
+	}
+	next := time.Now().Add(maxCheckEvery)
+	for _, p := range w.pending {
+		if p.check.Before(next) {
+			next = p.check
+		}
+		if !p.deadline.IsZero() && p.deadline.Before(next) {
+			next = p.deadline
+		}
+	}
+	return max(int(time.Until(next).Milliseconds())+1, 0)
+}
+
+// sweep answers expired SO_SNDTIMEO deadlines, drops connects whose
+// target gave up, and reports whether the waiter should stop.
+func (w *connectWaiter) sweep() bool {
+	now := time.Now()
+	var expired, due []*pendingConnect
+	w.mu.Lock()
+	if w.stopping {
+		for fd, p := range w.pending {
+			delete(w.pending, fd)
+			p.c.close()
+		}
+		w.mu.Unlock()
+		return true
+	}
+	for fd, p := range w.pending {
+		switch {
+		case !p.deadline.IsZero() && !now.Before(p.deadline):
+			expired = append(expired, p)
+		case !now.Before(p.check):
+			due = append(due, p)
+			continue
+		default:
+			continue
+		}
+		delete(w.pending, fd)
+		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+	w.mu.Unlock()
+	for _, p := range expired {
+		// SO_SNDTIMEO ran out: a blocking connect returns EINPROGRESS and
+		// the handshake goes on, as natively.
+		w.s.completeHeld(p.c, &p.d, p.key, p.tracked, p.onExpiry, false)
+	}
+	for _, p := range due {
+		if w.s.someoneWaits(p.c, p.key, p.tracked) {
+			p.backoff = min(2*p.backoff, maxCheckEvery)
+			p.check = now.Add(p.backoff)
+			continue
+		}
+		// The target stopped waiting (a signal without SA_RESTART, or
+		// death). Natively the handshake goes on; a later connect on the
+		// socket joins or collects it, so nothing is kept here.
+		if w.take(p.c.dup) != nil {
+			if p.tracked {
+				w.s.repeats.drop(p.key)
+			}
+			p.c.close()
+			w.s.logDecision(p.c, p.d, syscall.EINTR)
+		}
+	}
+	return false
+}
+
+// stop closes the waiter; connects still waiting are dropped (their
+// targets are gone when the supervisor stops).
+func (w *connectWaiter) stop() {
+	w.mu.Lock()
+	w.stopping = true
+	w.poke()
+	w.mu.Unlock()
+	<-w.done
+	unix.Close(w.epfd)
+	unix.Close(w.wakeFD)
+}
