@@ -140,6 +140,8 @@ func TestDoors(t *testing.T) {
 			open: "sendmsg with msg_name on UDP is not policed"},
 		{name: "udp-sendmmsg", server: "udp", args: args("udp-sendmmsg"),
 			open: "sendmmsg with msg_name on UDP is not policed"},
+		{name: "udp-unspec-name", server: "udp", args: args("udp-unspec"),
+			open: "IPv4 UDP sends to the address in an AF_UNSPEC name, but the policy took it for a dissolve"},
 		{name: "io_uring-connect", server: "tcp", args: args("iouring"), nativeSkip: noUring,
 			open: "io_uring_setup is allowed: IORING_OP_CONNECT runs in a kernel worker that seccomp never sees"},
 		{name: "i386-socketcall", server: "tcp", args: args("int80"),

@@ -207,9 +207,15 @@ static int udp_echo(int s) {
 	return recv(s, buf, sizeof buf, 0) > 0;
 }
 
-// udp-sendto | udp-sendmsg | udp-sendmmsg IP PORT
+// udp-sendto | udp-sendmsg | udp-sendmmsg | udp-unspec IP PORT
+// udp-unspec: IPv4 UDP sends to the address of an AF_UNSPEC name
+// (udp_sendmsg), which must not pass for a dissolve.
 static int m_udp(char **a, const char *how) {
 	struct sockaddr_in sa = addr4(a[0], a[1]);
+	if (!strcmp(how, "unspec")) {
+		sa.sin_family = AF_UNSPEC;
+		how = "sendto";
+	}
 	int s = socket(AF_INET, SOCK_DGRAM, 0);
 	if (s < 0) die("socket");
 	char data[] = "attack";
@@ -959,6 +965,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(m, "udp-sendto")) { NEED(2); return m_udp(a, "sendto"); }
 	if (!strcmp(m, "udp-sendmsg")) { NEED(2); return m_udp(a, "sendmsg"); }
 	if (!strcmp(m, "udp-sendmmsg")) { NEED(2); return m_udp(a, "sendmmsg"); }
+	if (!strcmp(m, "udp-unspec")) { NEED(2); return m_udp(a, "unspec"); }
 	if (!strcmp(m, "fastopen")) { NEED(2); return m_fastopen(a, 0); }
 	if (!strcmp(m, "fastopen-msg")) { NEED(2); return m_fastopen(a, 1); }
 	if (!strcmp(m, "iouring")) { NEED(2); return m_iouring(a); }
