@@ -130,10 +130,17 @@ func (c *targetContext) matchesSelf() bool {
 	return c.sameRoot && c.sameCwd && c.sameNS && c.id.equal(&c.self)
 }
 
+// fsCaps are the capabilities that bear on resolving a path and on the
+// write-permission check of a UNIX connect: CAP_CHOWN, CAP_DAC_OVERRIDE,
+// CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_MAC_OVERRIDE,
+// CAP_MAC_ADMIN. Others (CAP_SYS_PTRACE, which the command loses) do not
+// make the supervisor's view different from the target's.
+const fsCaps = 1<<0 | 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<32 | 1<<33
+
 func (a *identity) equal(b *identity) bool {
 	if a.ruid != b.ruid || a.euid != b.euid || a.suid != b.suid || a.fsuid != b.fsuid ||
 		a.rgid != b.rgid || a.egid != b.egid || a.sgid != b.sgid || a.fsgid != b.fsgid ||
-		a.capEff != b.capEff || len(a.groups) != len(b.groups) {
+		a.capEff&fsCaps != b.capEff&fsCaps || len(a.groups) != len(b.groups) {
 		return false
 	}
 	for i := range a.groups {

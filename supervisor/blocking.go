@@ -39,8 +39,18 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func(gaveUp
 		errno syscall.Errno
 		err   error
 	}
-	done := make(chan result, 1)
 	tid, dup := int(c.n.Tid), c.dup
+	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+		// Cannot block: no watcher needed.
+		errno, err := op(gaveUp)
+		if err != nil {
+			s.log.Error("connect as target", zap.Int("tid", tid), zap.Error(err))
+			errno = syscall.EACCES
+		}
+		s.completeHeld(c, d, key, tracked, errno, !gaveUpOnce.Load())
+		return
+	}
+	done := make(chan result, 1)
 	go func() {
 		e, err := op(gaveUp)
 		done <- result{e, err}

@@ -83,7 +83,7 @@ func (s *Supervisor) refuse(n *Notification, what string, e syscall.Errno) {
 		zap.Int32("syscall_nr", n.Nr),
 		zap.String("arch", archName(n.Arch)),
 		zap.String("errno", policy.ErrnoName(e)))
-	s.stats.record("("+what+")", policy.Deny, 0)
+	s.stats.record(label("("+what+")"), policy.Deny, 0)
 }
 
 // call is what the supervisor learned about one trapped connect.
@@ -407,7 +407,7 @@ func logLevel(a policy.Action) zapcore.Level {
 
 func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errno) {
 	latency := time.Since(c.start)
-	s.stats.record(c.dest.String(), d.Action, latency)
+	s.stats.record(c.dest, d.Action, latency)
 	if s.onDecision != nil {
 		if c.proc.Pid == 0 {
 			c.proc, _ = emulate.Identify(int(c.n.Tid))

@@ -16,7 +16,7 @@ import (
 // Stats counts decisions per destination for the exit summary.
 type Stats struct {
 	mu    sync.Mutex
-	dests map[string]*destStats
+	dests map[policy.Dest]*destStats
 }
 
 type destStats struct {
@@ -27,20 +27,27 @@ type destStats struct {
 // maxLatencySamples bounds the memory one destination's percentiles take.
 const maxLatencySamples = 4096
 
-func newStats() *Stats { return &Stats{dests: make(map[string]*destStats)} }
+func newStats() *Stats { return &Stats{dests: make(map[policy.Dest]*destStats)} }
 
-func (s *Stats) record(dest string, a policy.Action, latency time.Duration) {
+// labelFamily marks a summary line that is a label (Path), not a
+// destination: refused side doors, and the destinations past the bound.
+const labelFamily = 0xffff
+
+func label(text string) policy.Dest { return policy.Dest{Family: labelFamily, Path: text} }
+
+// record counts one decision. It keys on the destination itself, not its
+// text, so counting allocates nothing on the hot path; the process fields
+// are dropped from the key.
+func (s *Stats) record(dest policy.Dest, a policy.Action, latency time.Duration) {
+	dest.Exe, dest.UID = "", 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.dests[dest]
 	if d == nil {
 		if len(s.dests) >= 10000 {
-			dest = "(other destinations)"
-			if d = s.dests[dest]; d == nil {
-				d = &destStats{}
-				s.dests[dest] = d
-			}
-		} else {
+			dest = label("(other destinations)")
+		}
+		if d = s.dests[dest]; d == nil {
 			d = &destStats{}
 			s.dests[dest] = d
 		}
@@ -74,7 +81,11 @@ func (s *Stats) Summary() []DestSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]DestSummary, 0, len(s.dests))
-	for name, d := range s.dests {
+	for dest, d := range s.dests {
+		name := dest.String()
+		if dest.Family == labelFamily {
+			name = dest.Path
+		}
 		l := slices.Clone(d.latencies)
 		slices.Sort(l)
 		out = append(out, DestSummary{
