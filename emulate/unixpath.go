@@ -81,14 +81,20 @@ func openContext(tid int, fs bool) (*targetContext, error) {
 	proc := "/proc/" + strconv.Itoa(tid)
 	var err error
 	if c.id, err = readIdentity(proc + "/status"); err != nil {
-		c.close()
 		return nil, err
 	}
-	if c.self, err = readIdentity("/proc/thread-self/status"); err != nil {
-		c.close()
+	if c.self, err = selfIdentity(); err != nil {
 		return nil, err
 	}
 	if !fs {
+		return c, nil
+	}
+	// Compare first (stat follows the magic links to what they name);
+	// open handles only when the thread must become the target.
+	c.sameRoot = samePath(proc+"/root", "/")
+	c.sameCwd = samePath(proc+"/cwd", ".")
+	c.sameNS = samePath(proc+"/ns/mnt", "/proc/thread-self/ns/mnt")
+	if c.matchesSelf() {
 		return c, nil
 	}
 	if c.root, err = unix.Open(proc+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
@@ -103,10 +109,45 @@ func openContext(tid int, fs bool) (*targetContext, error) {
 		c.close()
 		return nil, fmt.Errorf("open mount namespace of tid %d: %w", tid, goneOr(err))
 	}
-	c.sameRoot = sameFile(c.root, "/")
-	c.sameCwd = sameFile(c.cwd, ".")
-	c.sameNS = sameFile(c.mntns, "/proc/thread-self/ns/mnt")
 	return c, nil
+}
+
+// selfIdentity is the calling thread's identity, from system calls (much
+// cheaper than parsing /proc/thread-self/status).
+func selfIdentity() (identity, error) {
+	var id identity
+	var r, e, s int
+	r, e, s = unix.Getresuid()
+	id.ruid, id.euid, id.suid = uint32(r), uint32(e), uint32(s)
+	r, e, s = unix.Getresgid()
+	id.rgid, id.egid, id.sgid = uint32(r), uint32(e), uint32(s)
+	// setfsuid/setfsgid with an invalid id change nothing and return the
+	// current value.
+	fsuid, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0)
+	fsgid, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, ^uintptr(0), 0, 0)
+	id.fsuid, id.fsgid = uint32(fsuid), uint32(fsgid)
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return id, fmt.Errorf("getgroups: %w", err)
+	}
+	for _, g := range groups {
+		id.groups = append(id.groups, uint32(g))
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return id, fmt.Errorf("capget: %w", err)
+	}
+	id.capEff = uint64(data[0].Effective) | uint64(data[1].Effective)<<32
+	return id, nil
+}
+
+func samePath(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 func goneOr(err error) error {
@@ -149,14 +190,6 @@ func (a *identity) equal(b *identity) bool {
 		}
 	}
 	return true
-}
-
-func sameFile(fd int, path string) bool {
-	var a, b unix.Stat_t
-	if unix.Fstat(fd, &a) != nil || unix.Stat(path, &b) != nil {
-		return false
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 // become gives the calling (locked, disposable) OS thread the target's

@@ -50,6 +50,7 @@ type Policy struct {
 	resolve  func(ctx context.Context, host string) ([]netip.Addr, error)
 	nextID   uint64 // id of the next rule added by Prepend
 
+	allowsAll    bool      // see AllowsEverything; asked on every trapped call
 	loadWarnings []string  // found while loading (names that did not resolve)
 	warnOnce     sync.Once // shadow analysis is quadratic-ish: only on demand
 	warnings     []string
@@ -159,6 +160,7 @@ func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
 		}
 	}
 	p.idx = newIndex(rules)
+	p.allowsAll = p.computeAllowsEverything()
 	return p
 }
 
@@ -350,7 +352,9 @@ func fmtAddrs(as []netip.Addr) string {
 // is allowed at once: the default allows without delay and every rule is
 // a plain allow. Then no decision depends on what a call names, and the
 // supervisor may let the kernel run the call itself.
-func (p *Policy) AllowsEverything() bool {
+func (p *Policy) AllowsEverything() bool { return p.allowsAll }
+
+func (p *Policy) computeAllowsEverything() bool {
 	if p.def.Action != Allow || p.def.Delay != 0 {
 		return false
 	}

@@ -200,9 +200,13 @@ func (b *bench) variants() (vs []variant, notes []string) {
 		{"native", nil, "ok"},
 		{"floor: C supervisor, errno", []string{b.floor, "errno", "--"}, "refused"},
 		{"floor: C supervisor, continue", []string{b.floor, "continue", "--"}, "ok"},
-		{"connvisor allow (emulated)", []string{b.cv, "run", "-q", "--default", "allow", "--"}, "ok"},
+		// A deny rule that no connect here matches keeps the policy from
+		// allowing everything, so every connect is decided and emulated
+		// (an allow-all policy lets the kernel run the call: the last row).
+		{"connvisor allow (emulated)", []string{b.cv, "run", "-q", "--deny", "192.0.2.123:9=EACCES", "--default", "allow", "--"}, "ok"},
 		{"connvisor deny (errno)", []string{b.cv, "run", "-q", "--deny", "127.0.0.1=ECONNREFUSED", "--deny", denyUnix, "--default", "allow", "--"}, "refused"},
-		{"connvisor --mode continue", []string{b.cv, "run", "-q", "--mode", "continue", "--default", "allow", "--"}, "ok"},
+		{"connvisor --mode continue", []string{b.cv, "run", "-q", "--mode", "continue", "--deny", "192.0.2.123:9=EACCES", "--default", "allow", "--"}, "ok"},
+		{"connvisor allow-all policy", []string{b.cv, "run", "-q", "--default", "allow", "--"}, "ok"},
 	}
 	if b.strace == "" {
 		notes = append(notes, "strace rows skipped: strace is not installed (apt-get install strace)")
