@@ -19,8 +19,10 @@ import (
 // backlogs and SYN retries behave as natively. While it waits, the target
 // may give up (a signal, or death); a restarted call joins this connect.
 // op may settle the decision itself (a UNIX pathname is decided once
-// resolved), so d is read only after op returns.
-func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func(gaveUp func() bool) (syscall.Errno, error)) {
+// resolved), so d is read only after op returns. selfCancels says op
+// polls gaveUp and stops by itself (UNIX connects retry without blocking);
+// otherwise a watcher aborts a connect nobody waits for.
+func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bool, op func(gaveUp func() bool) (syscall.Errno, error)) {
 	key, tracked := s.repeats.begin(c, sndTimeo(c.dup) > 0)
 	var gaveUpOnce atomic.Bool // op stopped because nobody waited: nothing was made
 	gaveUp := func() bool {
@@ -40,8 +42,9 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, op func(gaveUp
 		err   error
 	}
 	tid, dup := int(c.n.Tid), c.dup
-	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
-		// Cannot block: no watcher needed.
+	if selfCancels || c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+		// Cannot block, or stops by itself when the target gives up: no
+		// watcher needed.
 		errno, err := op(gaveUp)
 		if err != nil {
 			s.log.Error("connect as target", zap.Int("tid", tid), zap.Error(err))

@@ -266,7 +266,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 			return
 		}
 		tid, dup, sa := int(c.n.Tid), c.dup, c.sa
-		s.blockingConnect(c, &d, func(gaveUp func() bool) (syscall.Errno, error) {
+		s.blockingConnect(c, &d, abstract, func(gaveUp func() bool) (syscall.Errno, error) {
 			if abstract {
 				connect := s.unixConnector(c, gaveUp)
 				return emulate.RunAsTarget(tid, false, func() syscall.Errno { return connect(&sa) })
@@ -331,7 +331,7 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy) {
 		return 0
 	}
 	tid, sa := int(c.n.Tid), c.sa
-	s.blockingConnect(c, &d, func(gaveUp func() bool) (syscall.Errno, error) {
+	s.blockingConnect(c, &d, true, func(gaveUp func() bool) (syscall.Errno, error) {
 		return emulate.WithUnixPath(tid, &sa, decide, s.unixConnector(c, gaveUp))
 	})
 }
