@@ -1,0 +1,65 @@
+package faults
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// A Go program takes its real error paths: Go connects nonblocking and
+// learns the outcome from epoll and SO_ERROR, so a blackhole must end in
+// its own dial timeout and a refusal must be syscall.ECONNREFUSED.
+func TestGoClientErrorPaths(t *testing.T) {
+	srv := listen(t)
+	field := func(line, key string) string {
+		for _, f := range strings.Fields(line) {
+			if k, v, ok := strings.Cut(f, "="); ok && k == key {
+				return v
+			}
+		}
+		return ""
+	}
+	msOf := func(t *testing.T, line string) int {
+		ms, err := strconv.Atoi(field(line, "ms"))
+		if err != nil {
+			t.Fatalf("no ms in %q", line)
+		}
+		return ms
+	}
+	t.Run("blackhole ends in the dial timeout", func(t *testing.T) {
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.port) + "=blackhole"}, goclient, dest(srv.port), "300ms")
+		line := strings.TrimSpace(r.stdout)
+		if !strings.Contains(line, "i/o timeout") || field(line, "timeout") != "true" {
+			t.Errorf("want an i/o timeout with net.Error.Timeout() true, got %q", line)
+		}
+		if ms := msOf(t, line); ms < 300 || ms > 1000 {
+			t.Errorf("the dial took %d ms, want 300..1000", ms)
+		}
+	})
+	t.Run("ECONNREFUSED is errors.Is syscall.ECONNREFUSED", func(t *testing.T) {
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED"}, goclient, dest(srv.port), "300ms")
+		line := strings.TrimSpace(r.stdout)
+		if field(line, "refused") != "true" || field(line, "timeout") != "false" || !strings.Contains(line, "connection refused") {
+			t.Errorf("want connection refused, errors.Is ECONNREFUSED and no timeout, got %q", line)
+		}
+	})
+	t.Run("ENETUNREACH after a delay", func(t *testing.T) {
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.port) + "=ENETUNREACH:delay=300ms"}, goclient, dest(srv.port), "2s")
+		line := strings.TrimSpace(r.stdout)
+		if field(line, "unreachable") != "true" {
+			t.Errorf("want errors.Is ENETUNREACH, got %q", line)
+		}
+		if ms := msOf(t, line); ms < 300 || ms > 1000 {
+			t.Errorf("the dial took %d ms, want 300..1000", ms)
+		}
+	})
+	if n := srv.waitAccepted(0); n != 0 {
+		t.Errorf("the server accepted %d connections; every dial was failed", n)
+	}
+	t.Run("unfaulted dial succeeds", func(t *testing.T) {
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED:when=2"}, goclient, dest(srv.port), "2s")
+		if line := strings.TrimSpace(r.stdout); !strings.HasPrefix(line, "ok ") {
+			t.Errorf("the first dial is not selected by when=2 and must succeed, got %q", line)
+		}
+	})
+}

@@ -1,0 +1,281 @@
+package faults
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Bounds on held connects. A held connect must last at least its delay;
+// the upper bounds only catch a hold that ignores its delay entirely, so
+// they are loose for two shared cores.
+const (
+	delayMS = 300
+	slackMS = 700
+	// promptMS bounds a call that must not be held (a nonblocking connect
+	// returning EINPROGRESS) or a prompt answer to a signal.
+	promptMS = 150
+)
+
+func assertHeld(t *testing.T, a attempt, key string, atLeast int) {
+	t.Helper()
+	if ms := a.ms(t, key); ms < atLeast || ms > atLeast+slackMS {
+		t.Errorf("%s=%d ms, want %d..%d: %v", key, ms, atLeast, atLeast+slackMS, a)
+	}
+}
+
+func assertPrompt(t *testing.T, a attempt, key string) {
+	t.Helper()
+	if ms := a.ms(t, key); ms > promptMS {
+		t.Errorf("%s=%d ms, want at most %d: %v", key, ms, promptMS, a)
+	}
+}
+
+// delay= on allow makes a slow but successful connect: the blocking call
+// returns 0 after the delay, connected to the real server.
+func TestAllowDelay(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	file := t.TempDir() + "/slow.policy"
+	if err := os.WriteFile(file, []byte("allow tcp 127.0.0.1 port "+port(srv.port)+" delay=300ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, flags := range map[string][]string{
+		"policy file": {"-q", "--policy", file},
+		"compact":     {"-q", "--allow", dest(srv.port) + ":delay=300ms"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := srv.accepted.Load()
+			as, _ := faultRun(t, flags, "-p", port(srv.port), "-n", "2")
+			for _, a := range as {
+				if a.result() != "ok" || a["peer"] != dest(srv.port) {
+					t.Errorf("want a successful connect to %s: %v", dest(srv.port), a)
+				}
+				assertHeld(t, a, "ms", delayMS)
+			}
+			if got := srv.waitAccepted(before+2) - before; got != 2 {
+				t.Errorf("server accepted %d connections, want 2", got)
+			}
+		})
+	}
+}
+
+// A slow network does not make a nonblocking connect block: natively it
+// returns EINPROGRESS at once and the socket becomes writable after the
+// round trip. A delayed allow must look the same, or an event loop stalls
+// for the whole delay.
+func TestAllowDelayNonblocking(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	as, _ := faultRun(t, []string{"-q", "--allow", dest(srv.port) + ":delay=300ms"},
+		"-m", "nonblock", "-e", "100", "-p", port(srv.port), "-n", "2")
+	for _, a := range as {
+		if a["errno"] != "EINPROGRESS" {
+			t.Errorf("connect: want EINPROGRESS: %v", a)
+		}
+		assertPrompt(t, a, "cms")
+		if a["early"] != "timeout" {
+			t.Errorf("poll during the delay: want no event (timeout), got %s: %v", a["early"], a)
+		}
+		if a["revents"] != "POLLOUT" || a["so_error"] != "0" || a["peer"] != dest(srv.port) {
+			t.Errorf("after the delay: want POLLOUT, SO_ERROR 0, connected to %s: %v", dest(srv.port), a)
+		}
+		assertHeld(t, a, "ms", delayMS)
+	}
+}
+
+// An injected errno on a blocking socket is returned by connect itself,
+// after the delay.
+func TestErrnoBlockingAfterDelay(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	for _, errno := range []string{"ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "ETIMEDOUT", "ECONNRESET", "EADDRNOTAVAIL", "EACCES"} {
+		t.Run(errno, func(t *testing.T) {
+			as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.port) + "=" + errno + ":delay=300ms"},
+				"-p", port(srv.port))
+			a := as[0]
+			if a["ret"] != "-1" || a["errno"] != errno || a["peer"] != "ENOTCONN" {
+				t.Errorf("want -1 %s and no peer: %v", errno, a)
+			}
+			assertHeld(t, a, "ms", delayMS)
+		})
+	}
+	if n := srv.waitAccepted(0); n != 0 {
+		t.Errorf("the server accepted %d connections; every connect was failed", n)
+	}
+}
+
+// nativeRefused is what a real refused nonblocking connect shows on this
+// kernel: connect to a loopback port nothing listens on.
+func nativeRefused(t *testing.T, v6 bool) attempt {
+	t.Helper()
+	args := []string{cTarget, "-m", "nonblock", "-p", port(closedPort(t))}
+	if v6 {
+		args = append(args, "-6")
+	}
+	as, _ := parseLines(execute(t, args...).stdout)
+	if len(as) != 1 || as[0]["so_error"] != "ECONNREFUSED" && as[0]["errno"] != "ECONNREFUSED" {
+		t.Fatalf("native connect to a closed port was not refused: %v", as)
+	}
+	return as[0]
+}
+
+// An injected errno on a nonblocking TCP socket arrives as a real failure
+// does: connect returns EINPROGRESS at once, poll shows nothing during the
+// delay and then what a real failed connect shows, SO_ERROR is the errno
+// and the socket has no peer.
+func TestErrnoNonblocking(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	for _, fam := range []struct {
+		name, host string
+		args       []string
+		v6         bool
+	}{
+		{"ipv4", "127.0.0.1", nil, false},
+		{"ipv6", "[::1]", []string{"-6"}, true},
+	} {
+		native := nativeRefused(t, fam.v6)
+		if native["errno"] != "EINPROGRESS" {
+			t.Fatalf("%s: a native refused connect on loopback did not go through EINPROGRESS: %v", fam.name, native)
+		}
+		// Every failure of a connect in SYN_SENT ends in tcp_done, so
+		// every errno shows the events of a real refusal.
+		wantRevents := native["revents"]
+		for _, errno := range []string{"ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "ETIMEDOUT", "ECONNRESET"} {
+			t.Run(fam.name+"/"+errno, func(t *testing.T) {
+				args := append([]string{"-m", "nonblock", "-e", "150", "-p", port(srv.port), "-n", "3"}, fam.args...)
+				as, _ := faultRun(t, []string{"-q", "--fail", fam.host + ":" + port(srv.port) + "=" + errno + ":delay=300ms"}, args...)
+				for _, a := range as {
+					if a["ret"] != "-1" || a["errno"] != "EINPROGRESS" {
+						t.Errorf("connect: want -1 EINPROGRESS: %v", a)
+					}
+					assertPrompt(t, a, "cms")
+					if a["early"] != "timeout" {
+						t.Errorf("poll during the delay: want no event (timeout), got %s: %v", a["early"], a)
+					}
+					if a["revents"] != wantRevents {
+						t.Errorf("poll after the delay: got %s, a real refused connect shows %s: %v", a["revents"], wantRevents, a)
+					}
+					if a["so_error"] != errno || a["peer"] != "ENOTCONN" {
+						t.Errorf("want SO_ERROR %s and getpeername ENOTCONN: %v", errno, a)
+					}
+					assertHeld(t, a, "ms", delayMS)
+				}
+			})
+		}
+	}
+	if n := srv.waitAccepted(0); n != 0 {
+		t.Errorf("the server accepted %d connections; every connect was failed", n)
+	}
+}
+
+// Many refused nonblocking connects in a row, each compared with a real
+// refusal: the first wake-up of a poller must already show the complete
+// events (natively tcp_reset closes the socket before it reports the
+// error, so a waiting poller never sees POLLERR alone).
+func TestRefusedNonblockingMatchesNative(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	native := nativeRefused(t, false)
+	as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED:delay=30ms"},
+		"-m", "nonblock", "-e", "10", "-p", port(srv.port), "-n", "40")
+	var odd []string
+	for _, a := range as {
+		if a["errno"] != native["errno"] || a["revents"] != native["revents"] || a["so_error"] != "ECONNREFUSED" || a["peer"] != native["peer"] {
+			odd = append(odd, a.String())
+		}
+	}
+	if len(odd) > 0 {
+		t.Errorf("%d of %d refused connects differ from the native %v:\n%s", len(odd), len(as), native, strings.Join(odd, "\n"))
+	}
+}
+
+// blackhole: the connect never completes, as toward a host that drops
+// SYNs.
+func TestBlackhole(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	bh := dest(srv.port) + "=blackhole"
+	t.Run("nonblocking stays in progress", func(t *testing.T) {
+		as, _ := faultRun(t, []string{"-q", "--fail", bh}, "-m", "nonblock", "-w", "500", "-p", port(srv.port))
+		a := as[0]
+		if a["errno"] != "EINPROGRESS" || a["revents"] != "timeout" || a["so_error"] != "0" || a["peer"] != "ENOTCONN" {
+			t.Errorf("want EINPROGRESS, no poll event in 500 ms, SO_ERROR 0, no peer: %v", a)
+		}
+		assertPrompt(t, a, "cms")
+		assertHeld(t, a, "ms", 500)
+	})
+	t.Run("blocking with timeout= gives ETIMEDOUT", func(t *testing.T) {
+		as, _ := faultRun(t, []string{"-q", "--fail", bh + ":timeout=300ms"}, "-p", port(srv.port))
+		a := as[0]
+		if a["errno"] != "ETIMEDOUT" || a["peer"] != "ENOTCONN" {
+			t.Errorf("want ETIMEDOUT, no peer: %v", a)
+		}
+		assertHeld(t, a, "ms", 300)
+	})
+	t.Run("blocking with SO_SNDTIMEO gives EINPROGRESS", func(t *testing.T) {
+		// inet_stream_connect returns EINPROGRESS when the socket's send
+		// timeout expires before the handshake completes.
+		as, _ := faultRun(t, []string{"-q", "--fail", bh}, "-t", "300", "-p", port(srv.port))
+		a := as[0]
+		if a["errno"] != "EINPROGRESS" || a["peer"] != "ENOTCONN" {
+			t.Errorf("want EINPROGRESS, no peer: %v", a)
+		}
+		assertHeld(t, a, "ms", 300)
+	})
+	t.Run("SO_SNDTIMEO shorter than timeout= wins", func(t *testing.T) {
+		// The socket's send timeout bounds a blocking connect whatever
+		// the network does: 300 ms, not the rule's 3 s.
+		as, _ := faultRun(t, []string{"-q", "--fail", bh + ":timeout=3s"}, "-t", "300", "-p", port(srv.port))
+		a := as[0]
+		if a["errno"] != "EINPROGRESS" {
+			t.Errorf("want EINPROGRESS when SO_SNDTIMEO (300 ms) expires first: %v", a)
+		}
+		assertHeld(t, a, "ms", 300)
+	})
+	if n := srv.waitAccepted(0); n != 0 {
+		t.Errorf("the server accepted %d connections; every connect was blackholed", n)
+	}
+}
+
+// A failure that arrives after the socket's SO_SNDTIMEO is never seen by a
+// blocking connect: natively it returns EINPROGRESS when the send timeout
+// expires.
+func TestErrnoDelayBeyondSndTimeo(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED:delay=3s"}, "-t", "300", "-p", port(srv.port))
+	a := as[0]
+	if a["errno"] != "EINPROGRESS" {
+		t.Errorf("want EINPROGRESS when SO_SNDTIMEO (300 ms) expires before the 3 s delay: %v", a)
+	}
+	assertHeld(t, a, "ms", 300)
+}
+
+// A held connect on a blocking socket stays interruptible: SIGALRM with a
+// handler installed without SA_RESTART ends it with EINTR at once.
+func TestHeldConnectInterrupted(t *testing.T) {
+	needC(t)
+	srv := listen(t)
+	for name, rule := range map[string]string{
+		"blackhole":        "--fail=" + dest(srv.port) + "=blackhole",
+		"long fault delay": "--fail=" + dest(srv.port) + "=ECONNREFUSED:delay=10s",
+		"long allow delay": "--allow=" + dest(srv.port) + ":delay=10s",
+	} {
+		t.Run(name, func(t *testing.T) {
+			as, r := faultRun(t, []string{"-q", rule}, "-a", "200", "-p", port(srv.port))
+			a := as[0]
+			if a["errno"] != "EINTR" || a["peer"] != "ENOTCONN" {
+				t.Errorf("want EINTR and no peer: %v", a)
+			}
+			if ms := a.ms(t, "ms"); ms < 190 || ms > 200+promptMS { // itimer and ms truncation
+				t.Errorf("EINTR after %d ms, want 190..%d: %v", ms, 200+promptMS, a)
+			}
+			// Nothing keeps the tree waiting for the abandoned connect.
+			if r.elapsed.Seconds() > 5 {
+				t.Errorf("connvisor took %v to exit after the interrupted connect", r.elapsed)
+			}
+		})
+	}
+}
