@@ -239,18 +239,25 @@ func TestBlackhole(t *testing.T) {
 	}
 }
 
-// A failure that arrives after the socket's SO_SNDTIMEO is never seen by a
-// blocking connect: natively it returns EINPROGRESS when the send timeout
-// expires.
-func TestErrnoDelayBeyondSndTimeo(t *testing.T) {
+// A failure (or a handshake) that arrives after the socket's SO_SNDTIMEO
+// is never seen by a blocking connect: natively it returns EINPROGRESS
+// when the send timeout expires (inet_stream_connect).
+func TestDelayBeyondSndTimeo(t *testing.T) {
 	needC(t)
 	srv := listen(t)
-	as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED:delay=3s"}, "-t", "300", "-p", port(srv.port))
-	a := as[0]
-	if a["errno"] != "EINPROGRESS" {
-		t.Errorf("want EINPROGRESS when SO_SNDTIMEO (300 ms) expires before the 3 s delay: %v", a)
+	for name, rule := range map[string]string{
+		"fail":  "--fail=" + dest(srv.port) + "=ECONNREFUSED:delay=3s",
+		"allow": "--allow=" + dest(srv.port) + ":delay=3s",
+	} {
+		t.Run(name, func(t *testing.T) {
+			as, _ := faultRun(t, []string{"-q", rule}, "-t", "300", "-p", port(srv.port))
+			a := as[0]
+			if a["errno"] != "EINPROGRESS" {
+				t.Errorf("want EINPROGRESS when SO_SNDTIMEO (300 ms) expires before the 3 s delay: %v", a)
+			}
+			assertHeld(t, a, "ms", 300)
+		})
 	}
-	assertHeld(t, a, "ms", 300)
 }
 
 // A held connect on a blocking socket stays interruptible: SIGALRM with a
