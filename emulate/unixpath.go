@@ -1,8 +1,8 @@
 package emulate
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -24,15 +24,52 @@ type identity struct {
 	capEff                  uint64
 }
 
-// ConnectUnix connects dupfd (a duplicate of tid's AF_UNIX socket) to the
-// address in sa as tid itself would. A pathname is resolved relative to
-// tid's working directory, below tid's root, in tid's mount namespace, and
-// checked against tid's credentials; every UNIX connect (abstract names
-// too) records tid's effective uid and gid for the peer's SO_PEERCRED. So
-// the supervisor's privileges never reach a socket the target could not
-// reach, nor make the target look like root to a server.
-func ConnectUnix(tid int, dupfd int, sa *Sockaddr, pathname bool) (syscall.Errno, error) {
-	return RunAsTarget(tid, pathname, func() syscall.Errno { return Connect(dupfd, sa) })
+// Deputy acts for targets on their UNIX sockets with their identity and
+// filesystem view. It caches the supervisor's own view (root, working
+// directory, mount namespace, credentials), which does not change, so a
+// connect costs only the look at the target's.
+type Deputy struct {
+	self           identity
+	root, cwd, mnt fileID
+	procFD         int // /proc/self/fd, to reach an O_PATH descriptor by name
+}
+
+type fileID struct{ dev, ino uint64 }
+
+func statID(path string) (fileID, bool) {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return fileID{}, false
+	}
+	return fileID{st.Dev, st.Ino}, true
+}
+
+// NewDeputy records the supervisor's own view; Close releases it.
+func NewDeputy() (*Deputy, error) {
+	d := &Deputy{procFD: -1}
+	var err error
+	if d.self, err = selfIdentity(); err != nil {
+		return nil, err
+	}
+	var ok1, ok2, ok3 bool
+	d.root, ok1 = statID("/")
+	d.cwd, ok2 = statID(".")
+	d.mnt, ok3 = statID("/proc/self/ns/mnt")
+	if !ok1 || !ok2 || !ok3 {
+		return nil, errors.New("stat the supervisor's root, cwd or mount namespace")
+	}
+	if d.procFD, err = unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return nil, fmt.Errorf("open /proc/self/fd: %w", err)
+	}
+	return d, nil
+}
+
+// Close releases the deputy's descriptor.
+func (dp *Deputy) Close() {
+	if dp.procFD >= 0 {
+		unix.Close(dp.procFD)
+		dp.procFD = -1
+	}
 }
 
 // RunAsTarget runs op (a connect or send on a duplicate of tid's socket)
@@ -40,8 +77,8 @@ func ConnectUnix(tid int, dupfd int, sa *Sockaddr, pathname bool) (syscall.Errno
 // directory and mount namespace. When those are the supervisor's own, op
 // runs right here; otherwise on a locked OS thread that is thrown away
 // afterwards, because chroot, setns and per-thread credentials taint it.
-func RunAsTarget(tid int, fs bool, op func() syscall.Errno) (syscall.Errno, error) {
-	ctx, err := openContext(tid, fs)
+func (dp *Deputy) RunAsTarget(tid int, fs bool, op func() syscall.Errno) (syscall.Errno, error) {
+	ctx, err := dp.openContext(tid, fs)
 	if err != nil {
 		return 0, err
 	}
@@ -76,14 +113,11 @@ type targetContext struct {
 	id, self         identity
 }
 
-func openContext(tid int, fs bool) (*targetContext, error) {
-	c := &targetContext{root: -1, cwd: -1, mntns: -1, sameRoot: true, sameCwd: true, sameNS: true}
+func (dp *Deputy) openContext(tid int, fs bool) (*targetContext, error) {
+	c := &targetContext{root: -1, cwd: -1, mntns: -1, sameRoot: true, sameCwd: true, sameNS: true, self: dp.self}
 	proc := "/proc/" + strconv.Itoa(tid)
 	var err error
 	if c.id, err = readIdentity(proc + "/status"); err != nil {
-		return nil, err
-	}
-	if c.self, err = selfIdentity(); err != nil {
 		return nil, err
 	}
 	if !fs {
@@ -91,9 +125,9 @@ func openContext(tid int, fs bool) (*targetContext, error) {
 	}
 	// Compare first (stat follows the magic links to what they name);
 	// open handles only when the thread must become the target.
-	c.sameRoot = samePath(proc+"/root", "/")
-	c.sameCwd = samePath(proc+"/cwd", ".")
-	c.sameNS = samePath(proc+"/ns/mnt", "/proc/thread-self/ns/mnt")
+	c.sameRoot = sameAs(proc+"/root", dp.root)
+	c.sameCwd = sameAs(proc+"/cwd", dp.cwd)
+	c.sameNS = sameAs(proc+"/ns/mnt", dp.mnt)
 	if c.matchesSelf() {
 		return c, nil
 	}
@@ -142,12 +176,9 @@ func selfIdentity() (identity, error) {
 	return id, nil
 }
 
-func samePath(a, b string) bool {
-	var sa, sb unix.Stat_t
-	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
-		return false
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+func sameAs(path string, id fileID) bool {
+	got, ok := statID(path)
+	return ok && got == id
 }
 
 func goneOr(err error) error {
@@ -255,22 +286,29 @@ func (id *identity) assume() error {
 }
 
 // readIdentity parses the Uid, Gid, Groups and CapEff lines of a
-// /proc/.../status file.
+// /proc/.../status file. It reads with one system call into a buffer of
+// its own: this runs on every UNIX connect, and the kernel's side of it
+// is already the larger part.
 func readIdentity(path string) (identity, error) {
 	var id identity
-	b, err := os.ReadFile(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return id, fmt.Errorf("read %s: %w", path, goneOr(unwrapPathErr(err)))
+		return id, fmt.Errorf("read %s: %w", path, goneOr(err))
+	}
+	defer unix.Close(fd)
+	var buf [8192]byte
+	n, err := unix.Read(fd, buf[:])
+	if err != nil {
+		return id, fmt.Errorf("read %s: %w", path, goneOr(err))
 	}
 	seen := 0
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
+	for line := range bytes.Lines(buf[:n]) {
+		key, val, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue
 		}
-		f := strings.Fields(val)
-		switch key {
+		f := strings.Fields(string(val))
+		switch string(key) {
 		case "Uid":
 			if err := parseIDs(f, &id.ruid, &id.euid, &id.suid, &id.fsuid); err != nil {
 				return id, fmt.Errorf("%s: Uid: %w", path, err)

@@ -2,13 +2,17 @@ package emulate
 
 import (
 	"encoding/binary"
-	"fmt"
+	"errors"
 	"path"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+// ErrNeedsThread: the UNIX connect must run on a thread of the target's
+// identity, which WithUnixPath was asked not to start.
+var ErrNeedsThread = errors.New("connect needs a thread with the target's identity")
 
 // UnixDecider rules on the canonical pathname of a UNIX socket the target
 // asked for (symlinks, "..", "//" and relative parts resolved in the
@@ -26,18 +30,21 @@ type UnixDecider func(canonical string) syscall.Errno
 // A pathname that does not resolve is decided on its lexical form (joined
 // to the target's cwd and cleaned); when allowed, the answer is the errno
 // the resolution gave, as connect(2) would.
-func WithUnixPath(tid int, sa *Sockaddr, decide UnixDecider, op func(name *Sockaddr) syscall.Errno) (syscall.Errno, error) {
+//
+// With inlineOnly, WithUnixPath does nothing and returns ErrNeedsThread
+// when the target's identity or view differs from the supervisor's, so
+// that the caller can run it on the notification loop when that is cheap.
+func (dp *Deputy) WithUnixPath(tid int, sa *Sockaddr, decide UnixDecider, op func(name *Sockaddr) syscall.Errno, inlineOnly bool) (syscall.Errno, error) {
 	given := sa.pathname()
-	ctx, err := openContext(tid, true)
+	ctx, err := dp.openContext(tid, true)
 	if err != nil {
 		return 0, err
 	}
 	defer ctx.close()
-	procFD, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, fmt.Errorf("open /proc/self/fd: %w", err)
+	if inlineOnly && !ctx.matchesSelf() {
+		return 0, ErrNeedsThread
 	}
-	defer unix.Close(procFD)
+	procFD := dp.procFD
 	// In the supervisor's own root the magic link is reachable by its
 	// absolute name; below another root only relative to procFD.
 	absolute := ctx.sameRoot && ctx.sameNS

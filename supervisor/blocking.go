@@ -205,14 +205,21 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 }
 
 // faultWait waits out a fault's delay (or a blackhole's timeout) while the
-// target waits, and returns the errno to answer.
+// target waits, and returns the errno to answer. The socket's SO_SNDTIMEO
+// bounds the wait as it bounds a real blocking connect: when it runs out
+// first, the answer is what its expiry gives natively.
 func (s *Supervisor) faultWait(c *call, d policy.Decision) syscall.Errno {
-	wait := d.Delay
+	wait, errno := d.Delay, d.Errno
 	if d.Blackhole {
-		wait = blackholeTimeout(c, d)
+		wait, errno = d.Timeout, syscall.ETIMEDOUT
+		if wait == 0 {
+			wait = -1 // until the target gives up, or SO_SNDTIMEO
+		}
+	}
+	if w, expired := sndTimeoBound(c, wait); expired {
+		wait, errno = w, sndTimeoErrno(c)
 	}
 	if wait < 0 {
-		// A blackhole without a timeout: hold until the target gives up.
 		for stillValid(s.listener, c.n.ID) {
 			time.Sleep(pollValidEvery)
 		}
@@ -221,27 +228,30 @@ func (s *Supervisor) faultWait(c *call, d policy.Decision) syscall.Errno {
 	if !s.sleepWhileValid(c, wait) {
 		return syscall.EINTR
 	}
-	errno := d.Errno
-	if d.Blackhole {
-		errno = syscall.ETIMEDOUT
-		if sndTimeo(c.dup) > 0 && d.Timeout == 0 {
-			// SO_SNDTIMEO expiring on a connect is EINPROGRESS.
-			errno = syscall.EINPROGRESS
-		}
-	}
 	return errno
 }
 
-// blackholeTimeout is how long a blackholed blocking connect waits: the
-// rule's timeout, else the socket's SO_SNDTIMEO, else forever (-1).
-func blackholeTimeout(c *call, d policy.Decision) time.Duration {
-	if d.Timeout > 0 {
-		return d.Timeout
+// sndTimeoBound returns the socket's SO_SNDTIMEO and true when it is set
+// and shorter than wait (negative: forever) on a socket whose connect it
+// bounds (a blocking connection-mode socket).
+func sndTimeoBound(c *call, wait time.Duration) (time.Duration, bool) {
+	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+		return 0, false
 	}
-	if t := sndTimeo(c.dup); t > 0 {
-		return t
+	t := sndTimeo(c.dup)
+	if t <= 0 || (wait >= 0 && wait <= t) {
+		return 0, false
 	}
-	return -1
+	return t, true
+}
+
+// sndTimeoErrno is what a connect whose SO_SNDTIMEO ran out returns:
+// EINPROGRESS for TCP (the handshake goes on), EAGAIN for UNIX.
+func sndTimeoErrno(c *call) syscall.Errno {
+	if c.dest.Family == syscall.AF_UNIX {
+		return syscall.EAGAIN
+	}
+	return syscall.EINPROGRESS
 }
 
 func sndTimeo(fd int) time.Duration {

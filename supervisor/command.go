@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/connvisor/connvisor/emulate"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -236,7 +237,14 @@ func (c *Cmd) Start() error {
 		cmd.Wait()
 		return err
 	}
-	c.sup = newSupervisor(listener, c.policy, c.Logger, c.Options)
+	deputy, err := emulate.NewDeputy()
+	if err != nil {
+		unix.Close(listener)
+		cmd.Process.Kill()
+		cmd.Wait()
+		return fmt.Errorf("prepare to act for the command: %w", err)
+	}
+	c.sup = newSupervisor(listener, c.policy, c.Logger, c.Options, deputy)
 	if c.Record || c.OnDecision != nil {
 		c.sup.onDecision = c.record
 	}

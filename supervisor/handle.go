@@ -145,8 +145,13 @@ func (s *Supervisor) handleConnect(n *Notification) {
 	emulate.ResolveUnspecified(&c.dest, c.dup)
 	pol := s.policy.Load()
 	if c.dest.Family == syscall.AF_UNIX && !c.dest.Abstract && !c.dest.Unnamed && !s.opts.Continue {
-		// Decided once resolved as the target, on a thread of its own.
-		s.heldOrClosed(c, policy.Decision{Action: policy.Deny, Errno: syscall.EAGAIN}, func() { s.unixPathConnect(c, pol) })
+		// Decided once resolved as the target: here when the supervisor
+		// sees the filesystem as the target does and the connect cannot
+		// block, else off the loop on a thread of the target's identity.
+		pre, done := s.unixPathInline(c, pol)
+		if !done {
+			s.heldOrClosed(c, policy.Decision{Action: policy.Deny, Errno: syscall.EAGAIN}, func() { s.unixPathConnect(c, pol, pre) })
+		}
 		return
 	}
 	if err := s.identify(c, pol); err != nil {
@@ -261,15 +266,31 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 		return
 	}
 	s.heldOrClosed(c, d, func() {
-		if d.Delay > 0 && !s.sleepWhileValid(c, d.Delay) {
-			s.finish(c, d, syscall.EINTR, false)
-			return
+		if d.Delay > 0 {
+			wait, expired := sndTimeoBound(c, d.Delay)
+			if !expired {
+				wait = d.Delay
+			}
+			if !s.sleepWhileValid(c, wait) {
+				s.finish(c, d, syscall.EINTR, false)
+				return
+			}
+			if expired {
+				// A slow connect outlived SO_SNDTIMEO: the call returns
+				// EINPROGRESS and the handshake goes on, as natively.
+				errno := emulate.StartConnect(c.dup, &c.sa, c.info.Flags)
+				if errno == 0 || errno == syscall.EINPROGRESS || errno == syscall.EALREADY {
+					errno = sndTimeoErrno(c)
+				}
+				s.finish(c, d, errno, true)
+				return
+			}
 		}
 		tid, dup, sa := int(c.n.Tid), c.dup, c.sa
 		s.blockingConnect(c, &d, abstract, func(gaveUp func() bool) (syscall.Errno, error) {
 			if abstract {
 				connect := s.unixConnector(c, gaveUp)
-				return emulate.RunAsTarget(tid, false, func() syscall.Errno { return connect(&sa) })
+				return s.deputy.RunAsTarget(tid, false, func() syscall.Errno { return connect(&sa) })
 			}
 			return emulate.Connect(dup, &sa), nil
 		})
@@ -309,7 +330,10 @@ func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
 // its view to the socket's inode, decided on the canonical path (so a
 // symlink, "..", or a relative name cannot sidestep a rule), and connected
 // to that very inode.
-func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy) {
+//
+// pre is a decision already made on the same call (by unixPathInline),
+// which must not be made twice: fault schedules count matches.
+func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy, pre *policy.Decision) {
 	if err := s.identify(c, pol); err != nil {
 		s.log.Error("identify connecting process", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
@@ -318,7 +342,11 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy) {
 	var d policy.Decision
 	decide := func(canonical string) syscall.Errno {
 		c.dest.Path = canonical
-		d = pol.Decide(&c.dest)
+		if pre != nil {
+			d = *pre
+		} else {
+			d = pol.Decide(&c.dest)
+		}
 		switch d.Action {
 		case policy.Deny:
 			return d.Errno
@@ -332,8 +360,67 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy) {
 	}
 	tid, sa := int(c.n.Tid), c.sa
 	s.blockingConnect(c, &d, true, func(gaveUp func() bool) (syscall.Errno, error) {
-		return emulate.WithUnixPath(tid, &sa, decide, s.unixConnector(c, gaveUp))
+		return s.deputy.WithUnixPath(tid, &sa, decide, s.unixConnector(c, gaveUp), false)
 	})
+}
+
+// deferred is an errno no kernel call returns: the inline attempt stops
+// without connecting because the rest must happen off the loop.
+const deferred = syscall.Errno(1 << 16)
+
+// unixPathInline makes a UNIX pathname connect on the loop when that is
+// cheap and cannot block: the supervisor sees the filesystem as the target
+// does (no thread of its own needed), and the connect answers at once. It
+// reports done when the call is answered; otherwise the decision, if one
+// was made, comes back for the held path.
+func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (*policy.Decision, bool) {
+	if pol.NeedsExe() || pol.NeedsUID() {
+		return nil, false
+	}
+	var d policy.Decision
+	decided, full := false, false
+	decide := func(canonical string) syscall.Errno {
+		c.dest.Path = canonical
+		d, decided = pol.Decide(&c.dest), true
+		switch {
+		case d.Action == policy.Deny:
+			return d.Errno
+		case d.Action == policy.Fail || d.Delay > 0:
+			return deferred
+		}
+		return 0
+	}
+	blockingStream := !c.info.NonBlock && (c.info.Type == syscall.SOCK_STREAM || c.info.Type == syscall.SOCK_SEQPACKET)
+	op := func(name *emulate.Sockaddr) syscall.Errno {
+		if !blockingStream {
+			return emulate.Connect(c.dup, name)
+		}
+		errno := emulate.StartConnect(c.dup, name, c.info.Flags)
+		if errno == syscall.EAGAIN {
+			full = true // the listener's backlog is full: wait off the loop
+			return deferred
+		}
+		return errno
+	}
+	errno, err := s.deputy.WithUnixPath(int(c.n.Tid), &c.sa, decide, op, true)
+	switch {
+	case errors.Is(err, emulate.ErrNeedsThread):
+		return nil, false
+	case err != nil:
+		s.log.Error("connect as target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EACCES}, syscall.EACCES, false)
+		return nil, true
+	case errno == deferred || full:
+		if decided {
+			return &d, false
+		}
+		return nil, false
+	}
+	if !decided {
+		d = policy.Decision{Action: policy.Allow} // resolution failed: the kernel's errno
+	}
+	s.finish(c, d, errno, errno == 0)
+	return nil, true
 }
 
 // unixConnector returns how to connect c's UNIX socket to a name: a

@@ -203,7 +203,7 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 	var e syscall.Errno
 	var err error
 	if d.Abstract {
-		e, err = emulate.RunAsTarget(tid, false, func() syscall.Errno {
+		e, err = s.deputy.RunAsTarget(tid, false, func() syscall.Errno {
 			var e syscall.Errno
 			n, e, sigpipe = m.Send(c.dup, flags)
 			return e
@@ -213,11 +213,11 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 			d.Path = canonical
 			return s.decideDest(c, d)
 		}
-		e, err = emulate.WithUnixPath(tid, &m.Name, decide, func(name *emulate.Sockaddr) syscall.Errno {
+		e, err = s.deputy.WithUnixPath(tid, &m.Name, decide, func(name *emulate.Sockaddr) syscall.Errno {
 			var e syscall.Errno
 			n, e, sigpipe = m.SendTo(c.dup, flags, name)
 			return e
-		})
+		}, false)
 	}
 	if err != nil {
 		s.log.Error("send as target", zap.Uint32("tid", c.n.Tid), zap.Error(err))

@@ -45,6 +45,8 @@ type Supervisor struct {
 	// waiter finishes blocking TCP connects without a thread each; nil
 	// when it could not be set up (they are then held on goroutines).
 	waiter *connectWaiter
+	// deputy makes UNIX connects and sends with the target's identity.
+	deputy *emulate.Deputy
 }
 
 // Event is one decision, as the decision log and the Go API see it.
@@ -62,7 +64,7 @@ type Event struct {
 	Latency time.Duration
 }
 
-func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options) *Supervisor {
+func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options, deputy *emulate.Deputy) *Supervisor {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -76,6 +78,7 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 		pidfds:   make(map[uint32]int),
 		arch:     nativeAuditArch(),
 		stats:    newStats(),
+		deputy:   deputy,
 	}
 	s.repeats.init()
 	s.policy.Store(p)
@@ -144,6 +147,7 @@ func (s *Supervisor) stop() {
 		if s.tarpits != nil {
 			s.tarpits.Close()
 		}
+		s.deputy.Close()
 		// Closing the listener makes any call still trapped fail with
 		// ENOSYS: fail closed, never open.
 		unix.Close(s.listener)

@@ -39,7 +39,8 @@ func runCommand(args []string) int {
 		return exitUsage
 	}
 	if !rf.seedSet && hasFaultRules(pol) {
-		log.Info("fault seed", zap.Int64("seed", pol.Seed()))
+		// Warn level, so that -q keeps it: a failing run is replayed with it.
+		log.Warn("fault seed (replay with --seed)", zap.Int64("seed", pol.Seed()))
 	}
 
 	cmd := supervisor.Command(pol, cmdArgs[0], cmdArgs[1:]...)
