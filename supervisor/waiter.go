@@ -132,25 +132,27 @@ func (w *connectWaiter) run() {
 	}
 }
 
-// timeoutMillis is how long epoll may sleep: until the next deadline or
-// validity check.
+// timeoutMillis is how long epoll may sleep: until the next deadline, and
+// at most sweepEvery. Validity checks ride on the sweeps rather than
+// waking the waiter each at its own time: a thousand held connects must
+// not mean thousands of wake-ups a second.
 func (w *connectWaiter) timeoutMillis() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.pending) == 0 {
 		return -1
 	}
-	next := time.Now().Add(maxCheckEvery)
+	next := time.Now().Add(sweepEvery)
 	for _, p := range w.pending {
-		if p.check.Before(next) {
-			next = p.check
-		}
 		if !p.deadline.IsZero() && p.deadline.Before(next) {
 			next = p.deadline
 		}
 	}
 	return max(int(time.Until(next).Milliseconds())+1, 0)
 }
+
+// sweepEvery is the waiter's longest sleep while connects are held.
+const sweepEvery = pollValidEvery
 
 // sweep answers expired SO_SNDTIMEO deadlines, drops connects whose
 // target gave up, and reports whether the waiter should stop.

@@ -187,6 +187,13 @@ func (b *bench) machine() {
 		b.cfg.Rounds, b.cfg.UDP, b.cfg.TCP, b.cfg.UNIX)
 }
 
+// Positions in variants() of the rows other tables refer to.
+const (
+	allowAll     = 6
+	straceTrace  = 7
+	straceInject = 8
+)
+
 // variant is one way of running a command: natively or under a supervisor.
 type variant struct {
 	name   string
@@ -388,11 +395,14 @@ func (b *bench) latency() error {
 	row("continue: connvisor's added ÷ the C continue floor's added", "", func(wi int) string {
 		return f2((m(wi, 5) - m(wi, 0)) / (m(wi, 2) - m(wi, 0)))
 	})
+	row("allow-all policy: connvisor's added ÷ the C continue floor's added", "", func(wi int) string {
+		return f2((m(wi, allowAll) - m(wi, 0)) / (m(wi, 2) - m(wi, 0)))
+	})
 	if b.strace != "" {
 		row("strace trace added ÷ connvisor allow added", "≥ 5", func(wi int) string {
-			return f2((m(wi, 6) - m(wi, 0)) / (m(wi, 3) - m(wi, 0)))
+			return f2((m(wi, straceTrace) - m(wi, 0)) / (m(wi, 3) - m(wi, 0)))
 		})
-		row("strace inject ÷ connvisor deny (per connect)", "≥ 5", func(wi int) string { return f2(m(wi, 7) / m(wi, 4)) })
+		row("strace inject ÷ connvisor deny (per connect)", "≥ 5", func(wi int) string { return f2(m(wi, straceInject) / m(wi, 4)) })
 	}
 	f.notes = []string{
 		fmt.Sprintf("floor = %.2f µs: the UDP connect under the C supervisor (errno), the whole trapped call.", floor),
@@ -406,7 +416,7 @@ func (b *bench) untrapped() error {
 	vs, _ := b.variants()
 	keep := []variant{vs[0], vs[1], vs[3]}
 	if b.strace != "" {
-		keep = append(keep, vs[6])
+		keep = append(keep, vs[straceTrace])
 	}
 	ws := []workload{
 		{"getppid", []string{"getppid", strconv.Itoa(b.cfg.Untrapped)}},
