@@ -83,7 +83,15 @@ func (dp *Deputy) RunAsTarget(tid int, fs bool, op func() syscall.Errno) (syscal
 		return 0, err
 	}
 	defer ctx.close()
-	if ctx.matchesSelf() {
+	return ctx.run(op)
+}
+
+// run calls op here when the supervisor already acts as the target would,
+// else on a locked OS thread that becomes the target and is thrown away:
+// never unlocked, it exits with its goroutine, taking its changed root,
+// cwd, namespace and credentials with it.
+func (c *targetContext) run(op func() syscall.Errno) (syscall.Errno, error) {
+	if c.matchesSelf() {
 		return op(), nil
 	}
 	type result struct {
@@ -92,10 +100,8 @@ func (dp *Deputy) RunAsTarget(tid int, fs bool, op func() syscall.Errno) (syscal
 	}
 	done := make(chan result, 1)
 	go func() {
-		// Never unlocked: the thread exits with the goroutine, taking
-		// its changed root, namespace and credentials with it.
 		lockThread()
-		if err := ctx.become(); err != nil {
+		if err := c.become(); err != nil {
 			done <- result{0, err}
 			return
 		}

@@ -76,26 +76,7 @@ func (dp *Deputy) WithUnixPath(tid int, sa *Sockaddr, decide UnixDecider, op fun
 		magic := unixSockaddr(name)
 		return op(&magic)
 	}
-	if ctx.matchesSelf() {
-		return run(), nil
-	}
-	type result struct {
-		errno syscall.Errno
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// Never unlocked: the thread exits with the goroutine, taking its
-		// changed root, cwd, namespace and credentials with it.
-		lockThread()
-		if err := ctx.become(); err != nil {
-			done <- result{0, err}
-			return
-		}
-		done <- result{run(), nil}
-	}()
-	r := <-done
-	return r.errno, r.err
+	return ctx.run(run)
 }
 
 // resolveUnixPath opens p (following symlinks, as connect does) without

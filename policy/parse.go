@@ -109,6 +109,10 @@ func parseAction(s string) (Action, bool) {
 
 // suggest returns the keyword nearest to s when it is close enough to be a
 // typo, else "".
+// Suggest returns the word of words closest to s, or "" when none is
+// close enough to be what was meant (for "did you mean" hints).
+func Suggest(s string, words []string) string { return suggest(s, words) }
+
 func suggest(s string, words []string) string {
 	if len(s) < 2 {
 		return ""

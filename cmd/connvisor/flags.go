@@ -98,36 +98,10 @@ func flagHint(err error, args []string) error {
 	name := strings.TrimLeft(strings.TrimPrefix(msg, undefined), "-")
 	known := []string{"policy", "allow", "deny", "log", "fail", "default", "seed", "summary",
 		"log-format", "log-file", "quiet", "mode", "wait-killable", "allow-io-uring", "no-send-trap", "watch", "allow-ptrace", "allow-raw"}
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := distance(name, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best != "" {
+	if best := policy.Suggest(name, known); best != "" {
 		return fmt.Errorf("unknown flag --%s (did you mean --%s?)", name, best)
 	}
 	return fmt.Errorf("unknown flag --%s (see connvisor --help)", name)
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // newLogger builds the decision logger: console for people, JSON for
