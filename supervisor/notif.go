@@ -78,8 +78,14 @@ var errGone = errors.New("notification no longer valid")
 // receive fills n with the next notification; the listener must be readable.
 func receive(listener int, n *Notification) error {
 	*n = Notification{} // the kernel insists on a zeroed buffer (EINVAL)
+	return notifIoctl(listener, unix.SECCOMP_IOCTL_NOTIF_RECV, unsafe.Pointer(n), "SECCOMP_IOCTL_NOTIF_RECV")
+}
+
+// notifIoctl makes one listener ioctl, retrying EINTR; ENOENT (the target
+// died or was interrupted) is errGone.
+func notifIoctl(listener int, req uintptr, arg unsafe.Pointer, name string) error {
 	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(n)))
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), req, uintptr(arg))
 		switch e {
 		case 0:
 			return nil
@@ -88,7 +94,7 @@ func receive(listener int, n *Notification) error {
 		case unix.ENOENT:
 			return errGone
 		default:
-			return fmt.Errorf("SECCOMP_IOCTL_NOTIF_RECV: %w", e)
+			return fmt.Errorf("%s: %w", name, e)
 		}
 	}
 }
@@ -103,19 +109,7 @@ func send(listener int, id uint64, r Response) error {
 	if r.Continue {
 		resp = response{ID: id, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
 	}
-	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp)))
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		case unix.ENOENT:
-			return errGone
-		default:
-			return fmt.Errorf("SECCOMP_IOCTL_NOTIF_SEND: %w", e)
-		}
-	}
+	return notifIoctl(listener, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&resp), "SECCOMP_IOCTL_NOTIF_SEND")
 }
 
 // stillValid reports whether notification id still waits for an answer.
