@@ -51,7 +51,25 @@ type tarpitFamily struct {
 	listen  int
 	icmp    int // raw ICMP or ICMPv6 socket bound to addr
 	tcp     int // raw TCP socket bound to addr
+
+	// capture sees every SYN sent to the tarpit. It stays open for the
+	// family's life: binding and closing a packet socket each wait for an
+	// RCU grace period (synchronize_net), which cost every held connect
+	// ~10 ms when each had a capture of its own. SYNs read for other held
+	// connects wait in stash, keyed by their source.
+	capture int
+	capMu   sync.Mutex
+	stash   map[sockAddr]capturedSYN
 }
+
+// capturedSYN is what an ICMP error must quote from a SYN, and its ISN.
+type capturedSYN struct {
+	quote []byte
+	isn   uint32
+}
+
+// maxStash bounds the SYNs kept for held connects that never asked.
+const maxStash = 4096
 
 // tarpitFor returns the tarpit of the network namespace dup's socket lives in.
 func (t *Tarpits) tarpitFor(dup int) (*tarpit, error) {
@@ -101,7 +119,7 @@ func (tp *tarpit) close() {
 }
 
 func (f *tarpitFamily) close() {
-	for _, fd := range []*int{&f.listen, &f.icmp, &f.tcp} {
+	for _, fd := range []*int{&f.listen, &f.icmp, &f.tcp, &f.capture} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
@@ -148,29 +166,31 @@ func (tp *tarpit) prepare(v4 bool) (*tarpitFamily, int, error) {
 		i = 0
 	}
 	f := tp.fams[i]
-	capture := -1
-	err := tp.inNetns(func() error {
-		if f == nil {
-			var err error
-			if f, err = newTarpitFamily(v4); err != nil {
-				return err
-			}
-		}
-		var err error
-		capture, err = f.openCapture()
-		return err
-	})
 	if f != nil {
-		tp.fams[i] = f
+		return f, f.capture, nil
 	}
+	err := tp.inNetns(func() error {
+		var err error
+		if f, err = newTarpitFamily(v4); err != nil {
+			return err
+		}
+		if f.capture, err = f.openCapture(); err != nil {
+			f.close()
+			f = nil
+			return err
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, -1, err
 	}
-	return f, capture, nil
+	f.stash = make(map[sockAddr]capturedSYN)
+	tp.fams[i] = f
+	return f, f.capture, nil
 }
 
 func newTarpitFamily(v4 bool) (*tarpitFamily, error) {
-	f := &tarpitFamily{v4: v4, listen: -1, icmp: -1, tcp: -1}
+	f := &tarpitFamily{v4: v4, listen: -1, icmp: -1, tcp: -1, capture: -1}
 	domain, icmpProto := unix.AF_INET6, unix.IPPROTO_ICMPV6
 	f.addr = netip.IPv6Loopback()
 	if v4 {
@@ -404,15 +424,21 @@ func sockAddrOf(sa unix.Sockaddr) sockAddr {
 
 var errNoSYNYet = errors.New("the held connect's SYN has not been captured")
 
+// closeCapture forgets the held connect's claim on the shared capture
+// (the capture itself belongs to the tarpit family).
 func (h *HeldConnect) closeCapture() {
-	if h.capture >= 0 {
-		unix.Close(h.capture)
-		h.capture = -1
+	if h.capture < 0 {
+		return
 	}
+	h.capture = -1
+	h.fam.capMu.Lock()
+	delete(h.fam.stash, h.local)
+	h.fam.capMu.Unlock()
 }
 
-// readSYN waits up to wait for the held socket's SYN on the capture, keeps
-// the headers an ICMP error must quote, and closes the capture.
+// readSYN waits up to wait for the held socket's SYN on the family's
+// capture and keeps the headers an ICMP error must quote. SYNs of other
+// held connects met on the way are stashed for them.
 func (h *HeldConnect) readSYN(wait time.Duration) error {
 	if h.syn != nil {
 		return nil
@@ -420,16 +446,24 @@ func (h *HeldConnect) readSYN(wait time.Duration) error {
 	if h.capture < 0 {
 		return errors.New("no capture for the held connect's SYN")
 	}
+	f := h.fam
+	f.capMu.Lock()
+	defer f.capMu.Unlock()
+	if c, ok := f.stash[h.local]; ok {
+		delete(f.stash, h.local)
+		h.syn, h.isn, h.capture = c.quote, c.isn, -1
+		return nil
+	}
 	deadline := time.Now().Add(wait)
 	buf := make([]byte, 256)
 	for {
-		n, _, err := unix.Recvfrom(h.capture, buf, 0)
+		n, _, err := unix.Recvfrom(f.capture, buf, 0)
 		if err == unix.EAGAIN {
 			left := time.Until(deadline)
 			if left <= 0 {
 				return errNoSYNYet
 			}
-			pfd := []unix.PollFd{{Fd: int32(h.capture), Events: unix.POLLIN}}
+			pfd := []unix.PollFd{{Fd: int32(f.capture), Events: unix.POLLIN}}
 			if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
 				return fmt.Errorf("poll capture: %w", err)
 			}
@@ -441,40 +475,45 @@ func (h *HeldConnect) readSYN(wait time.Duration) error {
 		if err != nil {
 			return fmt.Errorf("read capture: %w", err)
 		}
-		if quote, isn, ok := h.matchSYN(buf[:n]); ok {
-			h.syn = append([]byte(nil), quote...)
-			h.isn = isn
-			h.closeCapture()
+		src, quote, isn, ok := parseSYN(buf[:n], h.v4)
+		if !ok {
+			continue
+		}
+		c := capturedSYN{quote: append([]byte(nil), quote...), isn: isn}
+		if src == h.local {
+			h.syn, h.isn, h.capture = c.quote, c.isn, -1
 			return nil
 		}
+		if len(f.stash) >= maxStash {
+			clear(f.stash)
+		}
+		f.stash[src] = c
 	}
 }
 
-// matchSYN: is pkt (from the IP header on) the SYN of the held socket?
-// It returns the IP header and first 8 bytes of TCP header, and the ISN.
-func (h *HeldConnect) matchSYN(pkt []byte) ([]byte, uint32, bool) {
+// parseSYN reads a captured SYN (from the IP header on): its source, the
+// IP header and first 8 bytes of TCP header (what an ICMP error quotes),
+// and the ISN.
+func parseSYN(pkt []byte, v4 bool) (sockAddr, []byte, uint32, bool) {
 	var src netip.Addr
 	var tcp int
-	if h.v4 {
+	if v4 {
 		if len(pkt) < 20 {
-			return nil, 0, false
+			return sockAddr{}, nil, 0, false
 		}
 		tcp = int(pkt[0]&0xf) * 4
 		src = netip.AddrFrom4([4]byte(pkt[12:16]))
 	} else {
 		if len(pkt) < 40 {
-			return nil, 0, false
+			return sockAddr{}, nil, 0, false
 		}
 		tcp = 40
 		src = netip.AddrFrom16([16]byte(pkt[8:24]))
 	}
 	if tcp < 20 || len(pkt) < tcp+8 {
-		return nil, 0, false
+		return sockAddr{}, nil, 0, false
 	}
-	if src != h.local.ip || binary.BigEndian.Uint16(pkt[tcp:]) != h.local.port {
-		return nil, 0, false
-	}
-	return pkt[:tcp+8], binary.BigEndian.Uint32(pkt[tcp+4:]), true
+	return sockAddr{src, binary.BigEndian.Uint16(pkt[tcp:])}, pkt[:tcp+8], binary.BigEndian.Uint32(pkt[tcp+4:]), true
 }
 
 // sendICMP fails the held connect with errno by an ICMP error quoting its
