@@ -3,8 +3,9 @@ package emulate
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // Process describes the process a thread belongs to, for policy matching
@@ -20,10 +21,19 @@ type Process struct {
 func Identify(tid int) (Process, error) {
 	var p Process
 	dir := "/proc/" + strconv.Itoa(tid)
-	status, err := os.ReadFile(dir + "/status")
+	// One read into a buffer of our own: this runs for every logged
+	// decision, before the answer.
+	fd, err := unix.Open(dir+"/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return p, fmt.Errorf("identify tid %d: %w", tid, goneOr(unwrapPathErr(err)))
+		return p, fmt.Errorf("identify tid %d: %w", tid, goneOr(err))
 	}
+	var buf [8192]byte
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil {
+		return p, fmt.Errorf("identify tid %d: %w", tid, goneOr(err))
+	}
+	status := buf[:n]
 	if p.Pid, err = statusField(status, "Tgid:"); err != nil {
 		return p, fmt.Errorf("identify tid %d: %w", tid, err)
 	}
@@ -33,7 +43,10 @@ func Identify(tid int) (Process, error) {
 	}
 	p.UID = uint32(uid)
 	// A kernel thread or a zombie has no executable; that is not an error.
-	p.Exe, _ = os.Readlink(dir + "/exe")
+	var link [unix.PathMax]byte
+	if n, err := unix.Readlink(dir+"/exe", link[:]); err == nil {
+		p.Exe = string(link[:n])
+	}
 	return p, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -361,13 +360,6 @@ func parseIDs(f []string, dst ...*uint32) error {
 		*dst[i] = uint32(v)
 	}
 	return nil
-}
-
-func unwrapPathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
 
 // lockThread wires the calling goroutine to its OS thread for good: a
