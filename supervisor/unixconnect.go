@@ -1,0 +1,126 @@
+package supervisor
+
+import (
+	"errors"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/policy"
+)
+
+// unixPathConnect connects to a UNIX pathname as the target: resolved in
+// its view to the socket's inode, decided on the canonical path (so a
+// symlink, "..", or a relative name cannot sidestep a rule), and connected
+// to that very inode.
+//
+// pre is a decision already made on the same call (by unixPathInline),
+// which must not be made twice: fault schedules count matches.
+func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy, pre *policy.Decision) {
+	if err := s.identify(c, pol); err != nil {
+		s.log.Error("identify connecting process", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
+		return
+	}
+	var d policy.Decision
+	decide := func(canonical string) syscall.Errno {
+		c.dest.Path = canonical
+		if pre != nil {
+			d = *pre
+		} else {
+			d = pol.Decide(&c.dest)
+		}
+		switch d.Action {
+		case policy.Deny:
+			return d.Errno
+		case policy.Fail:
+			return s.faultWait(c, d)
+		}
+		if d.Delay > 0 && !s.sleepWhileValid(c, d.Delay) {
+			return syscall.EINTR
+		}
+		return 0
+	}
+	tid, sa := int(c.n.Tid), c.sa
+	s.blockingConnect(c, &d, true, func(gaveUp func() bool) (syscall.Errno, error) {
+		return s.deputy.WithUnixPath(tid, &sa, decide, s.unixConnector(c, gaveUp), false)
+	})
+}
+
+// deferred is an errno no kernel call returns: the inline attempt stops
+// without connecting because the rest must happen off the loop.
+const deferred = syscall.Errno(1 << 16)
+
+// unixPathInline makes a UNIX pathname connect on the loop when that is
+// cheap and cannot block: the supervisor sees the filesystem as the target
+// does (no thread of its own needed), and the connect answers at once. It
+// reports done when the call is answered; otherwise the decision, if one
+// was made, comes back for the held path.
+func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (*policy.Decision, bool) {
+	if pol.NeedsExe() || pol.NeedsUID() {
+		return nil, false
+	}
+	var d policy.Decision
+	decided, full := false, false
+	decide := func(canonical string) syscall.Errno {
+		c.dest.Path = canonical
+		d, decided = pol.Decide(&c.dest), true
+		switch {
+		case d.Action == policy.Deny:
+			return d.Errno
+		case d.Action == policy.Fail || d.Delay > 0:
+			return deferred
+		}
+		return 0
+	}
+	blockingStream := !c.info.NonBlock && (c.info.Type == syscall.SOCK_STREAM || c.info.Type == syscall.SOCK_SEQPACKET)
+	op := func(name *emulate.Sockaddr) syscall.Errno {
+		if !blockingStream {
+			return emulate.Connect(c.dup, name)
+		}
+		errno := emulate.StartConnect(c.dup, name, c.info.Flags)
+		if errno == syscall.EAGAIN {
+			full = true // the listener's backlog is full: wait off the loop
+			return deferred
+		}
+		return errno
+	}
+	errno, err := s.deputy.WithUnixPath(int(c.n.Tid), &c.sa, decide, op, true)
+	switch {
+	case errors.Is(err, emulate.ErrNeedsThread):
+		return nil, false
+	case err != nil:
+		s.log.Error("connect as target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EACCES}, syscall.EACCES, false)
+		return nil, true
+	case errno == deferred || full:
+		if decided {
+			return &d, false
+		}
+		return nil, false
+	}
+	if !decided {
+		d = policy.Decision{Action: policy.Allow} // resolution failed: the kernel's errno
+	}
+	s.finish(c, d, errno, errno == 0)
+	return nil, true
+}
+
+// unixConnector returns how to connect c's UNIX socket to a name: a
+// blocking stream or seqpacket socket waits for backlog room by retrying,
+// so that it stops when the target gives up; anything else connects once.
+func (s *Supervisor) unixConnector(c *call, gaveUp func() bool) func(name *emulate.Sockaddr) syscall.Errno {
+	dup := c.dup
+	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+		return func(name *emulate.Sockaddr) syscall.Errno { return emulate.Connect(dup, name) }
+	}
+	var deadline time.Time
+	if t := sndTimeo(dup); t > 0 {
+		deadline = c.start.Add(t)
+	}
+	return func(name *emulate.Sockaddr) syscall.Errno {
+		return emulate.ConnectUnixRetrying(dup, name, c.info.Flags, deadline, gaveUp)
+	}
+}
