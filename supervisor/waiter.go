@@ -76,7 +76,9 @@ func (w *connectWaiter) add(p *pendingConnect) bool {
 	p.check = now.Add(p.backoff)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopping {
+	// Bounded like the held calls: each costs a descriptor, and a target
+	// with many threads must not exhaust the supervisor's.
+	if w.stopping || len(w.pending) >= maxHeldCalls {
 		return false
 	}
 	fd := p.c.dup
