@@ -338,6 +338,10 @@ func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func()) {
 // duplicate. performed says the connect really happened, so a restart of
 // the same call must get this result again.
 func (s *Supervisor) finish(c *call, d policy.Decision, errno syscall.Errno, performed bool) {
+	if c.proc.Pid == 0 && s.wantsIdentity(d) {
+		// Before the answer: once answered, the thread may exit.
+		c.proc, _ = emulate.Identify(int(c.n.Tid))
+	}
 	delivered := s.answer(c.n.ID, Errno(errno))
 	if !delivered && performed {
 		s.repeats.put(c, errno)
