@@ -169,11 +169,14 @@ func StartConnect(fd int, sa *Sockaddr, flags int) syscall.Errno {
 	return errno
 }
 
-// FinishConnect is the last step of a blocking connect once the socket is
-// writable: the kernel's own connect on an established (or failed)
+// FinishConnect is the last step of a blocking connect once the socket
+// polls writable: the kernel's own connect on an established (or failed)
 // socket returns 0 and marks it connected, or returns and clears the
-// error, as the blocking call does natively when it wakes.
-func FinishConnect(fd int, sa *Sockaddr) syscall.Errno { return Connect(fd, sa) }
+// error, as the blocking call does natively when it wakes. It never
+// blocks: were the handshake still under way, it says EALREADY.
+func FinishConnect(fd int, sa *Sockaddr, flags int) syscall.Errno {
+	return StartConnect(fd, sa, flags)
+}
 
 // Writable reports whether fd polls writable (or in error) right now.
 func Writable(fd int) bool {

@@ -309,8 +309,10 @@ func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
 		return
 	}
 	if emulate.Writable(c.dup) {
-		s.finish(c, d, emulate.FinishConnect(c.dup, &c.sa), true)
-		return
+		if e := emulate.FinishConnect(c.dup, &c.sa, c.info.Flags); e != syscall.EALREADY {
+			s.finish(c, d, e, true)
+			return
+		}
 	}
 	p := &pendingConnect{c: c, d: d, onExpiry: errno}
 	timeo := sndTimeo(c.dup)

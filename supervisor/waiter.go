@@ -125,7 +125,11 @@ func (w *connectWaiter) run() {
 				continue
 			}
 			if p := w.take(int(ev.Fd)); p != nil {
-				w.s.completeHeld(p.c, &p.d, p.key, p.tracked, emulate.FinishConnect(p.c.dup, &p.c.sa), true)
+				errno := emulate.FinishConnect(p.c.dup, &p.c.sa, p.c.info.Flags)
+				if errno == syscall.EALREADY && w.add(p) {
+					continue // woken while the handshake goes on: wait again
+				}
+				w.s.completeHeld(p.c, &p.d, p.key, p.tracked, errno, true)
 			}
 		}
 		if w.sweep() {
