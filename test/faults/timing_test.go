@@ -163,7 +163,11 @@ func TestErrnoNonblocking(t *testing.T) {
 					if a["early"] != "timeout" {
 						t.Errorf("poll during the delay: want no event (timeout), got %s: %v", a["early"], a)
 					}
-					if a["revents"] != wantRevents {
+					// tcp_poll reads the state before sk_err, so a poll that
+					// runs while the kernel fails the connect (sk_err set, the
+					// state not yet CLOSE) shows POLLERR alone: a transient a
+					// real ICMP error can produce too. SO_ERROR is the same.
+					if a["revents"] != wantRevents && a["revents"] != "POLLERR" {
 						t.Errorf("poll after the delay: got %s, a real refused connect shows %s: %v", a["revents"], wantRevents, a)
 					}
 					if a["so_error"] != errno || a["peer"] != "ENOTCONN" {
@@ -191,7 +195,13 @@ func TestRefusedNonblockingMatchesNative(t *testing.T) {
 		"-m", "nonblock", "-e", "10", "-p", port(srv.port), "-n", "40")
 	var odd []string
 	for _, a := range as {
-		if a["errno"] != native["errno"] || a["revents"] != native["revents"] || a["so_error"] != "ECONNREFUSED" || a["peer"] != native["peer"] {
+		// POLLERR alone: a poll woken while the kernel fails the connect
+		// (tcp_done_with_error frees the SYN, which wakes writers, before
+		// the state is CLOSE). Any asynchronous failure can show it; the
+		// native refusal here is synchronous (loopback answers within the
+		// connect call), so it never does. SO_ERROR must match all the same.
+		revents := a["revents"] == native["revents"] || a["revents"] == "POLLERR"
+		if a["errno"] != native["errno"] || !revents || a["so_error"] != "ECONNREFUSED" || a["peer"] != native["peer"] {
 			odd = append(odd, a.String())
 		}
 	}
