@@ -92,9 +92,7 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bo
 // joined, with errno; an answer nobody took stays for the next restart
 // when the connect was made (performed).
 func (s *Supervisor) completeHeld(c *call, d *policy.Decision, key repeatKey, tracked bool, errno syscall.Errno, performed bool) {
-	if c.proc.Pid == 0 && s.wantsIdentity(*d) {
-		c.proc, _ = emulate.Identify(int(c.n.Tid))
-	}
+	s.identifyForLog(c, *d)
 	var joined []uint64
 	if tracked {
 		joined = s.repeats.finish(key)
@@ -183,9 +181,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	case !d.Blackhole && d.Errno == syscall.ETIMEDOUT:
 		h.TimeoutAt(start.Add(d.Delay))
 	}
-	if c.proc.Pid == 0 && s.wantsIdentity(d) {
-		c.proc, _ = emulate.Identify(int(c.n.Tid))
-	}
+	s.identifyForLog(c, d)
 	s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
 	s.logDecision(c, d, syscall.EINPROGRESS)
 	if d.Blackhole {

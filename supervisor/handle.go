@@ -161,11 +161,6 @@ func (s *Supervisor) handleConnect(n *Notification) {
 		return
 	}
 	d := pol.Decide(&c.dest)
-	if c.proc.Pid == 0 && s.wantsIdentity(d) {
-		// Before the answer: once answered, the thread may exit and its
-		// tid be reused, and the log would name the wrong process.
-		c.proc, _ = emulate.Identify(int(c.n.Tid))
-	}
 	switch d.Action {
 	case policy.Deny:
 		s.finish(c, d, d.Errno, false)
@@ -180,28 +175,12 @@ func (s *Supervisor) handleConnect(n *Notification) {
 // false when the target is gone and nobody waits for an answer.
 func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, bool) {
 	tid := c.n.Tid
-	pidfd, err := s.pidfd(tid)
-	if err != nil {
-		if !errors.Is(err, emulate.ErrTargetGone) {
-			s.log.Error("open target thread", zap.Uint32("tid", tid), zap.Error(err))
-			return syscall.EPERM, true
+	if _, errno, ok := s.dupTargetSocket(c, fd); !ok || errno != 0 {
+		if ok && errno == syscall.EBADF {
+			ok = stillValid(s.listener, c.n.ID)
 		}
-		return 0, false
+		return errno, ok
 	}
-	dup, errno, err := emulate.DupTargetFD(pidfd, fd)
-	if errors.Is(err, emulate.ErrTargetGone) {
-		s.dropPidfd(tid)
-		return 0, false
-	}
-	if err != nil {
-		// Fail closed; the log says why (EPERM: target not dumpable).
-		s.log.Error("duplicate target socket", zap.Uint32("tid", tid), zap.Error(err))
-		return syscall.EPERM, true
-	}
-	if errno != 0 {
-		return errno, stillValid(s.listener, c.n.ID)
-	}
-	c.dup = dup
 	sa, errno, err := emulate.ReadSockaddr(int(tid), addr, addrlen)
 	if errors.Is(err, emulate.ErrTargetGone) {
 		return 0, false
@@ -219,13 +198,50 @@ func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, 
 		return errno, true
 	}
 	c.sa = sa
-	info, errno, err := emulate.Inspect(dup)
+	return s.inspect(c), true
+}
+
+// dupTargetSocket duplicates descriptor fd of c's thread into c.dup. The
+// errno is the target's answer (EBADF first, as the kernel checks it
+// first); ok is false when the target is gone and nobody waits.
+func (s *Supervisor) dupTargetSocket(c *call, fd uint64) (pidfd int, errno syscall.Errno, ok bool) {
+	tid := c.n.Tid
+	pidfd, err := s.pidfd(tid)
 	if err != nil {
-		s.log.Error("inspect target socket", zap.Uint32("tid", tid), zap.Error(err))
-		return syscall.EPERM, true
+		if !errors.Is(err, emulate.ErrTargetGone) {
+			s.log.Error("open target thread", zap.Uint32("tid", tid), zap.Error(err))
+			return -1, syscall.EPERM, true
+		}
+		return -1, 0, false
+	}
+	dup, errno, err := emulate.DupTargetFD(pidfd, fd)
+	if errors.Is(err, emulate.ErrTargetGone) {
+		s.dropPidfd(tid)
+		return -1, 0, false
+	}
+	if err != nil {
+		// Fail closed; the log says why (EPERM: target not dumpable).
+		s.log.Error("duplicate target socket", zap.Uint32("tid", tid), zap.Error(err))
+		return -1, syscall.EPERM, true
+	}
+	if errno != 0 {
+		return -1, errno, true
+	}
+	c.dup = dup
+	return pidfd, 0, true
+}
+
+// inspect reads c.dup's type, domain and flags into c.info; the errno is
+// ENOTSOCK for a descriptor that is not a socket, EPERM (fail closed) when
+// it cannot be read.
+func (s *Supervisor) inspect(c *call) syscall.Errno {
+	info, errno, err := emulate.Inspect(c.dup)
+	if err != nil {
+		s.log.Error("inspect target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		return syscall.EPERM
 	}
 	c.info = info
-	return errno, true
+	return errno
 }
 
 // identify fills the process details that the policy or the log needs.
@@ -248,6 +264,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 		// Trusted-program mode: the kernel connects whatever the memory
 		// holds by then, which is the documented race.
 		c.close()
+		s.identifyForLog(c, d)
 		s.answer(c.n.ID, Continue())
 		s.logDecision(c, d, 0)
 		return
@@ -340,10 +357,7 @@ func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func()) {
 // duplicate. performed says the connect really happened, so a restart of
 // the same call must get this result again.
 func (s *Supervisor) finish(c *call, d policy.Decision, errno syscall.Errno, performed bool) {
-	if c.proc.Pid == 0 && s.wantsIdentity(d) {
-		// Before the answer: once answered, the thread may exit.
-		c.proc, _ = emulate.Identify(int(c.n.Tid))
-	}
+	s.identifyForLog(c, d)
 	delivered := s.answer(c.n.ID, Errno(errno))
 	if !delivered && performed {
 		s.repeats.put(c, errno)
@@ -370,6 +384,16 @@ func (s *Supervisor) sleepWhileValid(c *call, d time.Duration) bool {
 // pollValidEvery is how often a held call checks that its target still
 // waits (interrupted by a signal, or dead).
 const pollValidEvery = 20 * time.Millisecond
+
+// identifyForLog reads the process's pid and executable when the decision
+// will be logged or reported. It runs before the answer: once answered,
+// the thread may exit and its tid be reused, and the log would name the
+// wrong process.
+func (s *Supervisor) identifyForLog(c *call, d policy.Decision) {
+	if c.proc.Pid == 0 && s.wantsIdentity(d) {
+		c.proc, _ = emulate.Identify(int(c.n.Tid))
+	}
+}
 
 // wantsIdentity reports whether the decision will be logged or reported,
 // so the process's pid and executable are worth reading.

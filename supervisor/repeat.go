@@ -105,14 +105,9 @@ func (t *repeatTable) take(c *call) (syscall.Errno, repeatOutcome) {
 
 // put stores the undelivered result of a connect that was made.
 func (t *repeatTable) put(c *call, result syscall.Errno) {
-	k, ok := keyOf(c)
-	if !ok {
-		return
+	if k, ok := keyOf(c); ok {
+		t.keep(k, result)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.sweep()
-	t.entries[k] = &repeatEntry{done: true, result: result, expires: time.Now().Add(repeatTTL)}
 }
 
 // begin registers a connect under way; end completes it and returns the

@@ -94,30 +94,11 @@ func btoi(b bool) int {
 // sendSocket duplicates the socket a send names (EBADF, ENOTSOCK first,
 // as the kernel checks them first).
 func (s *Supervisor) sendSocket(c *call) (int, syscall.Errno, bool) {
-	pidfd, err := s.pidfd(c.n.Tid)
-	if err != nil {
-		return -1, syscall.EPERM, !errors.Is(err, emulate.ErrTargetGone)
+	pidfd, errno, ok := s.dupTargetSocket(c, c.n.Args[0])
+	if !ok || errno != 0 {
+		return -1, errno, ok
 	}
-	dup, errno, err := emulate.DupTargetFD(pidfd, c.n.Args[0])
-	if errors.Is(err, emulate.ErrTargetGone) {
-		s.dropPidfd(c.n.Tid)
-		return -1, 0, false
-	}
-	if err != nil {
-		s.log.Error("duplicate target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
-		return -1, syscall.EPERM, true
-	}
-	if errno != 0 {
-		return -1, errno, true
-	}
-	c.dup = dup
-	info, errno, err := emulate.Inspect(dup)
-	if err != nil {
-		s.log.Error("inspect target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
-		return -1, syscall.EPERM, true
-	}
-	c.info = info
-	return pidfd, errno, true
+	return pidfd, s.inspect(c), true
 }
 
 // readMessages copies the message(s) of a sendto, sendmsg or sendmmsg.
