@@ -154,9 +154,11 @@ func (m *Message) translateControl(ctl []byte, pidfd int) (syscall.Errno, error)
 		}
 		switch cm.Header.Type {
 		case unix.SCM_RIGHTS:
-			theirs, err := unix.ParseUnixRights(&cm)
-			if err != nil {
-				return syscall.EINVAL, nil
+			// The kernel reads the whole ints in the payload and ignores
+			// a partial one (scm_fp_copy).
+			theirs := make([]int32, len(cm.Data)/4)
+			for i := range theirs {
+				theirs[i] = int32(binary.NativeEndian.Uint32(cm.Data[4*i:]))
 			}
 			ours := make([]int, 0, len(theirs))
 			for _, fd := range theirs {

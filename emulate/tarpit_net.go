@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -140,6 +141,11 @@ func (tp *tarpit) inNetns(fn func() error) error {
 		// Never unlocked: the thread dies with the goroutine, taking
 		// its namespace with it.
 		runtime.LockOSThread()
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic in the tarpit's namespace: %v\n%s", r, debug.Stack())
+			}
+		}()
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			done <- fmt.Errorf("unshare(CLONE_FS): %w", err)
 			return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,6 +101,13 @@ func (c *targetContext) run(op func() syscall.Errno) (syscall.Errno, error) {
 	done := make(chan result, 1)
 	go func() {
 		lockThread()
+		defer func() {
+			// A panic here would end the supervisor: report it as this
+			// call's failure instead.
+			if r := recover(); r != nil {
+				done <- result{0, fmt.Errorf("panic acting as the target: %v\n%s", r, debug.Stack())}
+			}
+		}()
 		if err := c.become(); err != nil {
 			done <- result{0, err}
 			return

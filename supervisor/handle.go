@@ -347,7 +347,7 @@ func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
 
 // heldOrClosed runs f off the loop or, past the bound, fails closed.
 func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func()) {
-	if !s.hold(f) {
+	if !s.hold(c.n.ID, f) {
 		s.log.Warn("too many held calls, failing closed", zap.Int("limit", maxHeldCalls))
 		s.finish(c, d, syscall.EAGAIN, false)
 	}

@@ -65,7 +65,7 @@ func (s *Supervisor) handleSend(n *Notification) {
 		c.dup = -1 // the held goroutine owns it now
 		held := msgs
 		msgs = nil
-		ok := s.hold(func() {
+		ok := s.hold(n.ID, func() {
 			hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
 			defer hc.close()
 			defer func() {

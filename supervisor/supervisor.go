@@ -199,7 +199,7 @@ func (s *Supervisor) loop() {
 		if re&unix.POLLIN != 0 {
 			err := receive(s.listener, &n)
 			if err == nil {
-				s.handle(&n)
+				s.handleSurviving(&n)
 			} else if !errors.Is(err, errGone) {
 				s.log.Error("receive notification", zap.Error(err))
 				return
@@ -211,6 +211,12 @@ func (s *Supervisor) loop() {
 			return
 		}
 	}
+}
+
+// handleSurviving handles n; a panic fails n closed and the loop goes on.
+func (s *Supervisor) handleSurviving(n *Notification) {
+	defer s.survive(n.ID, "handle")
+	s.handle(n)
 }
 
 // answer sends r for n and reports whether the target got it.
@@ -225,9 +231,10 @@ func (s *Supervisor) answer(id uint64, r Response) bool {
 	return false
 }
 
-// hold runs f off the loop, within the bound on held calls. It reports
-// false when the bound is reached, and the caller fails the call closed.
-func (s *Supervisor) hold(f func()) bool {
+// hold runs f, which answers notification id, off the loop, within the
+// bound on held calls. It reports false when the bound is reached, and the
+// caller fails the call closed. A panic in f fails id closed.
+func (s *Supervisor) hold(id uint64, f func()) bool {
 	select {
 	case s.heldSem <- struct{}{}:
 	default:
@@ -237,6 +244,7 @@ func (s *Supervisor) hold(f func()) bool {
 	go func() {
 		defer s.held.Done()
 		defer func() { <-s.heldSem }()
+		defer s.survive(id, "held call")
 		f()
 	}()
 	return true

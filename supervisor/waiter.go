@@ -125,17 +125,24 @@ func (w *connectWaiter) run() {
 				continue
 			}
 			if p := w.take(int(ev.Fd)); p != nil {
-				errno := emulate.FinishConnect(p.c.dup, &p.c.sa, p.c.info.Flags)
-				if errno == syscall.EALREADY && w.add(p) {
-					continue // woken while the handshake goes on: wait again
-				}
-				w.s.completeHeld(p.c, &p.d, p.key, p.tracked, errno, true)
+				w.finish(p)
 			}
 		}
 		if w.sweep() {
 			return
 		}
 	}
+}
+
+// finish completes a connect whose socket became writable; a panic fails
+// it closed and the waiter goes on.
+func (w *connectWaiter) finish(p *pendingConnect) {
+	defer w.s.survive(p.c.n.ID, "connect waiter")
+	errno := emulate.FinishConnect(p.c.dup, &p.c.sa, p.c.info.Flags)
+	if errno == syscall.EALREADY && w.add(p) {
+		return // woken while the handshake goes on: wait again
+	}
+	w.s.completeHeld(p.c, &p.d, p.key, p.tracked, errno, true)
 }
 
 // timeoutMillis is how long epoll may sleep: until the next deadline, and
