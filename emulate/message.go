@@ -1,73 +1,199 @@
 package emulate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Limits on what is copied out of a target for one send. A datagram is at
-// most 64 KiB; a stream send may be cut short, which send(2) allows.
+// A send is emulated by handing the kernel a private copy of the target's
+// message laid out so that the kernel judges it as it judged the target's
+// own call: the same lengths, flags and control bytes, with the data where
+// the target's was readable and a guard page where the target's copy
+// would fault. So the protocol's own checks (socket state, message size,
+// family, flags) come in the kernel's order, a fault midway through a
+// stream send sends what came before it, and a datagram larger than the
+// protocol takes is refused before anything is read. What the copy cannot
+// carry is checked here, in the kernel's order: the header, the name and
+// the iovec array (copy_msghdr_from_user, import_iovec), and the control
+// messages that the kernel would judge with the sender's own credentials
+// (scm_send).
+
+// Kernel limits that shape a copy.
 const (
-	maxSendCopy    = 1 << 20
-	maxControlCopy = 64 << 10
-	maxIovecs      = 1024 // UIO_MAXIOV
-	msghdrSize     = 56
-	iovecSize      = 16
+	maxIovecs  = 1024       // UIO_MAXIOV
+	maxRWCount = 0x7ffff000 // MAX_RW_COUNT: INT_MAX rounded down to a page
+	maxInt     = 1<<31 - 1
+	scmMaxFD   = 253 // SCM_MAX_FD
+	msghdrSize = 56
+	iovecSize  = 16
+
+	// MmsghdrSize is struct mmsghdr: a msghdr, then msg_len at
+	// MsgLenOffset, then padding.
+	MmsghdrSize  = 64
+	MsgLenOffset = 56
+
+	// MsgCmsgCompat is MSG_CMSG_COMPAT, bit 31 of the flags: sendmsg and
+	// sendmmsg refuse it from user space (EINVAL), sendto ignores it.
+	MsgCmsgCompat = 1 << 31
 )
 
-// Message is a private copy of one message a target sends: the
-// destination, the data and the control messages, with any descriptors in
-// SCM_RIGHTS translated into the supervisor's own duplicates.
-type Message struct {
-	Name    Sockaddr
-	HasName bool
-	Data    []byte
-	Control []byte
-	// Decided is set once the policy has ruled on Name, so a send retried
-	// after EAGAIN is not counted twice; Sent is the bytes the kernel took.
-	Decided bool
-	Sent    int
-	dupFDs  []int
+// Bounds on what one send copies out of a target. A datagram socket refuses
+// a larger message before reading it (UDP at 64 KiB, UNIX at its send
+// buffer, 2 × wmem_max at most by default), so a datagram is copied whole
+// up to datagramCopyLimit. A stream send is copied up to streamCopyLimit at
+// a time; a blocking one goes on in further steps (see Message.ReadAt).
+const (
+	datagramCopyLimit = 1 << 19
+	streamCopyLimit   = 4 << 20
+	controlCopyLimit  = 1 << 20
+)
+
+// Copier copies sends out of targets. It owns the guard page that stands
+// for memory the kernel would fail to read.
+type Copier struct {
+	guard   []byte // PROT_NONE
+	userEnd uint64 // the highest address access_ok accepts, plus one
 }
 
-// Close releases the duplicated descriptors that rode in SCM_RIGHTS.
+// NewCopier maps the guard page. It is placed low in the address space so
+// that guard+length passes access_ok for any length the kernel accepts: the
+// kernel must fail on the first byte it reads, not on the range check.
+func NewCopier() (*Copier, error) {
+	page := os.Getpagesize()
+	p, err := unix.MmapPtr(-1, 0, unsafe.Add(nil, 1<<32), uintptr(page), unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("map the guard page: %w", err)
+	}
+	c := &Copier{guard: unsafe.Slice((*byte)(p), page), userEnd: taskSizeMax()}
+	if uint64(uintptr(p))+maxRWCount >= c.userEnd {
+		c.Close()
+		return nil, fmt.Errorf("guard page at %p is too high", p)
+	}
+	return c, nil
+}
+
+// Close unmaps the guard page.
+func (c *Copier) Close() {
+	if c.guard != nil {
+		unix.Munmap(c.guard)
+		c.guard = nil
+	}
+}
+
+// taskSizeMax is x86_64's TASK_SIZE_MAX: 47-bit user addresses, or 56 with
+// five-level page tables.
+func taskSizeMax() uint64 {
+	// A CPU with la57 may run a kernel without five-level tables; the
+	// larger bound then only makes a read fail later, as EFAULT too.
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil && bytes.Contains(b, []byte(" la57")) {
+		return 1<<56 - 4096
+	}
+	return 1<<47 - 4096
+}
+
+// accessOK is the kernel's access_ok: the range lies in user space.
+func (c *Copier) accessOK(addr, n uint64) bool {
+	end := addr + n
+	return end >= addr && end < c.userEnd
+}
+
+// segment is one of the target's iovecs, as the kernel accepted it.
+type segment struct{ base, len uint64 }
+
+// Message is a private copy of one message a target sends.
+type Message struct {
+	Name Sockaddr
+	// HasName: the target passed a name pointer (for sendto even with
+	// addrlen 0, which some protocols refuse and others ignore).
+	HasName bool
+	// Len is the length the kernel considers (capped at MAX_RW_COUNT).
+	Len int
+	// Sent is what the kernel took of it.
+	Sent int
+	// DecidedPath is the canonical UNIX path the policy allowed for this
+	// message, so a retry to the same socket is not decided twice.
+	DecidedPath string
+
+	segs    []segment    // the target's data, for further steps of a blocking send
+	iov     []unix.Iovec // the copy as the kernel will read it
+	data    []byte
+	control []byte // translated control messages; nil with a control fault
+	ctlLen  int
+	ctlBad  bool // the target's control buffer faults: the kernel's copy will too
+	mapped  bool // data is its own mapping (MSG_ZEROCOPY)
+	faulted bool // part of the target's data could not be read
+	dupFDs  []int
+	sendto  bool
+}
+
+// Close releases the descriptors that ride in SCM_RIGHTS and the data.
 func (m *Message) Close() {
 	for _, fd := range m.dupFDs {
 		unix.Close(fd)
 	}
 	m.dupFDs = nil
+	if m.mapped && m.data != nil {
+		unix.Munmap(m.data)
+	}
+	m.data, m.iov = nil, nil
 }
 
-// ReadBuffer copies n bytes at addr (a send's data). Too large a buffer is
-// cut to maxSendCopy; for a datagram that makes the send fail with EMSGSIZE
-// as it would natively, for a stream it is a short write.
-func ReadBuffer(tid int, addr, n uint64) ([]byte, syscall.Errno, error) {
-	if n > maxSendCopy {
-		n = maxSendCopy
+// Faulted reports whether part of the data could not be read: the kernel
+// will fail with EFAULT where it reaches that part.
+func (m *Message) Faulted() bool { return m.faulted }
+
+// Remaining is what is left to send of the message.
+func (m *Message) Remaining() int { return m.Len - m.Sent }
+
+// SendtoCheck is sendto's first check, made before the kernel looks at
+// the descriptor (__sys_sendto: import_ubuf): a buffer outside user space
+// is EFAULT even on a bad descriptor.
+func (c *Copier) SendtoCheck(buf, n uint64) syscall.Errno {
+	if n > maxRWCount {
+		n = maxRWCount
 	}
-	buf := make([]byte, n)
-	if n == 0 {
-		return buf, 0, nil
+	if !c.accessOK(buf, n) {
+		return syscall.EFAULT
 	}
-	if err := ReadMemory(tid, addr, buf); err != nil {
-		if errors.Is(err, syscall.EFAULT) {
-			return nil, syscall.EFAULT, nil
+	return 0
+}
+
+// ReadSendto copies the arguments of sendto(fd, buf, n, flags, addr,
+// addrlen) after SendtoCheck and the descriptor's checks. stream selects the
+// copy limit.
+func (c *Copier) ReadSendto(tid int, buf, n, addr, addrlen uint64, flags int, stream bool) (*Message, syscall.Errno, error) {
+	m := &Message{sendto: true}
+	if addr != 0 {
+		sa, errno, err := ReadSockaddr(tid, addr, addrlen)
+		if err != nil || errno != 0 {
+			return nil, errno, err
 		}
+		m.Name, m.HasName = sa, true
+	}
+	if n > maxRWCount {
+		n = maxRWCount
+	}
+	m.segs = []segment{{buf, n}}
+	m.Len = int(n)
+	if err := c.copyData(tid, m, flags, stream); err != nil {
 		return nil, 0, err
 	}
-	return buf, 0, nil
+	return m, 0, nil
 }
 
-// ReadMessage copies the struct msghdr at addr and everything it points
-// to, with the kernel's rules (copy_msghdr_from_user): a NULL name has no
-// length, a name longer than sockaddr_storage is cut to it, more than
-// UIO_MAXIOV iovecs is EMSGSIZE.
-func ReadMessage(tid int, addr uint64, pidfd int) (*Message, syscall.Errno, error) {
+// ReadMsghdr copies the struct msghdr at addr and what it points to, with
+// the checks of copy_msghdr_from_user, import_iovec and ____sys_sendmsg in
+// their order. The control messages are copied as they are; Prepare
+// translates them for the socket they go to.
+func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream bool) (*Message, syscall.Errno, error) {
 	var hdr [msghdrSize]byte
 	if err := ReadMemory(tid, addr, hdr[:]); err != nil {
 		return errnoOf(err)
@@ -99,132 +225,231 @@ func ReadMessage(tid int, addr uint64, pidfd int) (*Message, syscall.Errno, erro
 	if iovLen > maxIovecs {
 		return nil, syscall.EMSGSIZE, nil
 	}
-	if iovLen > 0 {
-		iovs := make([]byte, iovLen*iovecSize)
-		if err := ReadMemory(tid, iovPtr, iovs); err != nil {
-			return errnoOf(err)
-		}
-		for i := uint64(0); i < iovLen; i++ {
-			base := le.Uint64(iovs[i*iovecSize:])
-			n := le.Uint64(iovs[i*iovecSize+8:])
-			if int64(n) < 0 {
-				return nil, syscall.EINVAL, nil
-			}
-			room := uint64(maxSendCopy - len(m.Data))
-			if n > room {
-				n = room
-			}
-			chunk, errno, err := ReadBuffer(tid, base, n)
-			if err != nil || errno != 0 {
-				return nil, errno, err
-			}
-			m.Data = append(m.Data, chunk...)
-		}
+	if errno, err := c.readIovecs(tid, m, iovPtr, int(iovLen)); err != nil || errno != 0 {
+		return nil, errno, err
+	}
+	if ctlLen > maxInt {
+		return nil, syscall.ENOBUFS, nil
 	}
 	if ctlLen > 0 {
-		if ctlLen > maxControlCopy {
-			return nil, syscall.ENOBUFS, nil
+		m.ctlLen = int(ctlLen)
+		if ctlLen <= controlCopyLimit {
+			ctl := make([]byte, ctlLen)
+			err := ReadMemory(tid, ctlPtr, ctl)
+			switch {
+			case err == nil:
+				m.control = ctl
+			case errors.Is(err, syscall.EFAULT):
+				m.ctlBad = true
+			default:
+				return errnoOf(err)
+			}
+		} else {
+			// More than optmem_max allows: the kernel refuses it with
+			// ENOBUFS before reading (sock_kmalloc); the guard makes any
+			// read of it fail as the target's would.
+			m.ctlBad = true
 		}
-		ctl := make([]byte, ctlLen)
-		if err := ReadMemory(tid, ctlPtr, ctl); err != nil {
-			return errnoOf(err)
-		}
-		errno, err := m.translateControl(ctl, pidfd)
-		if err != nil || errno != 0 {
-			m.Close()
-			return nil, errno, err
-		}
+	}
+	if err := c.copyData(tid, m, flags, stream); err != nil {
+		return nil, 0, err
 	}
 	return m, 0, nil
 }
 
-// translateControl copies the control messages, replacing the target's
-// descriptor numbers in SCM_RIGHTS by duplicates the supervisor owns.
-// SCM_CREDENTIALS is refused: the supervisor's privileges would let a
-// target claim any pid and uid.
-func (m *Message) translateControl(ctl []byte, pidfd int) (syscall.Errno, error) {
-	msgs, err := unix.ParseSocketControlMessage(ctl)
-	if err != nil {
-		return syscall.EINVAL, nil
+// readIovecs copies the iovec array and applies import_iovec's checks:
+// every length must be non-negative (EINVAL) before any range is checked
+// (EFAULT); the total is capped at MAX_RW_COUNT. A single iovec is capped
+// before its range is checked (import_ubuf).
+func (c *Copier) readIovecs(tid int, m *Message, iovPtr uint64, n int) (syscall.Errno, error) {
+	if n == 0 {
+		return 0, nil
 	}
-	for _, cm := range msgs {
-		if cm.Header.Level != unix.SOL_SOCKET {
-			m.Control = append(m.Control, rawCmsg(cm.Header.Level, cm.Header.Type, cm.Data)...)
-			continue
-		}
-		switch cm.Header.Type {
-		case unix.SCM_RIGHTS:
-			// The kernel reads the whole ints in the payload and ignores
-			// a partial one (scm_fp_copy).
-			theirs := make([]int32, len(cm.Data)/4)
-			for i := range theirs {
-				theirs[i] = int32(binary.NativeEndian.Uint32(cm.Data[4*i:]))
-			}
-			ours := make([]int, 0, len(theirs))
-			for _, fd := range theirs {
-				dup, errno, err := DupTargetFD(pidfd, uint64(uint32(fd)))
-				if err != nil || errno != 0 {
-					for _, d := range ours {
-						unix.Close(d)
-					}
-					return errno, err
-				}
-				ours = append(ours, dup)
-			}
-			m.dupFDs = append(m.dupFDs, ours...)
-			m.Control = append(m.Control, unix.UnixRights(ours...)...)
-		case unix.SCM_CREDENTIALS:
-			return syscall.EPERM, nil
-		default:
-			m.Control = append(m.Control, rawCmsg(cm.Header.Level, cm.Header.Type, cm.Data)...)
+	raw := make([]byte, n*iovecSize)
+	if err := ReadMemory(tid, iovPtr, raw); err != nil {
+		_, errno, err := errnoOf(err)
+		return errno, err
+	}
+	le := binary.NativeEndian
+	m.segs = make([]segment, n)
+	for i := range m.segs {
+		m.segs[i] = segment{le.Uint64(raw[i*iovecSize:]), le.Uint64(raw[i*iovecSize+8:])}
+		if int64(m.segs[i].len) < 0 {
+			return syscall.EINVAL, nil
 		}
 	}
+	total := uint64(0)
+	for i := range m.segs {
+		s := &m.segs[i]
+		if n == 1 && s.len > maxRWCount {
+			s.len = maxRWCount
+		}
+		if !c.accessOK(s.base, s.len) {
+			return syscall.EFAULT, nil
+		}
+		if s.len > maxRWCount-total {
+			s.len = maxRWCount - total
+		}
+		total += s.len
+	}
+	m.Len = int(total)
 	return 0, nil
 }
 
-func rawCmsg(level, typ int32, data []byte) []byte {
-	b := make([]byte, unix.CmsgSpace(len(data)))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-	h.Level, h.Type = level, typ
-	h.SetLen(unix.CmsgLen(len(data)))
-	copy(b[unix.CmsgLen(0):], data)
-	return b
-}
-
-// Send sends the message on fd (a duplicate of the target's socket) with
-// flags, and returns the bytes sent or the errno. MSG_NOSIGNAL is always
-// added: a broken pipe must not signal the supervisor; sigpipe reports
-// whether the target would have received SIGPIPE.
-func (m *Message) Send(fd int, flags int) (n int, errno syscall.Errno, sigpipe bool) {
-	if m.HasName {
-		return m.SendTo(fd, flags, &m.Name)
+// copyData copies the message's data up to the copy limit and lays out the
+// iovecs the kernel will read: the copied bytes, then the guard page from
+// the first byte that could not be read (or was not copied) on, so that
+// the total length stays the target's.
+func (c *Copier) copyData(tid int, m *Message, flags int, stream bool) error {
+	limit := datagramCopyLimit
+	if stream {
+		limit = streamCopyLimit
 	}
-	return m.SendTo(fd, flags, nil)
+	return c.fill(tid, m, 0, min(m.Len, limit), flags)
 }
 
-// SendTo is Send with the destination name instead of m's own (nil: none).
-func (m *Message) SendTo(fd int, flags int, name *Sockaddr) (n int, errno syscall.Errno, sigpipe bool) {
+// fill copies want bytes of m's data, starting at offset from, and lays
+// out m.iov for them followed by the guard for the rest.
+func (c *Copier) fill(tid int, m *Message, from, want int, flags int) error {
+	if m.mapped && m.data != nil {
+		unix.Munmap(m.data)
+	}
+	m.data, m.mapped = nil, false
+	if want > 0 {
+		if flags&unix.MSG_ZEROCOPY != 0 {
+			// The kernel may go on reading pinned pages after the call:
+			// a mapping of their own, unmapped after, is never reused for
+			// other data while it does.
+			b, err := unix.Mmap(-1, 0, want, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			if err != nil {
+				return fmt.Errorf("map a zerocopy buffer: %w", err)
+			}
+			m.data, m.mapped = b, true
+		} else {
+			m.data = make([]byte, want)
+		}
+	}
+	m.iov = m.iov[:0]
+	off, got := 0, 0 // off: position in the message; got: bytes copied
+	faulted := false
+	for _, s := range m.segs {
+		base, n := s.base, int(s.len)
+		if off+n <= from {
+			off += n
+			continue
+		}
+		if skip := from - off; skip > 0 {
+			base += uint64(skip)
+			n -= skip
+			off += skip
+		}
+		take := 0
+		if !faulted && got < want {
+			take = min(n, want-got)
+			r, err := readPartial(tid, base, m.data[got:got+take])
+			if err != nil {
+				return err
+			}
+			if r > 0 {
+				m.iov = append(m.iov, iovec(&m.data[got], r))
+			}
+			got += r
+			faulted = r < take
+			m.faulted = m.faulted || faulted
+			take = r
+		}
+		if rest := n - take; rest > 0 {
+			m.iov = append(m.iov, iovec(&c.guard[0], rest))
+		}
+		off += n
+	}
+	return nil
+}
+
+func iovec(p *byte, n int) unix.Iovec {
+	v := unix.Iovec{Base: p}
+	v.SetLen(n)
+	return v
+}
+
+// readPartial reads what it can of len(buf) bytes at addr: the count is
+// short where the target's memory stops being readable.
+func readPartial(tid int, addr uint64, buf []byte) (int, error) {
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	n, err := readMemory(tid, addr, buf)
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, syscall.EFAULT):
+		return 0, nil
+	case errors.Is(err, syscall.ESRCH):
+		return 0, ErrTargetGone
+	}
+	return 0, fmt.Errorf("read %d bytes at %#x in tid %d: %w", len(buf), addr, tid, err)
+}
+
+// ReadAt copies the next step of a stream send that has already sent
+// m.Sent bytes: the control messages went with the first step.
+func (c *Copier) ReadAt(tid int, m *Message, flags int) error {
+	m.control, m.ctlLen, m.ctlBad = nil, 0, false
+	return c.fill(tid, m, m.Sent, min(m.Remaining(), streamCopyLimit), flags)
+}
+
+// Send performs the send on fd, a duplicate of the target's socket, with
+// the target's flags (MSG_NOSIGNAL added: the supervisor must never get
+// SIGPIPE) and the name the target passed, or name when it is not nil (a
+// UNIX pathname resolved as the target). It returns what the kernel
+// returned.
+func (m *Message) Send(c *Copier, fd int, flags int, name *Sockaddr) (int, syscall.Errno) {
+	if name == nil && m.HasName {
+		name = &m.Name
+	}
+	flags |= unix.MSG_NOSIGNAL
+	if m.sendto && m.control == nil && !m.ctlBad && len(m.iov) <= 1 {
+		// sendto itself: it keeps a name pointer with addrlen 0, which
+		// sendmsg would drop, and ignores MSG_CMSG_COMPAT.
+		var buf, namePtr unsafe.Pointer
+		if len(m.iov) == 1 {
+			buf = unsafe.Pointer(m.iov[0].Base)
+		}
+		nameLen := 0
+		if name != nil {
+			namePtr, nameLen = unsafe.Pointer(&name.raw[0]), name.len
+		}
+		r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(buf), uintptr(m.Len-m.Sent),
+			uintptr(flags&^MsgCmsgCompat), uintptr(namePtr), uintptr(nameLen))
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), 0
+	}
 	var hdr unix.Msghdr
-	var iov unix.Iovec
-	if len(m.Data) > 0 {
-		iov.Base = &m.Data[0]
-		iov.SetLen(len(m.Data))
-		hdr.Iov = &iov
-		hdr.SetIovlen(1)
+	if len(m.iov) > 0 {
+		hdr.Iov = &m.iov[0]
+		hdr.SetIovlen(len(m.iov))
 	}
 	if name != nil && name.len > 0 {
 		hdr.Name = &name.raw[0]
 		hdr.Namelen = uint32(name.len)
 	}
-	if len(m.Control) > 0 {
-		hdr.Control = &m.Control[0]
-		hdr.SetControllen(len(m.Control))
+	switch {
+	case m.ctlBad:
+		hdr.Control = &c.guard[0]
+		hdr.SetControllen(m.ctlLen)
+	case len(m.control) > 0:
+		hdr.Control = &m.control[0]
+		hdr.SetControllen(len(m.control))
 	}
-	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdr)), uintptr(flags|unix.MSG_NOSIGNAL))
+	if m.sendto {
+		flags &^= MsgCmsgCompat
+	}
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdr)), uintptr(flags))
 	if e != 0 {
-		return 0, e, e == unix.EPIPE && flags&unix.MSG_NOSIGNAL == 0
+		return 0, e
 	}
-	return int(r), 0, false
+	return int(r), 0
 }
 
 func errnoOf(err error) (*Message, syscall.Errno, error) {

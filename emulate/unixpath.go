@@ -290,8 +290,12 @@ func (id *identity) assume() error {
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capget: %w", err)
 	}
-	data[0].Effective = uint32(id.capEff) & data[0].Permitted
-	data[1].Effective = uint32(id.capEff>>32) & data[1].Permitted
+	// CAP_SYS_ADMIN stays: the kernel checks it against the sender of
+	// SCM_CREDENTIALS, which the supervisor has checked against the
+	// target already, so that the target's own pid can go as is.
+	eff := id.capEff | 1<<capSysAdmin
+	data[0].Effective = uint32(eff) & data[0].Permitted
+	data[1].Effective = uint32(eff>>32) & data[1].Permitted
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)
 	}

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"encoding/binary"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ type repeatEntry struct {
 	result  syscall.Errno
 	expires time.Time
 	waiters []uint64 // notification ids that joined a connect under way
+	sent    int64    // a send's count, for its restart
 }
 
 // repeatTTL is how long an undelivered answer waits for its restarted call.
@@ -65,6 +67,52 @@ func keyOf(c *call) (repeatKey, bool) {
 	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: c.sa.Len()}
 	copy(k.addr[:], c.sa.Bytes())
 	return k, true
+}
+
+// sendKeyOf names a send call: its thread, socket and every argument, so
+// only a restart of the same call matches. The negative length keeps sends
+// apart from connects.
+func sendKeyOf(c *call) (repeatKey, bool) {
+	var st unix.Stat_t
+	if unix.Fstat(c.dup, &st) != nil {
+		return repeatKey{}, false
+	}
+	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: -int(c.n.Nr) - 1}
+	for i, a := range c.n.Args[1:] {
+		binary.NativeEndian.PutUint64(k.addr[8*i:], a)
+	}
+	return k, true
+}
+
+// putSent stores the count an interrupted send had sent.
+func (t *repeatTable) putSent(c *call, sent int64) {
+	k, ok := sendKeyOf(c)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweep()
+	t.entries[k] = &repeatEntry{done: true, sent: sent, expires: time.Now().Add(repeatTTL)}
+}
+
+// takeSent returns the count stored for c's send, once.
+func (t *repeatTable) takeSent(c *call) (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.entries) == 0 {
+		return 0, false
+	}
+	k, ok := sendKeyOf(c)
+	if !ok {
+		return 0, false
+	}
+	e, ok := t.entries[k]
+	if !ok {
+		return 0, false
+	}
+	delete(t.entries, k)
+	return e.sent, time.Now().Before(e.expires)
 }
 
 // take looks c up. It costs nothing while the table is empty, which is

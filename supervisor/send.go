@@ -13,23 +13,62 @@ import (
 	"github.com/connvisor/connvisor/policy"
 )
 
-// struct mmsghdr on 64-bit: a 56-byte msghdr, msg_len, padding.
-const (
-	mmsghdrSize     = 64
-	msghdrLenOffset = 56
-)
-
 // pidfdSignalThread is PIDFD_SIGNAL_THREAD (Linux 6.9).
 const pidfdSignalThread = 1
 
-// handleSend polices a send that may carry a destination (sendto with an
-// address or MSG_FASTOPEN, sendmsg, sendmmsg). Like connect, it is never
-// let through with CONTINUE: the target could swap the address, or dup2
-// another socket onto the descriptor, after the check. The message is
-// copied, decided, and sent on a duplicate of the socket.
+// maxMmsgEntries is UIO_MAXIOV, the kernel's cap on sendmmsg's vlen.
+const maxMmsgEntries = 1024
+
+// A send that may carry a destination (sendto with an address or
+// MSG_FASTOPEN, sendmsg, sendmmsg) is, like connect, never let through
+// with CONTINUE: the target could swap the address, or dup2 another socket
+// onto the descriptor, after the check. Each message is copied (see
+// emulate.Copier: laid out so the kernel judges the copy as it judged the
+// original), decided, and sent on a duplicate of the socket. A send that
+// would block is tried without blocking on the loop and finished off it,
+// in steps that each check the target still waits: the peer never gets
+// more than the program is told was sent, and a restarted call (SA_RESTART)
+// gets the count already sent instead of sending it twice.
+
+// sendOp is one trapped send call.
+type sendOp struct {
+	c        *call
+	pidfd    int
+	flags    int  // the target's flags
+	blocking bool // the file blocks and MSG_DONTWAIT is not set
+	sender   *emulate.Sender
+}
+
+func (op *sendOp) stream() bool { return op.c.info.Type == syscall.SOCK_STREAM }
+
+// readSender reads the target's ids, capabilities and signal dispositions
+// once per call.
+func (op *sendOp) readSender() (*emulate.Sender, error) {
+	if op.sender == nil {
+		s, err := emulate.ReadSender(int(op.c.n.Tid))
+		if err != nil {
+			return nil, err
+		}
+		op.sender = &s
+	}
+	return op.sender, nil
+}
+
 func (s *Supervisor) handleSend(n *Notification) {
 	c := &call{n: *n, start: time.Now(), dup: -1}
 	defer c.close()
+	nr := int(n.Nr)
+	op := &sendOp{c: c, flags: sendFlags(n)}
+	// Checks the kernel makes before it looks at the descriptor.
+	if nr == unix.SYS_SENDTO {
+		if e := s.copier.SendtoCheck(n.Args[1], n.Args[2]); e != 0 {
+			s.answer(n.ID, Errno(e))
+			return
+		}
+	} else if op.flags&emulate.MsgCmsgCompat != 0 {
+		s.answer(n.ID, Errno(syscall.EINVAL))
+		return
+	}
 	pidfd, errno, ok := s.sendSocket(c)
 	if !ok {
 		return
@@ -38,145 +77,308 @@ func (s *Supervisor) handleSend(n *Notification) {
 		s.answer(n.ID, Errno(errno))
 		return
 	}
-	msgs, flags, errno, err := s.readMessages(c, pidfd)
-	defer func() {
-		for _, m := range msgs {
-			m.Close()
-		}
-	}()
-	if errors.Is(err, emulate.ErrTargetGone) || !stillValid(s.listener, n.ID) {
+	op.pidfd = pidfd
+	op.blocking = !c.info.NonBlock && op.flags&unix.MSG_DONTWAIT == 0
+	if sent, hit := s.repeats.takeSent(c); hit {
+		// The restart of a send interrupted after it sent part: natively
+		// the call returned that count.
+		s.answer(n.ID, Value(sent))
 		return
 	}
-	if err != nil {
-		s.log.Error("read message from target", zap.Uint32("tid", n.Tid), zap.Error(err))
-		s.answer(n.ID, Errno(syscall.EPERM))
+	if nr == unix.SYS_SENDMMSG {
+		s.sendmmsg(op)
+		return
+	}
+	m, errno, ok := s.readMessage(op)
+	if !ok {
 		return
 	}
 	if errno != 0 {
 		s.answer(n.ID, Errno(errno))
 		return
 	}
-	// Blocking sockets are tried without blocking on the loop; one that
-	// would block finishes off the loop.
-	blocking := !c.info.NonBlock && flags&unix.MSG_DONTWAIT == 0
-	sent, errno, sigpipe, rest := s.sendAll(c, msgs, flags|unix.MSG_DONTWAIT*btoi(blocking), pidfd)
-	if errno == syscall.EAGAIN && blocking && rest < len(msgs) {
-		dup := c.dup
-		c.dup = -1 // the held goroutine owns it now
-		held := msgs
-		msgs = nil
-		ok := s.hold(n.ID, func() {
-			hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
-			defer hc.close()
-			defer func() {
-				for _, m := range held {
-					m.Close()
-				}
-			}()
-			more, errno, sigpipe, _ := s.sendAll(hc, held[rest:], flags, -1)
-			s.answerSend(hc, held, sent+more, rest+more, errno, sigpipe)
-		})
-		if !ok {
-			s.answer(n.ID, Errno(syscall.EAGAIN))
+	defer func() {
+		if m != nil {
+			m.Close()
 		}
+	}()
+	if errno := s.prepareMessage(op, m); errno != 0 {
+		s.answer(n.ID, Errno(errno))
 		return
 	}
-	s.answerSend(c, msgs, sent, rest, errno, sigpipe)
+	errno, wouldBlock := s.sendNow(op, m)
+	if !wouldBlock {
+		s.answerSend(op, int64(m.Sent), errno)
+		return
+	}
+	held := m
+	m = nil // the held goroutine owns it now
+	dup := c.dup
+	c.dup = -1
+	ok = s.hold(n.ID, func() {
+		hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
+		defer hc.close()
+		defer held.Close()
+		hop := *op
+		hop.c = hc
+		errno, gone := s.sendBlocking(&hop, held)
+		if gone {
+			s.keepSent(hc, int64(held.Sent))
+			return
+		}
+		s.answerSend(&hop, int64(held.Sent), errno)
+	})
+	if !ok {
+		held.Close()
+		unix.Close(dup)
+		s.answer(n.ID, Errno(syscall.EAGAIN))
+	}
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
+// sendFlags is the flags argument of a send (an int to the kernel).
+func sendFlags(n *Notification) int {
+	if int(n.Nr) == unix.SYS_SENDMSG {
+		return int(int32(n.Args[2]))
+	}
+	return int(int32(n.Args[3]))
+}
+
+// sendSocket duplicates the socket a send names (EBADF, ENOTSOCK first,
+// as the kernel checks them first) and reads whether its file blocks.
+func (s *Supervisor) sendSocket(c *call) (int, syscall.Errno, bool) {
+	pidfd, errno, ok := s.dupTargetSocket(c, c.n.Args[0])
+	if !ok || errno != 0 {
+		if ok && errno == syscall.EBADF {
+			ok = stillValid(s.listener, c.n.ID)
+		}
+		return -1, errno, ok
+	}
+	if errno := s.inspect(c); errno != 0 {
+		return pidfd, errno, true
+	}
+	if c.info.Flags == 0 {
+		// Inspect reads the file flags of connection-mode sockets only.
+		fl, err := unix.FcntlInt(uintptr(c.dup), unix.F_GETFL, 0)
+		if err != nil {
+			s.log.Error("fcntl F_GETFL on target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+			return pidfd, syscall.EPERM, true
+		}
+		c.info.Flags, c.info.NonBlock = fl, fl&unix.O_NONBLOCK != 0
+	}
+	if s.copier == nil {
+		return pidfd, syscall.EPERM, true // logged when the supervisor started
+	}
+	return pidfd, 0, true
+}
+
+// readMessage copies the message of a sendto or sendmsg. ok is false when
+// the target is gone and nobody waits for an answer.
+func (s *Supervisor) readMessage(op *sendOp) (*emulate.Message, syscall.Errno, bool) {
+	c, a := op.c, op.c.n.Args
+	tid := int(c.n.Tid)
+	var m *emulate.Message
+	var errno syscall.Errno
+	var err error
+	if int(c.n.Nr) == unix.SYS_SENDTO {
+		m, errno, err = s.copier.ReadSendto(tid, a[1], a[2], a[4], a[5], op.flags, op.stream())
+	} else {
+		m, errno, err = s.copier.ReadMsghdr(tid, a[1], op.flags, op.stream())
+	}
+	return s.checkRead(c, m, errno, err)
+}
+
+// checkRead vouches for what was read from the target's memory: only a
+// notification still valid after the read proves the tid was not reused.
+func (s *Supervisor) checkRead(c *call, m *emulate.Message, errno syscall.Errno, err error) (*emulate.Message, syscall.Errno, bool) {
+	if errors.Is(err, emulate.ErrTargetGone) || !stillValid(s.listener, c.n.ID) {
+		if m != nil {
+			m.Close()
+		}
+		return nil, 0, false
+	}
+	if err != nil {
+		s.log.Error("read message from target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		return nil, syscall.EPERM, true
+	}
+	return m, errno, true
+}
+
+// prepareMessage checks the control messages of m as the kernel would for
+// the target and decides its destination. The errno is the target's answer.
+func (s *Supervisor) prepareMessage(op *sendOp, m *emulate.Message) syscall.Errno {
+	if m.HasControl() {
+		if errno := s.prepareControl(op, m); errno != 0 {
+			return errno
+		}
+	}
+	errno := s.decideSend(op.c, m, op.flags)
+	if errno != 0 && m.Faulted() && !op.stream() {
+		// Nothing is sent either way; the program sees the fault its
+		// own datagram has, as natively.
+		return syscall.EFAULT
+	}
+	return errno
+}
+
+// prepareControl readies m's control messages for the supervisor to send.
+func (s *Supervisor) prepareControl(op *sendOp, m *emulate.Message) syscall.Errno {
+	c := op.c
+	switch c.info.Domain {
+	case syscall.AF_UNIX, syscall.AF_NETLINK:
+		if c.info.Domain == syscall.AF_UNIX && c.info.Type == syscall.SOCK_SEQPACKET {
+			// unix_seqpacket_sendmsg checks the state before the
+			// control messages.
+			if _, err := unix.Getpeername(c.dup); errors.Is(err, unix.ENOTCONN) {
+				return syscall.ENOTCONN
+			}
+		}
+		var readErr error
+		check := func(pid, uid, gid uint32) syscall.Errno {
+			sender, err := op.readSender()
+			if err != nil {
+				readErr = err
+				return syscall.EPERM
+			}
+			return sender.CheckCreds(pid, uid, gid)
+		}
+		errno, err := m.PrepareSCM(op.pidfd, c.info.Domain == syscall.AF_UNIX, check)
+		if err == nil {
+			err = readErr
+		}
+		if err != nil {
+			s.log.Error("prepare control messages", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+			return syscall.EPERM
+		}
+		if errno == 0 && op.sender != nil && !s.claimsAnyPid {
+			// Checked as the target's: an unprivileged supervisor can
+			// only send its own pid in place of the target's.
+			m.RewriteCredsPid(op.sender.Tgid, uint32(unix.Getpid()))
+		}
+		return errno
+	}
+	ctl := m.InspectControl()
+	if ctl.Reroute != "" {
+		s.refuseQuietly(c, "source routing control message "+ctl.Reroute)
+		return syscall.EPERM
+	}
+	if ctl.NeedsNetRaw || ctl.NeedsNetRawOrAdmin {
+		sender, err := op.readSender()
+		if err != nil {
+			s.log.Error("read sender's capabilities", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+			return syscall.EPERM
+		}
+		if !ctl.Allowed(sender) {
+			return syscall.EPERM
+		}
 	}
 	return 0
 }
 
-// sendSocket duplicates the socket a send names (EBADF, ENOTSOCK first,
-// as the kernel checks them first).
-func (s *Supervisor) sendSocket(c *call) (int, syscall.Errno, bool) {
-	pidfd, errno, ok := s.dupTargetSocket(c, c.n.Args[0])
-	if !ok || errno != 0 {
-		return -1, errno, ok
-	}
-	return pidfd, s.inspect(c), true
+// refuseQuietly logs and counts a refused side door of a call answered by
+// the caller.
+func (s *Supervisor) refuseQuietly(c *call, what string) {
+	s.log.Warn("refused",
+		zap.String("decision", "deny"),
+		zap.String("reason", what),
+		zap.Uint32("tid", c.n.Tid),
+		zap.String("syscall", syscallName(c.n.Nr)),
+		zap.String("errno", "EPERM"))
+	s.stats.record(label("("+what+")"), policy.Deny, 0)
 }
 
-// readMessages copies the message(s) of a sendto, sendmsg or sendmmsg.
-func (s *Supervisor) readMessages(c *call, pidfd int) ([]*emulate.Message, int, syscall.Errno, error) {
-	a := c.n.Args
-	tid := int(c.n.Tid)
-	switch int(c.n.Nr) {
-	case unix.SYS_SENDTO:
-		flags := int(int32(a[3]))
-		m := &emulate.Message{}
-		if a[4] != 0 {
-			sa, errno, err := emulate.ReadSockaddr(tid, a[4], a[5])
-			if err != nil || errno != 0 {
-				return nil, flags, errno, err
-			}
-			m.Name, m.HasName = sa, true
-		}
-		data, errno, err := emulate.ReadBuffer(tid, a[1], a[2])
-		if err != nil || errno != 0 {
-			return nil, flags, errno, err
-		}
-		m.Data = data
-		return []*emulate.Message{m}, flags, 0, nil
-	case unix.SYS_SENDMSG:
-		flags := int(int32(a[2]))
-		m, errno, err := emulate.ReadMessage(tid, a[1], pidfd)
-		if err != nil || errno != 0 {
-			return nil, flags, errno, err
-		}
-		return []*emulate.Message{m}, flags, 0, nil
-	default: // sendmmsg
-		flags := int(int32(a[3]))
-		vlen := min(uint32(a[2]), maxIovecsPerCall)
-		var msgs []*emulate.Message
-		for i := uint32(0); i < vlen; i++ {
-			m, errno, err := emulate.ReadMessage(tid, a[1]+uint64(i)*mmsghdrSize, pidfd)
-			if err != nil || errno != 0 {
-				if len(msgs) > 0 && err == nil {
-					break // the kernel sends what came before a bad entry
-				}
-				for _, m := range msgs {
-					m.Close()
-				}
-				return nil, flags, errno, err
-			}
-			msgs = append(msgs, m)
-		}
-		return msgs, flags, 0, nil
+// sendNow makes one attempt at sending the rest of m, without blocking
+// when the call may block. wouldBlock says the call must go on off the
+// loop: the socket is full, a blocking stream send is only partly done, or
+// a blocking fast-open connect is under way.
+func (s *Supervisor) sendNow(op *sendOp, m *emulate.Message) (errno syscall.Errno, wouldBlock bool) {
+	flags := op.flags
+	if op.blocking {
+		flags |= unix.MSG_DONTWAIT
 	}
+	n, errno := s.sendOne(op.c, m, flags)
+	if errno == 0 {
+		m.Sent += n
+	}
+	if !op.blocking {
+		return errno, false
+	}
+	switch {
+	case errno == syscall.EAGAIN:
+		return 0, true
+	case errno == syscall.EINPROGRESS && op.flags&unix.MSG_FASTOPEN != 0 && op.stream():
+		// A blocking fast-open send waits for the handshake, then sends.
+		return 0, true
+	case errno == 0 && op.stream() && m.Remaining() > 0:
+		return 0, true
+	}
+	return errno, false
 }
 
-// maxIovecsPerCall is UIO_MAXIOV, the kernel's cap on sendmmsg's vlen.
-const maxIovecsPerCall = 1024
-
-// sendAll decides and sends each message in turn; it stops at the first
-// failure. sent counts bytes (sendto, sendmsg) and done counts messages.
-func (s *Supervisor) sendAll(c *call, msgs []*emulate.Message, flags int, pidfd int) (sent int, errno syscall.Errno, sigpipe bool, done int) {
-	for _, m := range msgs {
-		if errno = s.decideSend(c, m, flags); errno != 0 {
-			return sent, errno, false, done
-		}
-		n, e, sp := s.sendOne(c, m, flags)
-		if e != 0 {
-			return sent, e, sp, done
-		}
-		sent += n
-		m.Sent = n
-		done++
+// sendBlocking finishes a send that would block, off the loop: it waits
+// for room (or the handshake) and sends in steps, each only while the
+// target still waits for the call. gone says the target stopped waiting
+// (a signal or death); the caller keeps what was sent for a restart.
+// SO_SNDTIMEO bounds the wait as natively: the count so far, or EAGAIN.
+func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall.Errno, gone bool) {
+	c := op.c
+	var deadline time.Time
+	if t := sndTimeo(c.dup); t > 0 {
+		deadline = c.start.Add(t)
 	}
-	return sent, 0, false, done
+	flags := op.flags&^unix.MSG_FASTOPEN | unix.MSG_DONTWAIT
+	fds := []unix.PollFd{{Fd: int32(c.dup), Events: unix.POLLOUT}}
+	for {
+		wait := pollValidEvery
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				if m.Sent > 0 && op.stream() {
+					return 0, false
+				}
+				return syscall.EAGAIN, false
+			}
+			wait = min(wait, left)
+		}
+		fds[0].Revents = 0
+		unix.Poll(fds, int(wait.Milliseconds())+1)
+		if !stillValid(s.listener, c.n.ID) {
+			return 0, true
+		}
+		if op.stream() && m.Sent > 0 {
+			if err := s.copier.ReadAt(int(c.n.Tid), m, flags); err != nil {
+				if errors.Is(err, emulate.ErrTargetGone) {
+					return 0, true
+				}
+				s.log.Error("read message from target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+				return syscall.EPERM, false
+			}
+			if !stillValid(s.listener, c.n.ID) {
+				return 0, true
+			}
+		}
+		n, errno := s.sendOne(c, m, flags)
+		switch {
+		case errno == syscall.EAGAIN:
+			continue
+		case errno != 0:
+			if m.Sent > 0 && op.stream() {
+				return 0, false // the count so far; the error comes next call
+			}
+			return errno, false
+		}
+		m.Sent += n
+		if !op.stream() || m.Remaining() == 0 {
+			return 0, false
+		}
+	}
 }
 
 // sendOne sends m on the duplicate. A datagram to a named UNIX socket is
 // sent as the target (its credentials, and for a pathname its filesystem
 // view, decided on the canonical path), like a UNIX connect.
-func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, errno syscall.Errno, sigpipe bool) {
+func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, errno syscall.Errno) {
 	if !sendsToUnixName(c, m) {
-		return m.Send(c.dup, flags)
+		return m.Send(s.copier, c.dup, flags, nil)
 	}
 	var d policy.Dest
 	m.Name.Decode(&d)
@@ -186,52 +388,86 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 	if d.Abstract {
 		e, err = s.deputy.RunAsTarget(tid, false, func() syscall.Errno {
 			var e syscall.Errno
-			n, e, sigpipe = m.Send(c.dup, flags)
+			n, e = m.Send(s.copier, c.dup, flags, nil)
 			return e
 		})
 	} else {
 		decide := func(canonical string) syscall.Errno {
+			// A send retried while it would block is decided again only
+			// if its name now resolves elsewhere.
+			if m.DecidedPath == canonical && canonical != "" {
+				return 0
+			}
 			d.Path = canonical
-			return s.decideDest(c, d)
+			errno := s.decideDest(c, d)
+			if errno == 0 {
+				m.DecidedPath = canonical
+			}
+			return errno
 		}
 		e, err = s.deputy.WithUnixPath(tid, &m.Name, decide, func(name *emulate.Sockaddr) syscall.Errno {
 			var e syscall.Errno
-			n, e, sigpipe = m.SendTo(c.dup, flags, name)
+			n, e = m.Send(s.copier, c.dup, flags, name)
 			return e
 		}, false)
 	}
 	if err != nil {
 		s.log.Error("send as target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
-		return 0, syscall.EACCES, false
+		return 0, syscall.EACCES
 	}
-	return n, e, sigpipe
+	return n, e
 }
 
 // sendsToUnixName: the message names a UNIX socket that the kernel will
-// use as its destination.
+// use as its destination: only a datagram socket's send does
+// (unix_dgram_sendmsg; SEQPACKET drops the name, a stream refuses it), with
+// a valid AF_UNIX name (anything else is the kernel's EINVAL).
 func sendsToUnixName(c *call, m *emulate.Message) bool {
-	return c.info.Domain == syscall.AF_UNIX && m.HasName && !m.Name.Malformed() &&
-		c.info.Type != syscall.SOCK_STREAM
+	return c.info.Domain == syscall.AF_UNIX && c.info.Type == syscall.SOCK_DGRAM &&
+		m.HasName && m.Name.Family() == syscall.AF_UNIX && !m.Name.Malformed()
+}
+
+// sendDestination reports whether the kernel sends m to its name, so the
+// policy must decide it. A name the kernel refuses (too short, a family
+// the socket cannot use) or ignores (TCP without fast open, a connected
+// stream, SEQPACKET, AF_UNSPEC on IPv6 UDP) names no destination: the
+// kernel's own answer stands.
+func sendDestination(c *call, m *emulate.Message, flags int) bool {
+	if !m.HasName || m.Name.Malformed() {
+		return false
+	}
+	fam := m.Name.Family()
+	switch c.info.Domain {
+	case syscall.AF_UNIX:
+		return sendsToUnixName(c, m)
+	case syscall.AF_INET, syscall.AF_INET6:
+		if c.info.Type == syscall.SOCK_STREAM {
+			// tcp_sendmsg_fastopen refuses AF_UNSPEC (EOPNOTSUPP).
+			return flags&unix.MSG_FASTOPEN != 0 && fam != syscall.AF_UNSPEC && m.Name.Reaches(c.info.Domain)
+		}
+		if c.info.Domain == syscall.AF_INET {
+			// udp_sendmsg takes AF_UNSPEC as AF_INET.
+			return fam == syscall.AF_INET || (fam == syscall.AF_UNSPEC && m.Name.Len() >= 16)
+		}
+		// udpv6_sendmsg: AF_INET goes the IPv4 way, AF_UNSPEC is no name.
+		return fam == syscall.AF_INET6 || fam == syscall.AF_INET
+	}
+	return true
 }
 
 // decideSend applies the policy to a message's destination, where the
-// kernel would use it: datagram-style sockets, and TCP fast open.
+// kernel would use it.
 func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.Errno {
-	if !m.HasName || m.Name.Malformed() {
+	if !sendDestination(c, m, flags) {
 		return 0
 	}
-	if c.info.Type == syscall.SOCK_STREAM && flags&unix.MSG_FASTOPEN == 0 {
-		return 0 // ignored by TCP, refused by UNIX stream: no destination
+	if c.info.Domain == syscall.AF_UNIX {
+		if d := m.Name.Bytes(); len(d) > 2 && d[2] != 0 {
+			return 0 // a pathname: decided on the canonical path, when sent (sendOne)
+		}
 	}
-	if m.Decided {
-		return 0
-	}
-	m.Decided = true
 	var d policy.Dest
 	m.Name.DecodeSendName(&d, c.info.Domain)
-	if d.Family == syscall.AF_UNIX && !d.Abstract && sendsToUnixName(c, m) {
-		return 0 // decided on the canonical path, when sent (sendOne)
-	}
 	emulate.ResolveUnspecified(&d, c.dup)
 	return s.decideDest(c, d)
 }
@@ -260,35 +496,156 @@ func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
 	return errno
 }
 
-// answerSend answers a send with its result, writes sendmmsg's per-message
-// lengths back, and raises SIGPIPE in the target where the kernel would.
-func (s *Supervisor) answerSend(c *call, msgs []*emulate.Message, sent, done int, errno syscall.Errno, sigpipe bool) {
-	if sigpipe {
-		if pidfd, err := emulate.OpenThread(int(c.n.Tid)); err == nil {
-			unix.PidfdSendSignal(pidfd, unix.SIGPIPE, nil, pidfdSignalThread)
-			unix.Close(pidfd)
-		}
-	}
-	if int(c.n.Nr) != unix.SYS_SENDMMSG {
-		if errno != 0 && (sent == 0 || c.info.Type != syscall.SOCK_STREAM) {
-			s.answer(c.n.ID, Errno(errno))
-			return
-		}
-		s.answer(c.n.ID, Value(int64(sent)))
+// sendmmsg sends the entries of a sendmmsg in turn, as __sys_sendmmsg
+// does: each is read, checked and decided only when its turn comes (so
+// memory holds one message at a time, and a call the target stopped
+// waiting for sends nothing more), its msg_len is written back at once,
+// and the first failure ends the call (its errno only if nothing was
+// sent). An entry that would block is finished off the loop, with the
+// entries after it.
+func (s *Supervisor) sendmmsg(op *sendOp) {
+	vlen := min(int(uint32(op.c.n.Args[2])), maxMmsgEntries)
+	done, errno, blocked := s.sendEntries(op, 0, vlen, false)
+	if blocked == nil {
+		s.answerSend(op, int64(done), errno)
 		return
 	}
-	if done == 0 && errno != 0 {
-		s.answer(c.n.ID, Errno(errno))
-		return
-	}
-	var msgLen [4]byte
-	for i := 0; i < done; i++ {
-		binary.NativeEndian.PutUint32(msgLen[:], uint32(msgs[i].Sent))
-		addr := c.n.Args[1] + uint64(i)*mmsghdrSize + msghdrLenOffset
-		if err := emulate.WriteMemory(int(c.n.Tid), addr, msgLen[:]); err != nil {
-			s.answer(c.n.ID, Errno(syscall.EFAULT))
+	c := op.c
+	dup := c.dup
+	c.dup = -1 // the held goroutine owns it now
+	ok := s.hold(c.n.ID, func() {
+		hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
+		defer hc.close()
+		hop := *op
+		hop.c = hc
+		errno, gone := s.sendBlocking(&hop, blocked)
+		sent, partial := blocked.Sent, hop.stream() && blocked.Sent < blocked.Len
+		blocked.Close()
+		if gone {
+			s.keepSent(hc, int64(done))
 			return
 		}
+		if errno == 0 {
+			if s.writeMsgLen(hc, done, sent) {
+				done++
+				if !partial {
+					var more int
+					more, errno, _ = s.sendEntries(&hop, done, vlen, true)
+					done += more
+				}
+			} else {
+				errno = syscall.EFAULT
+			}
+		}
+		s.answerSend(&hop, int64(done), errno)
+	})
+	if !ok {
+		blocked.Close()
+		unix.Close(dup)
+		s.answer(c.n.ID, Errno(syscall.EAGAIN))
 	}
-	s.answer(c.n.ID, Value(int64(done)))
+}
+
+// sendEntries sends entries from..vlen-1 and returns how many were sent
+// and the errno that stopped them. Off the loop (held) each entry may
+// block; on the loop the first entry that would block is returned, with
+// its message, for the caller to finish off the loop.
+func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done int, errno syscall.Errno, blocked *emulate.Message) {
+	c := op.c
+	tid := int(c.n.Tid)
+	for i := from; i < vlen; i++ {
+		addr := c.n.Args[1] + uint64(i)*emulate.MmsghdrSize
+		m, errno, err := s.copier.ReadMsghdr(tid, addr, op.flags, op.stream())
+		m, errno, ok := s.checkRead(c, m, errno, err)
+		if !ok {
+			return done, 0, nil // nobody waits: the answer goes nowhere
+		}
+		if errno == 0 {
+			errno = s.prepareMessage(op, m)
+		}
+		if errno != 0 {
+			if m != nil {
+				m.Close()
+			}
+			return done, errno, nil
+		}
+		var wouldBlock bool
+		if held {
+			var gone bool
+			errno, gone = s.sendBlocking(op, m)
+			if gone {
+				m.Close()
+				return done, 0, nil
+			}
+		} else {
+			errno, wouldBlock = s.sendNow(op, m)
+		}
+		if wouldBlock {
+			return done, 0, m
+		}
+		sent, partial := m.Sent, op.stream() && m.Sent < m.Len
+		m.Close()
+		if errno != 0 {
+			return done, errno, nil
+		}
+		if !s.writeMsgLen(c, i, sent) {
+			// Natively the entry was sent but not counted.
+			return done, syscall.EFAULT, nil
+		}
+		done++
+		if partial {
+			return done, 0, nil
+		}
+	}
+	return done, 0, nil
+}
+
+// writeMsgLen writes entry i's msg_len back, as the kernel does right
+// after sending it.
+func (s *Supervisor) writeMsgLen(c *call, i, sent int) bool {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], uint32(sent))
+	addr := c.n.Args[1] + uint64(i)*emulate.MmsghdrSize + emulate.MsgLenOffset
+	return emulate.WriteMemory(int(c.n.Tid), addr, b[:]) == nil
+}
+
+// answerSend answers a send with the count sent, or errno when nothing
+// was, and raises SIGPIPE where the kernel would: on a stream socket whose
+// send failed with EPIPE without MSG_NOSIGNAL. A target that handles
+// SIGPIPE gets its answer first (a signal during the trapped wait would
+// turn EPIPE into EINTR); otherwise the signal comes first, so a target
+// it kills runs no further, as natively.
+func (s *Supervisor) answerSend(op *sendOp, sent int64, errno syscall.Errno) {
+	c := op.c
+	resp := Value(sent)
+	if errno != 0 && (sent == 0 || !op.stream()) {
+		resp = Errno(errno)
+	}
+	if !(errno == syscall.EPIPE && sent == 0 && op.stream() && op.flags&unix.MSG_NOSIGNAL == 0) {
+		s.answer(c.n.ID, resp)
+		return
+	}
+	sender, err := op.readSender()
+	if err == nil && sender.Catches(unix.SIGPIPE) {
+		s.answer(c.n.ID, resp)
+		s.raise(c, unix.SIGPIPE)
+		return
+	}
+	s.raise(c, unix.SIGPIPE)
+	s.answer(c.n.ID, resp)
+}
+
+// raise sends sig to the target thread, as the kernel's send_sig does.
+func (s *Supervisor) raise(c *call, sig unix.Signal) {
+	if pidfd, err := emulate.OpenThread(int(c.n.Tid)); err == nil {
+		unix.PidfdSendSignal(pidfd, sig, nil, pidfdSignalThread)
+		unix.Close(pidfd)
+	}
+}
+
+// keepSent remembers what an interrupted send sent, for its restart.
+func (s *Supervisor) keepSent(c *call, sent int64) {
+	if sent > 0 {
+		s.repeats.putSent(c, sent)
+	}
 }

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,12 @@ type Supervisor struct {
 	waiter *connectWaiter
 	// deputy makes UNIX connects and sends with the target's identity.
 	deputy *emulate.Deputy
+	// copier copies sends out of targets; nil when its guard page could
+	// not be mapped (sends then fail closed).
+	copier *emulate.Copier
+	// claimsAnyPid: the supervisor may send SCM_CREDENTIALS with another
+	// process's pid (CAP_SYS_ADMIN), so a target's own pid goes as is.
+	claimsAnyPid bool
 }
 
 // Event is one decision, as the decision log and the Go API see it.
@@ -82,6 +89,14 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 	}
 	s.repeats.init()
 	s.policy.Store(p)
+	if cp, err := emulate.NewCopier(); err == nil {
+		s.copier = cp
+	} else {
+		log.Error("sends with a destination will fail closed", zap.Error(err))
+	}
+	if self, err := emulate.ReadSender(os.Getpid()); err == nil {
+		s.claimsAnyPid = self.Has(unix.CAP_SYS_ADMIN)
+	}
 	if t, err := emulate.NewTarpits(); err == nil {
 		s.tarpits = t
 	} else {
@@ -148,6 +163,9 @@ func (s *Supervisor) stop() {
 			s.tarpits.Close()
 		}
 		s.deputy.Close()
+		if s.copier != nil {
+			s.copier.Close()
+		}
 		// Closing the listener makes any call still trapped fail with
 		// ENOSYS: fail closed, never open.
 		unix.Close(s.listener)
