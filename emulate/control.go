@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -127,23 +128,25 @@ type cmsg struct {
 }
 
 // walkControl calls fn for each control message in the order of the
-// kernel's for_each_cmsghdr, and for a malformed one (CMSG_OK) last.
-func walkControl(ctl []byte, fn func(cm *cmsg) syscall.Errno) syscall.Errno {
+// kernel's for_each_cmsghdr, and for a malformed one (CMSG_OK) last. end is
+// where the kernel would look for the next header: bytes from there on are
+// too few for one and ignored.
+func walkControl(ctl []byte, fn func(cm *cmsg) syscall.Errno) (errno syscall.Errno, end int) {
 	le := binary.NativeEndian
-	for off := 0; off+cmsghdrSize <= len(ctl); {
+	off := 0
+	for ; off+cmsghdrSize <= len(ctl); off += int((le.Uint64(ctl[off:]) + 7) &^ 7) { // CMSG_NXTHDR
 		clen := le.Uint64(ctl[off:])
 		cm := &cmsg{level: int32(le.Uint32(ctl[off+8:])), typ: int32(le.Uint32(ctl[off+12:]))}
 		if clen < cmsghdrSize || clen > uint64(len(ctl)-off) {
 			cm.malformed = true
-			return fn(cm)
+			return fn(cm), off
 		}
 		cm.data = ctl[off+cmsghdrSize : off+int(clen)]
 		if e := fn(cm); e != 0 {
-			return e
+			return e, off
 		}
-		off += int((clen + 7) &^ 7) // CMSG_NXTHDR
 	}
-	return 0
+	return 0, min(off, len(ctl))
 }
 
 // Control is what the control messages of a send ask of the supervisor.
@@ -222,7 +225,7 @@ func (m *Message) PrepareSCM(pidfd int, rightsAllowed bool, check CredsChecker) 
 	le := binary.NativeEndian
 	count := 0
 	var failure error
-	errno := walkControl(m.control, func(cm *cmsg) syscall.Errno {
+	errno, _ := walkControl(m.control, func(cm *cmsg) syscall.Errno {
 		if cm.malformed {
 			return syscall.EINVAL
 		}
@@ -266,6 +269,7 @@ func (m *Message) PrepareSCM(pidfd int, rightsAllowed bool, check CredsChecker) 
 			if e := check(pid, uid, gid); e != 0 {
 				return e
 			}
+			m.hasCreds = true
 		default:
 			return syscall.EINVAL
 		}
@@ -289,6 +293,42 @@ func (m *Message) RewriteCredsPid(from, to uint32) {
 		}
 		return 0
 	})
+}
+
+// AddCreds gives a UNIX send without SCM_CREDENTIALS of its own the
+// target's, as the kernel gives a receiver with SO_PASSCRED the sender's
+// (scm_send: tgid, real uid and gid); sent by the supervisor it would
+// otherwise carry the supervisor's pid. The message goes where the kernel
+// would look for the next header.
+func (m *Message) AddCreds(pid, uid, gid uint32) {
+	if m.hasCreds || m.ctlBad {
+		return
+	}
+	_, end := walkControl(m.control, func(*cmsg) syscall.Errno { return 0 })
+	b := make([]byte, end, end+unix.CmsgSpace(unix.SizeofUcred))
+	copy(b, m.control)
+	b = append(b, unix.UnixCredentials(&unix.Ucred{Pid: int32(pid), Uid: uid, Gid: gid})...)
+	m.control, m.hasCreds = b, true
+}
+
+// ThreadCreds returns the thread group id and the real uid and gid of the
+// thread behind pidfd, in one ioctl (PIDFD_GET_INFO, Linux 6.13).
+func ThreadCreds(pidfd int) (tgid, uid, gid uint32, err error) {
+	const (
+		pidfdGetInfo  = 0xC040FF0B // _IOWR(PIDFS_IOCTL_MAGIC, 11, 64 bytes: PIDFD_INFO_SIZE_VER0)
+		pidfdInfoPid  = 1 << 0
+		pidfdInfoCred = 1 << 1
+	)
+	var info [64]byte
+	le := binary.NativeEndian
+	le.PutUint64(info[0:], pidfdInfoPid|pidfdInfoCred)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(pidfd), pidfdGetInfo, uintptr(unsafe.Pointer(&info[0]))); e != 0 {
+		return 0, 0, 0, fmt.Errorf("PIDFD_GET_INFO: %w", e)
+	}
+	if le.Uint64(info[0:])&(pidfdInfoPid|pidfdInfoCred) != pidfdInfoPid|pidfdInfoCred {
+		return 0, 0, 0, fmt.Errorf("PIDFD_GET_INFO: no pid or credentials")
+	}
+	return le.Uint32(info[20:]), le.Uint32(info[28:]), le.Uint32(info[32:]), nil
 }
 
 // HasControl reports whether the send carries control messages the

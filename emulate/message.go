@@ -122,16 +122,17 @@ type Message struct {
 	// message, so a retry to the same socket is not decided twice.
 	DecidedPath string
 
-	segs    []segment    // the target's data, for further steps of a blocking send
-	iov     []unix.Iovec // the copy as the kernel will read it
-	data    []byte
-	control []byte // translated control messages; nil with a control fault
-	ctlLen  int
-	ctlBad  bool // the target's control buffer faults: the kernel's copy will too
-	mapped  bool // data is its own mapping (MSG_ZEROCOPY)
-	faulted bool // part of the target's data could not be read
-	dupFDs  []int
-	sendto  bool
+	segs     []segment    // the target's data, for further steps of a blocking send
+	iov      []unix.Iovec // the copy as the kernel will read it
+	data     []byte
+	control  []byte // translated control messages; nil with a control fault
+	ctlLen   int
+	ctlBad   bool // the target's control buffer faults: the kernel's copy will too
+	mapped   bool // data is its own mapping (MSG_ZEROCOPY)
+	faulted  bool // part of the target's data could not be read
+	hasCreds bool // the control messages carry SCM_CREDENTIALS
+	dupFDs   []int
+	sendto   bool
 }
 
 // Close releases the descriptors that ride in SCM_RIGHTS and the data.

@@ -211,6 +211,13 @@ func (s *Supervisor) prepareMessage(op *sendOp, m *emulate.Message) syscall.Errn
 			return errno
 		}
 	}
+	if op.c.info.Domain == syscall.AF_UNIX && s.claimsAnyPid {
+		// A receiver with SO_PASSCRED must see the target, not the
+		// supervisor, as the sender.
+		if tgid, uid, gid, err := emulate.ThreadCreds(op.pidfd); err == nil {
+			m.AddCreds(tgid, uid, gid)
+		}
+	}
 	errno := s.decideSend(op.c, m, op.flags)
 	if errno != 0 && m.Faulted() && !op.stream() {
 		// Nothing is sent either way; the program sees the fault its

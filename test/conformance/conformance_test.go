@@ -62,6 +62,8 @@ var knownDifferences = map[string]string{
 	"unix_stream_peercred_names_the_connecting_process": "the kernel records the pid of the process that calls connect, and connvisor connects for the program: " +
 		"SO_PEERCRED's pid is the supervisor's (uid and gid are the program's); allow-all policies and --mode continue keep it",
 	"unix_stream_as_nobody_succeeds_peer_sees_nobody": "as unix_stream_peercred_names_the_connecting_process: SO_PEERCRED's pid is the supervisor's",
+	"send_stream_epipe_handler": "a signal during the trapped wait would turn EPIPE into EINTR, so SIGPIPE is raised right after the answer " +
+		"to a program that handles it: its handler runs once, but may run just after the call returned",
 }
 
 // A variant is one build of the case program.
