@@ -269,7 +269,7 @@ func (m *Message) PrepareSCM(pidfd int, rightsAllowed bool, check CredsChecker) 
 			if e := check(pid, uid, gid); e != 0 {
 				return e
 			}
-			m.hasCreds = true
+			m.creds = &unix.Ucred{Pid: int32(pid), Uid: uid, Gid: gid}
 		default:
 			return syscall.EINVAL
 		}
@@ -293,6 +293,9 @@ func (m *Message) RewriteCredsPid(from, to uint32) {
 		}
 		return 0
 	})
+	if m.creds != nil && uint32(m.creds.Pid) == from {
+		m.creds.Pid = int32(to)
+	}
 }
 
 // AddCreds gives a UNIX send without SCM_CREDENTIALS of its own the
@@ -301,14 +304,14 @@ func (m *Message) RewriteCredsPid(from, to uint32) {
 // otherwise carry the supervisor's pid. The message goes where the kernel
 // would look for the next header.
 func (m *Message) AddCreds(pid, uid, gid uint32) {
-	if m.hasCreds || m.ctlBad {
+	if m.creds != nil || m.ctlBad {
 		return
 	}
 	_, end := walkControl(m.control, func(*cmsg) syscall.Errno { return 0 })
+	m.creds = &unix.Ucred{Pid: int32(pid), Uid: uid, Gid: gid}
 	b := make([]byte, end, end+unix.CmsgSpace(unix.SizeofUcred))
 	copy(b, m.control)
-	b = append(b, unix.UnixCredentials(&unix.Ucred{Pid: int32(pid), Uid: uid, Gid: gid})...)
-	m.control, m.hasCreds = b, true
+	m.control = append(b, unix.UnixCredentials(m.creds)...)
 }
 
 // ThreadCreds returns the thread group id and the real uid and gid of the

@@ -122,17 +122,17 @@ type Message struct {
 	// message, so a retry to the same socket is not decided twice.
 	DecidedPath string
 
-	segs     []segment    // the target's data, for further steps of a blocking send
-	iov      []unix.Iovec // the copy as the kernel will read it
-	data     []byte
-	control  []byte // translated control messages; nil with a control fault
-	ctlLen   int
-	ctlBad   bool // the target's control buffer faults: the kernel's copy will too
-	mapped   bool // data is its own mapping (MSG_ZEROCOPY)
-	faulted  bool // part of the target's data could not be read
-	hasCreds bool // the control messages carry SCM_CREDENTIALS
-	dupFDs   []int
-	sendto   bool
+	segs    []segment    // the target's data, for further steps of a blocking send
+	iov     []unix.Iovec // the copy as the kernel will read it
+	data    []byte
+	control []byte // translated control messages; nil with a control fault
+	ctlLen  int
+	ctlBad  bool        // the target's control buffer faults: the kernel's copy will too
+	mapped  bool        // data is its own mapping (MSG_ZEROCOPY)
+	faulted bool        // part of the target's data could not be read
+	creds   *unix.Ucred // the SCM_CREDENTIALS the message carries
+	dupFDs  []int
+	sendto  bool
 }
 
 // Close releases the descriptors that ride in SCM_RIGHTS and the data.
@@ -141,10 +141,7 @@ func (m *Message) Close() {
 		unix.Close(fd)
 	}
 	m.dupFDs = nil
-	if m.mapped && m.data != nil {
-		unix.Munmap(m.data)
-	}
-	m.data, m.iov = nil, nil
+	m.Drop()
 }
 
 // Faulted reports whether part of the data could not be read: the kernel
@@ -312,10 +309,7 @@ func (c *Copier) copyData(tid int, m *Message, flags int, stream bool) error {
 // fill copies want bytes of m's data, starting at offset from, and lays
 // out m.iov for them followed by the guard for the rest.
 func (c *Copier) fill(tid int, m *Message, from, want int, flags int) error {
-	if m.mapped && m.data != nil {
-		unix.Munmap(m.data)
-	}
-	m.data, m.mapped = nil, false
+	m.Drop()
 	if want > 0 {
 		if flags&unix.MSG_ZEROCOPY != 0 {
 			// The kernel may go on reading pinned pages after the call:
@@ -391,11 +385,33 @@ func readPartial(tid int, addr uint64, buf []byte) (int, error) {
 	return 0, fmt.Errorf("read %d bytes at %#x in tid %d: %w", len(buf), addr, tid, err)
 }
 
-// ReadAt copies the next step of a stream send that has already sent
-// m.Sent bytes: the control messages went with the first step.
-func (c *Copier) ReadAt(tid int, m *Message, flags int) error {
-	m.control, m.ctlLen, m.ctlBad = nil, 0, false
+// Refill copies the message's data again for another attempt at a send
+// that would block. A stream send goes on from what it has sent (the
+// control messages went with the first part); a datagram is sent whole
+// or not at all. Data is read again each time, as the kernel reads it when
+// it finally sends, and dropped after each attempt (Drop), so a held send
+// holds no copy while it waits.
+func (c *Copier) Refill(tid int, m *Message, flags int, stream bool) error {
+	if !stream {
+		return c.fill(tid, m, 0, min(m.Len, datagramCopyLimit), flags)
+	}
+	if m.Sent > 0 {
+		// Descriptors went with the first part; credentials go with
+		// every part (unix_stream_sendmsg gives each skb the call's).
+		m.control, m.ctlLen, m.ctlBad = nil, 0, false
+		if m.creds != nil {
+			m.control = unix.UnixCredentials(m.creds)
+		}
+	}
 	return c.fill(tid, m, m.Sent, min(m.Remaining(), streamCopyLimit), flags)
+}
+
+// Drop releases the copied data (not the descriptors of SCM_RIGHTS).
+func (m *Message) Drop() {
+	if m.mapped && m.data != nil {
+		unix.Munmap(m.data)
+	}
+	m.data, m.iov, m.mapped = nil, nil, false
 }
 
 // Send performs the send on fd, a duplicate of the target's socket, with

@@ -334,6 +334,7 @@ func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall
 	}
 	flags := op.flags&^unix.MSG_FASTOPEN | unix.MSG_DONTWAIT
 	fds := []unix.PollFd{{Fd: int32(c.dup), Events: unix.POLLOUT}}
+	m.Drop() // read again for each attempt: nothing is held while waiting
 	for {
 		wait := pollValidEvery
 		if !deadline.IsZero() {
@@ -351,20 +352,16 @@ func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall
 		if !stillValid(s.listener, c.n.ID) {
 			return 0, true
 		}
-		if op.stream() && m.Sent > 0 {
-			if err := s.copier.ReadAt(int(c.n.Tid), m, flags); err != nil {
-				if errors.Is(err, emulate.ErrTargetGone) {
-					return 0, true
-				}
-				s.log.Error("read message from target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
-				return syscall.EPERM, false
-			}
-			if !stillValid(s.listener, c.n.ID) {
-				return 0, true
-			}
+		if fds[0].Revents == 0 && !deadline.IsZero() && time.Until(deadline) <= 0 {
+			continue // the deadline is answered at the top
 		}
-		n, errno := s.sendOne(c, m, flags)
+		n, errno, err := s.sendStep(op, m, flags)
 		switch {
+		case errors.Is(err, emulate.ErrTargetGone):
+			return 0, true
+		case err != nil:
+			s.log.Error("read message from target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+			return syscall.EPERM, false
 		case errno == syscall.EAGAIN:
 			continue
 		case errno != 0:
@@ -378,6 +375,24 @@ func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall
 			return 0, false
 		}
 	}
+}
+
+// sendStep copies the next part of a held send, checks the target still
+// waits, sends, and drops the copy. At most copySlots steps hold a copy at
+// once, however many sends are held.
+func (s *Supervisor) sendStep(op *sendOp, m *emulate.Message, flags int) (int, syscall.Errno, error) {
+	c := op.c
+	s.copySlots <- struct{}{}
+	defer func() { <-s.copySlots }()
+	defer m.Drop()
+	if err := s.copier.Refill(int(c.n.Tid), m, flags, op.stream()); err != nil {
+		return 0, 0, err
+	}
+	if !stillValid(s.listener, c.n.ID) {
+		return 0, 0, emulate.ErrTargetGone
+	}
+	n, errno := s.sendOne(c, m, flags)
+	return n, errno, nil
 }
 
 // sendOne sends m on the duplicate. A datagram to a named UNIX socket is

@@ -21,6 +21,10 @@ import (
 // blocks in the kernel, an OS thread; past the bound new ones fail closed.
 const maxHeldCalls = 8192
 
+// maxCopySteps bounds the steps of held sends that copy at once: 16 × the
+// 4 MiB a stream step copies at most.
+const maxCopySteps = 16
+
 // Supervisor answers the notifications of one listener.
 type Supervisor struct {
 	listener int
@@ -33,6 +37,9 @@ type Supervisor struct {
 	treeGone chan struct{} // closed when the listener hangs up
 	held     sync.WaitGroup
 	heldSem  chan struct{}
+	// copySlots bounds the held sends that hold a copy of their data at
+	// once (each at most a few MiB, for one step).
+	copySlots chan struct{}
 
 	pidfds  map[uint32]int // loop goroutine only
 	repeats repeatTable
@@ -76,16 +83,17 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 		log = zap.NewNop()
 	}
 	s := &Supervisor{
-		listener: listener,
-		log:      log,
-		opts:     opts,
-		loopDone: make(chan struct{}),
-		treeGone: make(chan struct{}),
-		heldSem:  make(chan struct{}, maxHeldCalls),
-		pidfds:   make(map[uint32]int),
-		arch:     nativeAuditArch(),
-		stats:    newStats(),
-		deputy:   deputy,
+		listener:  listener,
+		log:       log,
+		opts:      opts,
+		loopDone:  make(chan struct{}),
+		treeGone:  make(chan struct{}),
+		heldSem:   make(chan struct{}, maxHeldCalls),
+		copySlots: make(chan struct{}, maxCopySteps),
+		pidfds:    make(map[uint32]int),
+		arch:      nativeAuditArch(),
+		stats:     newStats(),
+		deputy:    deputy,
 	}
 	s.repeats.init()
 	s.policy.Store(p)
