@@ -35,6 +35,33 @@ import (
 //     (tcp_rcv_synsent_state_process); from then on the timer is clamped to
 //     what remains of TCP_USER_TIMEOUT (tcp_clamp_rto_to_user_timeout), and
 //     an expired user timeout fails the connect with ETIMEDOUT.
+//
+// Without CAP_NET_RAW and CAP_NET_ADMIN (the supervisor runs as the same
+// user as the program) there are no raw or packet sockets and no
+// SIOCGSKNS, and classic socket filters may be refused too (EPERM from
+// the BPF JIT's limit on unprivileged programs). What the kernel still
+// lets an ordinary user do, measured on Linux 6.18 as user nobody:
+//   - A listener whose accept queue is full (listen backlog 0 plus one
+//     connection never accepted) drops SYNs without answering
+//     (tcp_conn_request, LISTENOVERFLOWS): the same SYN_SENT as the
+//     filtered listener, so a blackhole is exact.
+//   - A nonblocking connect to a loopback port that nobody listens on
+//     returns EINPROGRESS; the reset arrives while the socket is still
+//     locked, is processed at release_sock, and SO_ERROR then says
+//     ECONNREFUSED (about 2 µs later): an immediate refusal is exact.
+//   - Closing a held connect's private full listener makes the next SYN
+//     retransmission meet a closed port: a delayed refusal arrives with
+//     that retransmission (1 s, 2 s, 3 s... after the connect: Linux 6.5+
+//     retransmits the first tcp_syn_linear_timeouts=4 SYNs a second apart).
+//   - TCP_USER_TIMEOUT ends the connect with ETIMEDOUT, exactly at its
+//     deadline once the first retransmission (1 s) has happened, and at
+//     that retransmission for a shorter deadline (no kick without raw TCP).
+//   - shutdown(SHUT_RDWR) gives ECONNRESET at any moment, as above.
+//   - ENETUNREACH, EHOSTUNREACH and the other ICMP errnos need an ICMP
+//     message: without a raw socket they can only be returned by connect
+//     itself (as natively when there is no route).
+// SO_NETNS_COOKIE (5.14) tells whether the program's socket lives in the
+// supervisor's network namespace, where the unprivileged tarpit is.
 
 // ErrNotAsync is returned by HeldConnect.Fail for an errno that no network
 // event delivers to a connect in progress; the caller answers it
@@ -76,9 +103,15 @@ var icmp6Errnos = map[syscall.Errno]icmpCode{
 	unix.EPROTO:       {4, 0},
 }
 
-// FailsAsync reports whether Fail can deliver errno to a connect held on a
-// socket of this family (AF_INET, or AF_INET6 with mappedV4 for an IPv6
-// socket connecting to an IPv4-mapped address, which runs IPv4 underneath).
+// ErrOtherNetns is returned by Hold when the socket lives in another
+// network namespace than the supervisor's and the supervisor lacks the
+// privileges to enter it.
+var ErrOtherNetns = errors.New("the socket lives in another network namespace, which only a privileged supervisor can enter")
+
+// FailsAsync reports whether a privileged tarpit (see Tarpits.Privileged)
+// can deliver errno to a connect held on a socket of this family (AF_INET,
+// or AF_INET6 with mappedV4 for an IPv6 socket connecting to an
+// IPv4-mapped address, which runs IPv4 underneath).
 func FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
 	switch errno {
 	case unix.ETIMEDOUT, unix.ECONNRESET:
@@ -92,6 +125,59 @@ func FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
 	return ok
 }
 
+// FailsAsync reports whether Fail can deliver errno to a connect held by
+// these tarpits: every errno FailsAsync lists when they are privileged;
+// ECONNREFUSED, ETIMEDOUT and ECONNRESET when they are not.
+func (t *Tarpits) FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
+	if t.raw {
+		return FailsAsync(family, mappedV4, errno)
+	}
+	switch errno {
+	case unix.ECONNREFUSED, unix.ETIMEDOUT, unix.ECONNRESET:
+		return true
+	}
+	return false
+}
+
+// Privileged reports whether the tarpits can speak for the network with
+// raw sockets (CAP_NET_RAW) and enter other network namespaces
+// (CAP_NET_ADMIN, CAP_SYS_ADMIN): every ICMP errno asynchronously, and
+// any delay exactly.
+func (t *Tarpits) Privileged() bool { return t.raw }
+
+// firstRetransmit is when the kernel first retransmits an unanswered SYN
+// (TCP_TIMEOUT_INIT): without a raw socket to re-arm its timer, nothing
+// that waits for a retransmission happens earlier.
+const firstRetransmit = time.Second
+
+// Limits says how a fault on a nonblocking TCP connect held by these
+// tarpits differs from the network failure it stands for, or "" when it
+// does not. errno 0 is a blackhole; wait is its timeout (0: none), or the
+// fault's delay.
+func (t *Tarpits) Limits(errno syscall.Errno, wait time.Duration) string {
+	if t.raw {
+		return ""
+	}
+	switch {
+	case errno == 0 || errno == unix.ETIMEDOUT:
+		if wait > 0 && wait < firstRetransmit {
+			return fmt.Sprintf("ETIMEDOUT arrives after %v, not %v: without CAP_NET_RAW only the kernel's first SYN retransmission can end the connect", firstRetransmit, wait)
+		}
+	case errno == unix.ECONNRESET:
+	case errno == unix.ECONNREFUSED:
+		if wait > 0 {
+			return fmt.Sprintf("the refusal arrives with the first SYN retransmission after %v (the kernel retransmits 1 s, 2 s, 3 s... after the connect), up to a second late: without CAP_NET_RAW nothing else can refuse a connect in progress", wait)
+		}
+	default:
+		msg := fmt.Sprintf("connect itself returns %s on nonblocking TCP sockets, instead of EINPROGRESS then %[1]s through poll and SO_ERROR: without CAP_NET_RAW no ICMP error can be sent", unix.ErrnoName(errno))
+		if wait > 0 {
+			msg += fmt.Sprintf("; the call is held for %v, during which the program's own timeout cannot fire", wait)
+		}
+		return msg
+	}
+	return ""
+}
+
 // Tarpits owns the tarpit listeners, one set per network namespace, shared
 // by every held connect in that namespace. The supervisor creates one and
 // closes it at the end. A tarpit keeps its network namespace alive until
@@ -99,17 +185,41 @@ func FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
 type Tarpits struct {
 	mu     sync.Mutex
 	self   nsKey
+	cookie uint64 // SO_NETNS_COOKIE of the supervisor's namespace; 0: unknown
+	raw    bool   // raw and packet sockets can be made
 	byNS   map[nsKey]*tarpit
 	closed bool
 }
 
-// NewTarpits returns an empty set; tarpits are made on first use.
+// NewTarpits returns an empty set; tarpits are made on first use. Whether
+// they are privileged is probed here, once.
 func NewTarpits() (*Tarpits, error) {
 	self, err := nsKeyOfPath("/proc/thread-self/ns/net")
 	if err != nil {
 		return nil, err
 	}
-	return &Tarpits{self: self, byNS: make(map[nsKey]*tarpit)}, nil
+	t := &Tarpits{self: self, byNS: make(map[nsKey]*tarpit), raw: canRaw()}
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		t.cookie, _ = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		unix.Close(fd)
+	}
+	return t, nil
+}
+
+// canRaw reports whether this process may open raw IP and packet sockets,
+// which the privileged tarpit needs.
+func canRaw() bool {
+	for _, s := range [][3]int{
+		{unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP},
+		{unix.AF_PACKET, unix.SOCK_DGRAM, 0},
+	} {
+		fd, err := unix.Socket(s[0], s[1]|unix.SOCK_CLOEXEC, s[2])
+		if err != nil {
+			return false
+		}
+		unix.Close(fd)
+	}
+	return true
 }
 
 // Close closes every tarpit. Connects still held stay in progress (their
@@ -143,6 +253,10 @@ type HeldConnect struct {
 	userTimeout    int  // the program's TCP_USER_TIMEOUT, restored once done
 	ourTimeout     int  // the value we set
 	touchedTimeout bool // we changed TCP_USER_TIMEOUT
+
+	// private is a full listener of this hold's own, closed to refuse
+	// the connect at its next SYN retransmission (unprivileged tarpits).
+	private *fullListener
 }
 
 // Hold connects dup, a duplicate of the program's nonblocking TCP socket,
@@ -157,6 +271,44 @@ type HeldConnect struct {
 // real destination would pick, unless the program had bound the socket
 // (after ECONNRESET, tcp_disconnect clears an address it had not bound).
 func (t *Tarpits) Hold(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
+	return t.hold(dup, family, mappedV4, false)
+}
+
+// HoldRefusable is Hold for a connect that Fail will refuse
+// (ECONNREFUSED) after a delay. Unprivileged tarpits hold it on a
+// listener of its own, closed at Fail, so that the next SYN
+// retransmission is refused.
+func (t *Tarpits) HoldRefusable(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
+	return t.hold(dup, family, mappedV4, !t.raw)
+}
+
+// Refuse starts the connect of dup, a duplicate of the program's
+// nonblocking TCP socket, toward a loopback port of the supervisor's that
+// nobody listens on: the connect returns EINPROGRESS and the kernel's own
+// reset fails it at once, so poll and SO_ERROR show ECONNREFUSED as for a
+// real refusal. It needs no privileges. The caller answers EINPROGRESS.
+func (t *Tarpits) Refuse(dup int, family int, mappedV4 bool) error {
+	if err := checkHoldable(dup, family, mappedV4); err != nil {
+		return err
+	}
+	tp, err := t.tarpitFor(dup)
+	if err != nil {
+		return err
+	}
+	fam, _, err := tp.prepare(family == unix.AF_INET || mappedV4)
+	if err != nil {
+		return err
+	}
+	if err := unix.Connect(dup, fam.sockaddr(fam.closedPort, family == unix.AF_INET6)); err != unix.EINPROGRESS {
+		if err == nil {
+			return errors.New("connect to a closed port completed")
+		}
+		return fmt.Errorf("connect to a closed port: %w", err)
+	}
+	return nil
+}
+
+func (t *Tarpits) hold(dup int, family int, mappedV4 bool, private bool) (*HeldConnect, error) {
 	if err := checkHoldable(dup, family, mappedV4); err != nil {
 		return nil, err
 	}
@@ -174,10 +326,20 @@ func (t *Tarpits) Hold(dup int, family int, mappedV4 bool) (*HeldConnect, error)
 		h.closeCapture()
 		return nil, fmt.Errorf("getsockopt TCP_USER_TIMEOUT: %w", err)
 	}
-	sa := fam.connectAddr(family == unix.AF_INET6)
+	port := fam.port
+	if private {
+		// Made in the supervisor's namespace: unprivileged tarpits
+		// exist only there (tarpitFor checked the socket lives there).
+		if h.private, err = newFullListener(v4); err != nil {
+			return nil, err
+		}
+		port = h.private.port
+	}
+	sa := fam.sockaddr(port, family == unix.AF_INET6)
 	h.sentAt = time.Now()
 	if err := unix.Connect(dup, sa); err != unix.EINPROGRESS {
 		h.closeCapture()
+		h.private.close()
 		if err == nil {
 			// Cannot happen toward a listener that drops SYNs.
 			return nil, errors.New("connect to the tarpit completed")
@@ -237,6 +399,9 @@ func checkHoldable(dup int, family int, mappedV4 bool) error {
 func (h *HeldConnect) Fail(errno syscall.Errno) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.private != nil && errno == unix.ECONNREFUSED {
+		return h.refuseAtRetransmit()
+	}
 	if !FailsAsync(unix.AF_INET6, h.v4, errno) {
 		return fmt.Errorf("%w: %v", ErrNotAsync, errno)
 	}
@@ -277,9 +442,32 @@ func (h *HeldConnect) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closeCapture()
+	h.private.close()
+	h.private = nil
 	if h.touchedTimeout {
 		h.restoreTimeout()
 	}
+}
+
+// refuseAtRetransmit closes the hold's private listener, so that the next
+// SYN retransmission meets a closed port and the kernel's reset refuses
+// the connect, and waits for it.
+func (h *HeldConnect) refuseAtRetransmit() error {
+	if st, err := tcpState(h.dup); err != nil {
+		return err
+	} else if st != tcpSynSent {
+		return ErrNotInProgress
+	}
+	h.private.close()
+	h.private = nil
+	wait := firstRetransmit
+	if info, err := unix.GetsockoptTCPInfo(h.dup, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+		wait = time.Duration(info.Rto) * time.Microsecond
+	}
+	if err := waitClosed(h.dup, wait+firstRetransmit/2); err != nil {
+		return fmt.Errorf("wait for the refusal at the next SYN retransmission: %w", err)
+	}
+	return nil
 }
 
 // reset: tcp_disconnect in SYN_SENT sets ECONNRESET and sends nothing.
@@ -324,8 +512,9 @@ func (h *HeldConnect) timeoutAt(deadline time.Time) error {
 	if err != nil {
 		return fmt.Errorf("getsockopt TCP_INFO: %w", err)
 	}
-	if info.Retransmits > 0 {
-		// The timer is clamped to the user timeout at its next firing.
+	if info.Retransmits > 0 || h.fam.tcp < 0 {
+		// The timer is clamped to the user timeout at its next firing
+		// (without a raw socket to kick it, the first one is at 1 s).
 		return nil
 	}
 	// Before the first retransmission the timer waits a whole initial

@@ -36,6 +36,7 @@ func nsKeyOfFD(fd int) (nsKey, error) {
 type tarpit struct {
 	nsfd int  // the namespace, for setns; -1 when it is the supervisor's
 	same bool // the supervisor's own namespace: no setns needed
+	raw  bool // privileged: raw sockets and a SYN capture
 
 	mu     sync.Mutex
 	fams   [2]*tarpitFamily // IPv4, IPv6; made on first use
@@ -50,8 +51,15 @@ type tarpitFamily struct {
 	port    uint16
 	ifindex int // loopback's
 	listen  int
-	icmp    int // raw ICMP or ICMPv6 socket bound to addr
-	tcp     int // raw TCP socket bound to addr
+	filler  int // a connection that keeps listen's queue full; -1 with a drop filter
+	icmp    int // raw ICMP or ICMPv6 socket bound to addr; -1 unprivileged
+	tcp     int // raw TCP socket bound to addr; -1 unprivileged
+
+	// closedPort is a port bound on addr where nobody listens: a SYN to
+	// it is answered with a reset. closed keeps it bound for the
+	// family's life, so nobody else can take it.
+	closed     int
+	closedPort uint16
 
 	// capture sees every SYN sent to the tarpit. It stays open for the
 	// family's life: binding and closing a packet socket each wait for an
@@ -76,6 +84,10 @@ const maxStash = 4096
 func (t *Tarpits) tarpitFor(dup int) (*tarpit, error) {
 	// SIOCGSKNS (4.9): an fd for the socket's own network namespace.
 	nsfd, err := unix.IoctlRetInt(dup, unix.SIOCGSKNS)
+	if err == unix.EPERM {
+		// Unprivileged: only the supervisor's own namespace is usable.
+		return t.ownTarpit(dup)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ioctl SIOCGSKNS: %w", err)
 	}
@@ -94,12 +106,33 @@ func (t *Tarpits) tarpitFor(dup int) (*tarpit, error) {
 		unix.Close(nsfd)
 		return tp, nil
 	}
-	tp := &tarpit{nsfd: nsfd, same: key == t.self}
+	tp := &tarpit{nsfd: nsfd, same: key == t.self, raw: t.raw}
 	if tp.same {
 		unix.Close(nsfd)
 		tp.nsfd = -1
 	}
 	t.byNS[key] = tp
+	return tp, nil
+}
+
+// ownTarpit returns the tarpit of the supervisor's network namespace when
+// dup's socket lives there (same SO_NETNS_COOKIE), ErrOtherNetns when it
+// does not or cannot be told.
+func (t *Tarpits) ownTarpit(dup int) (*tarpit, error) {
+	c, err := unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil || t.cookie == 0 || c != t.cookie {
+		return nil, ErrOtherNetns
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errors.New("tarpits closed")
+	}
+	if tp := t.byNS[t.self]; tp != nil {
+		return tp, nil
+	}
+	tp := &tarpit{nsfd: -1, same: true, raw: t.raw}
+	t.byNS[t.self] = tp
 	return tp, nil
 }
 
@@ -120,7 +153,7 @@ func (tp *tarpit) close() {
 }
 
 func (f *tarpitFamily) close() {
-	for _, fd := range []*int{&f.listen, &f.icmp, &f.tcp, &f.capture} {
+	for _, fd := range []*int{&f.listen, &f.filler, &f.icmp, &f.tcp, &f.capture, &f.closed} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
@@ -162,6 +195,7 @@ func (tp *tarpit) inNetns(fn func() error) error {
 // prepare makes the family's tarpit if needed and opens a capture for the
 // SYNs that will reach it, both in the tarpit's network namespace.
 func (tp *tarpit) prepare(v4 bool) (*tarpitFamily, int, error) {
+	raw := tp.raw
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	if tp.closed {
@@ -177,8 +211,11 @@ func (tp *tarpit) prepare(v4 bool) (*tarpitFamily, int, error) {
 	}
 	err := tp.inNetns(func() error {
 		var err error
-		if f, err = newTarpitFamily(v4); err != nil {
+		if f, err = newTarpitFamily(v4, raw); err != nil {
 			return err
+		}
+		if !raw {
+			return nil
 		}
 		if f.capture, err = f.openCapture(); err != nil {
 			f.close()
@@ -195,8 +232,8 @@ func (tp *tarpit) prepare(v4 bool) (*tarpitFamily, int, error) {
 	return f, f.capture, nil
 }
 
-func newTarpitFamily(v4 bool) (*tarpitFamily, error) {
-	f := &tarpitFamily{v4: v4, listen: -1, icmp: -1, tcp: -1, capture: -1}
+func newTarpitFamily(v4, raw bool) (*tarpitFamily, error) {
+	f := &tarpitFamily{v4: v4, listen: -1, filler: -1, icmp: -1, tcp: -1, capture: -1, closed: -1}
 	domain, icmpProto := unix.AF_INET6, unix.IPPROTO_ICMPV6
 	f.addr = netip.IPv6Loopback()
 	if v4 {
@@ -232,21 +269,41 @@ func newTarpitFamily(v4 bool) (*tarpitFamily, error) {
 	}
 	// Every packet to the listener is dropped before TCP sees it, so SYNs
 	// go unanswered and the RSTs the kernel sends in reply to a kick are
-	// ignored.
-	if err := dropAll(f.listen); err != nil {
-		return fail(fmt.Errorf("tarpit filter: %w", err))
+	// ignored. Where an unprivileged filter is refused, a full accept
+	// queue drops SYNs the same way.
+	if err := dropAll(f.listen); err == nil {
+		if err := bindListen(f.listen, f.sockaddr(0, false), 1); err != nil {
+			return fail(err)
+		}
+		if f.port, err = localPort(f.listen); err != nil {
+			return fail(err)
+		}
+	} else {
+		unix.Close(f.listen)
+		f.listen = -1
+		full, err := newFullListener(v4)
+		if err != nil {
+			return fail(err)
+		}
+		f.listen, f.filler, f.port = full.listen, full.filler, full.port
 	}
-	if err := unix.Bind(f.listen, f.sockaddr(0, false)); err != nil {
-		return fail(fmt.Errorf("bind tarpit to %v: %w", f.addr, err))
+	if f.closed, err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP); err != nil {
+		return fail(fmt.Errorf("closed-port socket: %w", err))
 	}
-	if err := unix.Listen(f.listen, 1); err != nil {
-		return fail(fmt.Errorf("tarpit listen: %w", err))
+	if !v4 {
+		if err := unix.SetsockoptInt(f.closed, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fail(fmt.Errorf("closed-port IPV6_V6ONLY: %w", err))
+		}
 	}
-	sa, err := unix.Getsockname(f.listen)
-	if err != nil {
-		return fail(fmt.Errorf("tarpit getsockname: %w", err))
+	if err := unix.Bind(f.closed, f.sockaddr(0, false)); err != nil {
+		return fail(fmt.Errorf("bind the closed port: %w", err))
 	}
-	f.port = sockAddrOf(sa).port
+	if f.closedPort, err = localPort(f.closed); err != nil {
+		return fail(err)
+	}
+	if !raw {
+		return f, nil
+	}
 
 	// Raw sockets receive a copy of every ICMP or TCP packet of the
 	// namespace; they only send, so they drop whatever they receive.
@@ -263,6 +320,119 @@ func newTarpitFamily(v4 bool) (*tarpitFamily, error) {
 		}
 	}
 	return f, nil
+}
+
+func bindListen(fd int, sa unix.Sockaddr, backlog int) error {
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("bind tarpit: %w", err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		return fmt.Errorf("tarpit listen: %w", err)
+	}
+	return nil
+}
+
+func localPort(fd int) (uint16, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0, fmt.Errorf("tarpit getsockname: %w", err)
+	}
+	return sockAddrOf(sa).port, nil
+}
+
+// fullListener is a loopback listener whose accept queue is full: backlog
+// 0 admits one connection (sk_acceptq_is_full compares with >), filler,
+// which is never accepted; every later SYN is dropped unanswered. It
+// needs no privileges. Closing it makes its port a closed one.
+type fullListener struct {
+	listen, filler int
+	port           uint16
+}
+
+func newFullListener(v4 bool) (*fullListener, error) {
+	domain := unix.AF_INET6
+	var addr unix.Sockaddr = &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}
+	if v4 {
+		domain = unix.AF_INET
+		addr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	}
+	l := &fullListener{listen: -1, filler: -1}
+	fail := func(err error) (*fullListener, error) {
+		l.close()
+		return nil, err
+	}
+	var err error
+	if l.listen, err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_TCP); err != nil {
+		return fail(fmt.Errorf("tarpit socket: %w", err))
+	}
+	if !v4 {
+		if err := unix.SetsockoptInt(l.listen, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fail(fmt.Errorf("tarpit IPV6_V6ONLY: %w", err))
+		}
+	}
+	if err := bindListen(l.listen, addr, 0); err != nil {
+		return fail(err)
+	}
+	if l.port, err = localPort(l.listen); err != nil {
+		return fail(err)
+	}
+	if l.filler, err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_TCP); err != nil {
+		return fail(fmt.Errorf("tarpit filler socket: %w", err))
+	}
+	switch a := addr.(type) {
+	case *unix.SockaddrInet4:
+		a.Port = int(l.port)
+	case *unix.SockaddrInet6:
+		a.Port = int(l.port)
+	}
+	if err := unix.Connect(l.filler, addr); err != nil && err != unix.EINPROGRESS {
+		return fail(fmt.Errorf("fill the tarpit's queue: %w", err))
+	}
+	// The loopback handshake completes within connect, or within a
+	// softirq right after it.
+	if err := waitConnected(l.filler, time.Second); err != nil {
+		return fail(fmt.Errorf("fill the tarpit's queue: %w", err))
+	}
+	return l, nil
+}
+
+// close releases the listener; safe on nil.
+func (l *fullListener) close() {
+	if l == nil {
+		return
+	}
+	for _, fd := range []*int{&l.listen, &l.filler} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// waitConnected waits for a nonblocking connect on fd to be established.
+func waitConnected(fd int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		st, err := tcpState(fd)
+		if err != nil {
+			return err
+		}
+		switch st {
+		case tcpEstablished:
+			return nil
+		case tcpSynSent:
+		default:
+			return fmt.Errorf("TCP state %d", st)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return errors.New("handshake not done")
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll: %w", err)
+		}
+	}
 }
 
 func rawSocket(domain, proto int, f *tarpitFamily) (int, error) {
@@ -301,10 +471,6 @@ func (f *tarpitFamily) sockaddr(port uint16, mapped bool) unix.Sockaddr {
 		return &unix.SockaddrInet4{Port: int(port), Addr: f.addr.As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(port), Addr: f.addr.As16()}
-}
-
-func (f *tarpitFamily) connectAddr(socketIsV6 bool) unix.Sockaddr {
-	return f.sockaddr(f.port, socketIsV6)
 }
 
 // openCapture opens an AF_PACKET socket on loopback that receives the SYNs
@@ -611,8 +777,9 @@ func inetChecksum(sum uint32, b []byte) uint16 {
 
 // TCP states as TCP_INFO reports them.
 const (
-	tcpSynSent = 2
-	tcpClose   = 7
+	tcpEstablished = 1
+	tcpSynSent     = 2
+	tcpClose       = 7
 )
 
 func tcpState(fd int) (uint8, error) {

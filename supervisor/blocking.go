@@ -153,6 +153,15 @@ func (s *Supervisor) inject(c *call, d policy.Decision) {
 	if s.injectAsync(c, d) {
 		return
 	}
+	if d.Blackhole && c.info.NonBlock && c.info.Type == syscall.SOCK_STREAM {
+		// Nothing can hold this connect in progress, and a nonblocking
+		// program's own timeout cannot interrupt a call held here: a
+		// blackhole must never outlive it, so it times out at once.
+		s.log.Warn("cannot hold a nonblocking connect in progress: the blackhole times out at once",
+			zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()))
+		s.finish(c, d, syscall.ETIMEDOUT, false)
+		return
+	}
 	s.finish(c, d, s.faultWait(c, d), false)
 }
 
@@ -165,10 +174,28 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 		return false
 	}
 	mapped := c.dest.Family == syscall.AF_INET6 && c.dest.Addr.Is4In6()
-	if !d.Blackhole && !emulate.FailsAsync(c.info.Domain, mapped, d.Errno) {
+	if !d.Blackhole && !s.tarpits.FailsAsync(c.info.Domain, mapped, d.Errno) {
 		return false
 	}
-	h, err := s.tarpits.Hold(c.dup, c.info.Domain, mapped)
+	refuse := !d.Blackhole && d.Errno == syscall.ECONNREFUSED
+	if refuse && d.Delay == 0 {
+		// The kernel's own reset from a closed loopback port.
+		if err := s.tarpits.Refuse(c.dup, c.info.Domain, mapped); err != nil {
+			s.log.Debug("cannot refuse the connect asynchronously, answering the fault directly", zap.Error(err))
+			return false
+		}
+		s.identifyForLog(c, d)
+		s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
+		c.close()
+		c.delivery = DeliveredAsync
+		s.logDecision(c, d, syscall.EINPROGRESS)
+		return true
+	}
+	hold := s.tarpits.Hold
+	if refuse {
+		hold = s.tarpits.HoldRefusable
+	}
+	h, err := hold(c.dup, c.info.Domain, mapped)
 	if err != nil {
 		s.log.Debug("cannot hold the connect in progress, answering the fault directly", zap.Error(err))
 		return false
@@ -183,6 +210,10 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	}
 	s.identifyForLog(c, d)
 	s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
+	c.delivery = DeliveredAsync
+	if d.Blackhole && d.Timeout == 0 {
+		c.delivery = DeliveredInProgress
+	}
 	s.logDecision(c, d, syscall.EINPROGRESS)
 	if d.Blackhole {
 		// Stays in progress: SYNs to the tarpit go unanswered, until the

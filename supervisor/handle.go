@@ -95,6 +95,33 @@ type call struct {
 	info  emulate.SocketInfo
 	dest  policy.Dest
 	proc  emulate.Process
+	// delivery: how an injected fault reaches the program (0: directly,
+	// as the call's own result).
+	delivery Delivery
+}
+
+// Delivery says how an injected fault reaches the program.
+type Delivery uint8
+
+const (
+	// DeliveredSync: the call itself returns the errno (after the delay).
+	DeliveredSync Delivery = iota
+	// DeliveredAsync: a nonblocking connect returns EINPROGRESS, and the
+	// errno arrives later through poll and SO_ERROR, as from a network.
+	DeliveredAsync
+	// DeliveredInProgress: a blackhole; the nonblocking connect returns
+	// EINPROGRESS and stays in progress until the program gives up.
+	DeliveredInProgress
+)
+
+func (d Delivery) String() string {
+	switch d {
+	case DeliveredAsync:
+		return "so_error"
+	case DeliveredInProgress:
+		return "in_progress"
+	}
+	return "sync"
 }
 
 func (c *call) close() {
@@ -421,6 +448,7 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 		s.onDecision(Event{
 			Time: c.start, Tid: int(c.n.Tid), Pid: c.proc.Pid, Exe: c.proc.Exe,
 			Syscall: syscallName(c.n.Nr), Dest: c.dest, Decision: d, Result: result, Latency: latency,
+			Delivery: c.delivery,
 		})
 	}
 	ce := s.log.Check(logLevel(d.Action), syscallName(c.n.Nr))
@@ -450,7 +478,21 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 	if c.dest.Addr.IsValid() {
 		fields = append(fields, zap.String("addr", c.dest.Addr.String()), zap.Uint16("port", c.dest.Port))
 	}
+	if d.Action == policy.Fail {
+		// errno is what the call returned; these say what was injected
+		// and how the program gets it.
+		fields = append(fields, zap.String("injected", injectedName(d)), zap.Stringer("delivery", c.delivery))
+	}
 	ce.Write(fields...)
+}
+
+// injectedName is the fault a fail decision injects: its errno, or
+// "blackhole".
+func injectedName(d policy.Decision) string {
+	if d.Blackhole {
+		return "blackhole"
+	}
+	return policy.ErrnoName(d.Errno)
 }
 
 // errnoField is the errno the target got, empty for success.

@@ -61,6 +61,9 @@ type Supervisor struct {
 	// claimsAnyPid: the supervisor may send SCM_CREDENTIALS with another
 	// process's pid (CAP_SYS_ADMIN), so a target's own pid goes as is.
 	claimsAnyPid bool
+
+	warnedMu sync.Mutex
+	warned   map[string]bool // fault rules already warned about, by origin and text
 }
 
 // Event is one decision, as the decision log and the Go API see it.
@@ -76,6 +79,10 @@ type Event struct {
 	// nonblocking connect under way).
 	Result  syscall.Errno
 	Latency time.Duration
+	// Delivery says, for an injected fault (Decision.Action is
+	// policy.Fail), how Decision.Errno reaches the program: as Result, or
+	// later through poll and SO_ERROR after EINPROGRESS.
+	Delivery Delivery
 }
 
 func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options, deputy *emulate.Deputy) *Supervisor {
@@ -108,13 +115,54 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 	if t, err := emulate.NewTarpits(); err == nil {
 		s.tarpits = t
 	} else {
-		log.Debug("no tarpits: faults on nonblocking sockets are answered directly", zap.Error(err))
+		log.Warn("no tarpits: faults on nonblocking sockets are answered by connect itself", zap.Error(err))
 	}
+	s.warnLimits(p)
 	return s
 }
 
 // SetPolicy swaps the policy atomically.
-func (s *Supervisor) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+func (s *Supervisor) SetPolicy(p *policy.Policy) {
+	s.policy.Store(p)
+	s.warnLimits(p)
+}
+
+// warnLimits warns, once per rule, about each fault rule of p that this
+// supervisor cannot inject exactly as the network would (without
+// privileges, see emulate's tarpit), naming the rule and what differs.
+func (s *Supervisor) warnLimits(p *policy.Policy) {
+	if s.tarpits != nil && s.tarpits.Privileged() {
+		return
+	}
+	s.warnedMu.Lock()
+	defer s.warnedMu.Unlock()
+	for _, r := range p.Rules() {
+		key := r.Origin() + " " + r.String()
+		if r.Action() != policy.Fail || s.warned[key] {
+			continue
+		}
+		d := r.Decision()
+		errno, wait := d.Errno, d.Delay
+		if d.Blackhole {
+			errno, wait = 0, d.Timeout
+		}
+		var differs string
+		if s.tarpits == nil {
+			differs = "connect itself returns the fault on nonblocking TCP sockets (no tarpit could be made)"
+		} else {
+			differs = s.tarpits.Limits(errno, wait)
+		}
+		if differs == "" {
+			continue
+		}
+		if s.warned == nil {
+			s.warned = make(map[string]bool)
+		}
+		s.warned[key] = true
+		s.log.Warn("fault differs without privileges (CAP_NET_RAW, CAP_NET_ADMIN)",
+			zap.String("rule", r.Origin()), zap.String("fault", r.String()), zap.String("differs", differs))
+	}
+}
 
 // Policy returns the policy in force.
 func (s *Supervisor) Policy() *policy.Policy { return s.policy.Load() }
