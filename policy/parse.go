@@ -653,6 +653,9 @@ func (b *ruleBuilder) inetDest(s string, col int) error {
 	}
 	p, err := parseAddrOrPrefix(addr)
 	if err == nil {
+		if raw, err := netip.ParsePrefix(addr); err == nil && raw.Masked() != raw {
+			b.r.hostBits = append(b.r.hostBits, addr)
+		}
 		b.r.prefixes = append(b.r.prefixes, p)
 		return nil
 	}

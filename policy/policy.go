@@ -198,6 +198,12 @@ func (p *Policy) NeedsUID() bool { return p.needsUID }
 // Seed returns the seed of probability= rules (given or chosen).
 func (p *Policy) Seed() int64 { return p.seed }
 
+// UsesProbability reports whether a rule fires with a probability=, the
+// only thing the seed changes.
+func (p *Policy) UsesProbability() bool {
+	return slices.ContainsFunc(p.rules, (*Rule).HasProbability)
+}
+
 // Rules returns the rules in decision order.
 func (p *Policy) Rules() []*Rule { return slices.Clone(p.rules) }
 

@@ -99,7 +99,15 @@ type Rule struct {
 	isDefault bool
 
 	decision Decision // what firing returns; Rule points back to this rule
+
+	// hostBits are the CIDRs written with host bits set (10.20.3.4/16),
+	// as written: they match the whole network, which Warnings says.
+	hostBits []string
 }
+
+// HasProbability reports whether the rule fires with a probability=, so
+// that a run is replayed with its seed.
+func (r *Rule) HasProbability() bool { return r.probSet }
 
 // Action returns what the rule does when it matches and fires.
 func (r *Rule) Action() Action { return r.action }

@@ -16,6 +16,13 @@ import (
 func (p *Policy) Warnings() []string {
 	p.warnOnce.Do(func() {
 		w := slices.Clone(p.loadWarnings)
+		for _, r := range p.rules {
+			for _, cidr := range r.hostBits {
+				pfx, _ := netip.ParsePrefix(cidr)
+				w = append(w, fmt.Sprintf("%s: %s has host bits set and matches the whole network %s; write %s, or %s for the one address",
+					r.Origin(), cidr, pfx.Masked(), pfx.Masked(), netip.PrefixFrom(pfx.Addr(), pfx.Addr().BitLen())))
+			}
+		}
 		w = append(w, p.shadowWarnings()...)
 		if p.def.Action == Allow || p.def.Action == Log {
 			for _, r := range p.rules {

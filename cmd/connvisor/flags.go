@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,33 +45,98 @@ type runFlags struct {
 	watch        bool
 }
 
+// errHelp: `connvisor run --help` asked for the usage.
+var errHelp = flag.ErrHelp
+
+// runFlag is one flag of `connvisor run`. The parser, the hint for a
+// misspelt flag and the usage text all come from runFlagTable, so a flag
+// is written once: one line there.
+type runFlag struct {
+	names []string // the first is the one the usage shows
+	arg   string   // the argument's placeholder; "" for a switch
+	help  string
+	bind  func(fs *flag.FlagSet, name string)
+}
+
+// runFlagTable lists every flag of `connvisor run`, in the usage's order.
+func runFlagTable(rf *runFlags) []runFlag {
+	rule := func(kind string) func(*flag.FlagSet, string) {
+		return func(fs *flag.FlagSet, name string) { fs.Var(ruleFlag{kind, &rf.rules}, name, "") }
+	}
+	str := func(p *string, def string) func(*flag.FlagSet, string) {
+		return func(fs *flag.FlagSet, name string) { fs.StringVar(p, name, def, "") }
+	}
+	sw := func(p *bool) func(*flag.FlagSet, string) {
+		return func(fs *flag.FlagSet, name string) { fs.BoolVar(p, name, false, "") }
+	}
+	seed := func(fs *flag.FlagSet, name string) {
+		fs.Func(name, "", func(s string) error {
+			_, err := fmt.Sscan(s, &rf.seed)
+			rf.seedSet = err == nil
+			return err
+		})
+	}
+	return []runFlag{
+		{[]string{"policy"}, "FILE", "rules from a policy file (format: policy/GRAMMAR.md)", str(&rf.policyFile, "")},
+		{[]string{"allow"}, "RULE", "allow destinations matching RULE (repeatable, first match wins)", rule("allow")},
+		{[]string{"deny"}, "RULE[=ERRNO]", "deny with ERRNO (default EPERM): EACCES, ENETUNREACH, ECONNREFUSED, ...", rule("deny")},
+		{[]string{"log"}, "RULE", "allow, and log the decision at warn level", rule("log")},
+		{[]string{"fail"}, "RULE=ERRNO[:OPTS]", "inject a fault: when=3..4, probability=0.05, delay=2s; ERRNO may be blackhole", rule("fail")},
+		{[]string{"default"}, "allow|deny[=ERRNO]", "what no rule matches gets", rule("default")},
+		{[]string{"seed"}, "N", "replay probability= faults exactly (logged when not given)", seed},
+		{[]string{"summary"}, "", "per-destination counts and latency percentiles at exit", sw(&rf.summary)},
+		{[]string{"log-format"}, "console|json", "decision log format", str(&rf.logFormat, "console")},
+		{[]string{"log-file"}, "PATH", "write the decision log there instead of stderr", str(&rf.logFile, "")},
+		{[]string{"quiet", "q"}, "", "log warnings and errors only", sw(&rf.quiet)},
+		{[]string{"mode"}, "emulate|continue", "continue: the kernel connects (trusted programs only: the target can swap the address after the check)", str(&rf.mode, "emulate")},
+		{[]string{"wait-killable"}, "", "only fatal signals interrupt a trapped call once it is received", sw(&rf.waitKillable)},
+		{[]string{"allow-io-uring"}, "", "let the command use io_uring (its connects are invisible to seccomp)", sw(&rf.allowIOUring)},
+		{[]string{"no-send-trap"}, "", "do not police sendto/sendmsg/sendmmsg destinations", sw(&rf.noSendTrap)},
+		{[]string{"allow-raw"}, "", "let the command create raw and packet sockets (they bypass port rules)", sw(&rf.allowRaw)},
+		{[]string{"allow-ptrace"}, "", "leave CAP_SYS_PTRACE to a root command (it could attach to the supervisor)", sw(&rf.keepPtrace)},
+		{[]string{"watch"}, "", "reload the policy file when it changes (SIGUSR2 reloads it too)", sw(&rf.watch)},
+	}
+}
+
+// runFlagUsage is the usage's list of run flags, from the table.
+func runFlagUsage() string {
+	var b strings.Builder
+	for _, f := range runFlagTable(&runFlags{}) {
+		names := make([]string, len(f.names))
+		for i, n := range f.names {
+			names[i] = "--" + n
+			if len(n) == 1 {
+				names[i] = "-" + n
+			}
+		}
+		left := strings.Join(names, "/")
+		if f.arg != "" {
+			left += " " + f.arg
+		}
+		if len(left) > 25 {
+			fmt.Fprintf(&b, "  %s\n  %-25s %s\n", left, "", f.help)
+			continue
+		}
+		fmt.Fprintf(&b, "  %-25s %s\n", left, f.help)
+	}
+	return b.String()
+}
+
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error) {
 	rf := &runFlags{}
 	fs := flag.NewFlagSet("connvisor run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&rf.policyFile, "policy", "", "")
-	for _, n := range []string{"allow", "deny", "log", "fail", "default"} {
-		fs.Var(ruleFlag{n, &rf.rules}, n, "")
+	table := runFlagTable(rf)
+	for _, f := range table {
+		for _, n := range f.names {
+			f.bind(fs, n)
+		}
 	}
-	fs.Func("seed", "", func(s string) error {
-		_, err := fmt.Sscan(s, &rf.seed)
-		rf.seedSet = err == nil
-		return err
-	})
-	fs.BoolVar(&rf.summary, "summary", false, "")
-	fs.StringVar(&rf.logFormat, "log-format", "console", "")
-	fs.StringVar(&rf.logFile, "log-file", "", "")
-	fs.BoolVar(&rf.quiet, "q", false, "")
-	fs.BoolVar(&rf.quiet, "quiet", false, "")
-	fs.StringVar(&rf.mode, "mode", "emulate", "")
-	fs.BoolVar(&rf.waitKillable, "wait-killable", false, "")
-	fs.BoolVar(&rf.allowIOUring, "allow-io-uring", false, "")
-	fs.BoolVar(&rf.noSendTrap, "no-send-trap", false, "")
-	fs.BoolVar(&rf.watch, "watch", false, "")
-	fs.BoolVar(&rf.keepPtrace, "allow-ptrace", false, "")
-	fs.BoolVar(&rf.allowRaw, "allow-raw", false, "")
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, flagHint(err, args)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, errHelp
+		}
+		return nil, nil, flagHint(err, table)
 	}
 	if rf.logFormat != "console" && rf.logFormat != "json" {
 		return nil, nil, fmt.Errorf("--log-format %q: expected console or json", rf.logFormat)
@@ -89,19 +155,21 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 }
 
 // flagHint turns "flag provided but not defined: -dney" into a suggestion.
-func flagHint(err error, args []string) error {
+func flagHint(err error, table []runFlag) error {
 	msg := err.Error()
 	const undefined = "flag provided but not defined: "
 	if !strings.HasPrefix(msg, undefined) {
 		return err
 	}
 	name := strings.TrimLeft(strings.TrimPrefix(msg, undefined), "-")
-	known := []string{"policy", "allow", "deny", "log", "fail", "default", "seed", "summary",
-		"log-format", "log-file", "quiet", "mode", "wait-killable", "allow-io-uring", "no-send-trap", "watch", "allow-ptrace", "allow-raw"}
+	var known []string
+	for _, f := range table {
+		known = append(known, f.names...)
+	}
 	if best := policy.Suggest(name, known); best != "" {
 		return fmt.Errorf("unknown flag --%s (did you mean --%s?)", name, best)
 	}
-	return fmt.Errorf("unknown flag --%s (see connvisor --help)", name)
+	return fmt.Errorf("unknown flag --%s (see connvisor run --help)", name)
 }
 
 // newLogger builds the decision logger: console for people, JSON for

@@ -11,7 +11,8 @@ import (
 	_ "github.com/connvisor/connvisor/supervisor"
 )
 
-const usage = `connvisor puts a program's outgoing connections under a policy.
+// usageFormat is the usage; %s is the run flags, from their table.
+const usageFormat = `connvisor puts a program's outgoing connections under a policy.
 
 Usage:
   connvisor run [flags] -- CMD [ARGS...]   run CMD with its connects under the policy
@@ -20,26 +21,15 @@ Usage:
   connvisor version
 
 Run flags (rules from flags come first, in order, then the file's):
-  --policy FILE           rules from a policy file
-  --allow RULE            allow destinations matching RULE
-  --deny RULE[=ERRNO]     deny with ERRNO (default EPERM)
-  --log RULE              allow and log at warn level
-  --fail RULE=ERRNO[:OPTS] inject a fault (OPTS: when=3..4,probability=0.1,delay=2s; ERRNO may be blackhole)
-  --default allow|deny[=ERRNO]
-  --seed N                seed for probability= faults (logged when not given)
-  --summary               print per-destination counts and latencies at exit
-  --log-format console|json, --log-file PATH, -q/--quiet
-  --mode emulate|continue continue lets the kernel connect (trusted programs only: the target can
-                          swap the address after the check)
-  --wait-killable         only fatal signals interrupt a trapped call once received
-  --allow-io-uring        let the command use io_uring (its connects are invisible to seccomp)
-  --no-send-trap          do not police sendto/sendmsg/sendmmsg destinations
-
+%s
 RULE: any | IPv4[/LEN][:PORTS] | [IPv6[/LEN]][:PORTS] | *:PORTS | unix:PATHGLOB | unix:@ABSTRACTGLOB
       PORTS is N, N-M, a list, or *.
 
 With no policy flags the embedded default applies: loopback and UNIX sockets are allowed,
 every other destination is denied with EPERM.
+
+connvisor forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to CMD, as if it were not there;
+SIGUSR2 (or --watch) reloads --policy without touching CMD.
 
 Examples:
   connvisor run -- curl http://127.0.0.1:8080/
@@ -54,7 +44,7 @@ func main() {
 
 func dispatch(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(os.Stderr, usage())
 		return exitUsage
 	}
 	switch args[0] {
@@ -68,7 +58,7 @@ func dispatch(args []string) int {
 		fmt.Println("connvisor", version())
 		return 0
 	case "help", "-h", "--help":
-		fmt.Print(usage)
+		fmt.Print(usage())
 		return 0
 	}
 	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, check, explain or version)\n", args[0])
@@ -80,6 +70,8 @@ const (
 	exitUsage    = 2
 	exitInternal = 125 // connvisor could not run the command
 )
+
+func usage() string { return fmt.Sprintf(usageFormat, runFlagUsage()) }
 
 func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {

@@ -19,6 +19,10 @@ import (
 
 func runCommand(args []string) int {
 	rf, cmdArgs, err := parseRunFlags(args, os.Stderr)
+	if errors.Is(err, errHelp) {
+		fmt.Print(usage())
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "connvisor run: %v\n", err)
 		return exitUsage
@@ -38,7 +42,12 @@ func runCommand(args []string) int {
 		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
 		return exitUsage
 	}
-	if !rf.seedSet && hasFaultRules(pol) {
+	// What `connvisor check` would warn about (shadowed rules, names that
+	// did not resolve, CIDRs with host bits) is never silent here either.
+	for _, w := range pol.Warnings() {
+		fmt.Fprintf(os.Stderr, "connvisor: warning: %s\n", w)
+	}
+	if !rf.seedSet && pol.UsesProbability() {
 		// Warn level, so that -q keeps it: a failing run is replayed with it.
 		log.Warn("fault seed (replay with --seed)", zap.Int64("seed", pol.Seed()))
 	}
@@ -57,8 +66,11 @@ func runCommand(args []string) int {
 	// Catch the forwarded signals before the command exists, so none is
 	// lost in between.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
+	reloads := make(chan os.Signal, 1)
+	signal.Notify(reloads, reloadSignal)
+	defer signal.Stop(reloads)
 
 	if err := cmd.Start(); err != nil {
 		var se *supervisor.StartError
@@ -79,8 +91,20 @@ func runCommand(args []string) int {
 		}
 		cmd.SetPolicy(next)
 		log.Info("policy reloaded", zap.String("trigger", why), zap.Int("rules", len(next.Rules())))
+		for _, w := range next.Warnings() {
+			log.Warn("policy warning", zap.String("warning", w))
+		}
 	}
-	go forwardSignals(sigs, cmd, rf, reload)
+	go forwardSignals(sigs, cmd)
+	go func() {
+		for range reloads {
+			if rf.policyFile == "" {
+				log.Warn("SIGUSR2: no --policy file to reload")
+				continue
+			}
+			reload("SIGUSR2")
+		}
+	}()
 	if rf.watch {
 		go watchFile(ctx, rf.policyFile, reload)
 	}
@@ -94,13 +118,20 @@ func runCommand(args []string) int {
 	return supervisor.ExitCode(err)
 }
 
-// forwardSignals passes SIGINT, SIGTERM, SIGHUP and SIGQUIT to the command.
-// SIGHUP also reloads the policy file, as daemons reload their own.
-func forwardSignals(sigs <-chan os.Signal, cmd *supervisor.Cmd, rf *runFlags, reload func(string)) {
+// forwardedSignals reach the command as if connvisor were not there: a
+// wrapper stays transparent to them, SIGHUP included (a program without a
+// handler dies of it natively too).
+var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// reloadSignal reloads --policy and is not forwarded, so a reload can
+// never take the command down. SIGUSR2 because SIGHUP belongs to the
+// command (daemons reload their own configuration on it) and, unhandled,
+// SIGUSR2 would have killed connvisor rather than reached the command.
+const reloadSignal = syscall.SIGUSR2
+
+// forwardSignals passes the forwarded signals to the command.
+func forwardSignals(sigs <-chan os.Signal, cmd *supervisor.Cmd) {
 	for sig := range sigs {
-		if sig == syscall.SIGHUP && rf.policyFile != "" {
-			reload("SIGHUP")
-		}
 		cmd.Signal(sig)
 	}
 }
@@ -177,15 +208,6 @@ func loadPolicy(rf *runFlags, opts policy.Options) (*policy.Policy, error) {
 		return policy.Default(), nil
 	}
 	return policy.Load(rf.rules, rf.policyFile, opts)
-}
-
-func hasFaultRules(p *policy.Policy) bool {
-	for _, r := range p.Rules() {
-		if r.Action() == policy.Fail {
-			return true
-		}
-	}
-	return false
 }
 
 // resolveHost looks up every A and AAAA record of host.

@@ -1,10 +1,13 @@
 // Package reload tests that a running `connvisor run` takes a new policy
-// file on SIGHUP or, with --watch, when the file changes, and that an
-// invalid new policy changes nothing.
+// file on SIGUSR2 or, with --watch, when the file changes, that an invalid
+// new policy changes nothing, and that a reload can never take the command
+// down: SIGUSR2 is not forwarded, and SIGHUP is forwarded untouched, as if
+// connvisor were not there.
 package reload
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +26,10 @@ import (
 // the errno.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("CONNVISOR_RELOAD_TARGET"); addr != "" {
-		signal.Ignore(syscall.SIGHUP) // connvisor forwards it to us too
+		// SIGHUP keeps its default action: a forwarded SIGHUP kills us,
+		// as it would natively. SIGUSR2 too: if connvisor forwarded its
+		// reload signal, we would die of it.
+		signal.Reset(syscall.SIGHUP, syscall.SIGUSR2)
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
 			c, err := net.Dial("tcp", addr)
@@ -154,20 +160,20 @@ func (s *session) waitLog(msg string, n int) {
 	s.t.Fatalf("log never had %d x %q:\n%s", n, msg, b)
 }
 
-func TestReloadOnSIGHUP(t *testing.T) {
+func TestReloadOnSIGUSR2(t *testing.T) {
 	s, _ := start(t)
 	if got := s.connect(); got != syscall.ECONNREFUSED.Error() {
 		t.Fatalf("before reload: %q, want connection refused", got)
 	}
 	s.write("default allow\n")
-	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.cmd.Process.Signal(syscall.SIGUSR2)
 	s.waitLog("policy reloaded", 1)
 	if got := s.connect(); got != "ok" {
-		t.Fatalf("after reload: %q, want ok", got)
+		t.Fatalf("after reload: %q, want ok (and the command alive: SIGUSR2 is not forwarded)", got)
 	}
 	// An invalid policy is rejected and the one in force stays.
 	s.write("default allow\ndeny 10.0.0.1 errno=ECONREFUSED\n")
-	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.cmd.Process.Signal(syscall.SIGUSR2)
 	s.waitLog("policy reload rejected", 1)
 	b, _ := os.ReadFile(s.logf)
 	if !strings.Contains(string(b), "p.policy:2:") || !strings.Contains(string(b), "ECONNREFUSED") {
@@ -175,6 +181,25 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if got := s.connect(); got != "ok" {
 		t.Fatalf("after a rejected reload: %q, want ok (old policy)", got)
+	}
+}
+
+// SIGHUP belongs to the command: it is forwarded and reloads nothing. The
+// command has no handler, so it dies of it, exactly as natively.
+func TestSIGHUPIsForwardedNotReloaded(t *testing.T) {
+	s, _ := start(t)
+	if got := s.connect(); got != syscall.ECONNREFUSED.Error() {
+		t.Fatalf("before SIGHUP: %q, want connection refused", got)
+	}
+	s.write("default allow\n")
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	err := s.cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGHUP) {
+		t.Fatalf("connvisor after SIGHUP: %v, want exit status 129 (the command killed by the forwarded SIGHUP)", err)
+	}
+	if b, _ := os.ReadFile(s.logf); strings.Contains(string(b), "policy reloaded") {
+		t.Errorf("SIGHUP reloaded the policy:\n%s", b)
 	}
 }
 
