@@ -38,6 +38,9 @@ func (l *loader) addErr(err error) {
 
 // flag parses one command-line rule.
 func (l *loader) flag(f FlagRule) {
+	// "fail" and "--fail" both name the flag: a Go caller copying a
+	// command line should not get "unknown flag ----fail".
+	f.Flag = strings.TrimLeft(f.Flag, "-")
 	w := where{flag: "--" + f.Flag, value: f.Value}
 	toks := tokenize(f.Value)
 	if f.Flag == "default" {

@@ -159,10 +159,21 @@ func (s *Supervisor) inject(c *call, d policy.Decision) {
 		// blackhole must never outlive it, so it times out at once.
 		s.log.Warn("cannot hold a nonblocking connect in progress: the blackhole times out at once",
 			zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()))
-		s.finish(c, d, syscall.ETIMEDOUT, false)
+		s.answerFault(c, d, syscall.ETIMEDOUT)
 		return
 	}
-	s.finish(c, d, s.faultWait(c, d), false)
+	s.answerFault(c, d, s.faultWait(c, d))
+}
+
+// answerFault answers an injected fault with errno, the call's immediate
+// result. The decision is logged first: once answered, the program may
+// connect again at once, and its next decision, made on the loop, must
+// not be reported before this one.
+func (s *Supervisor) answerFault(c *call, d policy.Decision, errno syscall.Errno) {
+	s.identifyForLog(c, d)
+	s.logDecision(c, d, errno)
+	s.answer(c.n.ID, Errno(errno))
+	c.close()
 }
 
 // injectAsync holds a nonblocking TCP connect in progress toward a tarpit
@@ -184,11 +195,8 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 			s.log.Debug("cannot refuse the connect asynchronously, answering the fault directly", zap.Error(err))
 			return false
 		}
-		s.identifyForLog(c, d)
-		s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
-		c.close()
 		c.delivery = DeliveredAsync
-		s.logDecision(c, d, syscall.EINPROGRESS)
+		s.answerFault(c, d, syscall.EINPROGRESS)
 		return true
 	}
 	hold := s.tarpits.Hold
@@ -208,13 +216,13 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	case !d.Blackhole && d.Errno == syscall.ETIMEDOUT:
 		h.TimeoutAt(start.Add(d.Delay))
 	}
-	s.identifyForLog(c, d)
-	s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
 	c.delivery = DeliveredAsync
 	if d.Blackhole && d.Timeout == 0 {
 		c.delivery = DeliveredInProgress
 	}
+	s.identifyForLog(c, d)
 	s.logDecision(c, d, syscall.EINPROGRESS)
+	s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
 	if d.Blackhole {
 		// Stays in progress: SYNs to the tarpit go unanswered, until the
 		// rule's timeout or the kernel's own SYN retries give up.

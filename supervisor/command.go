@@ -84,13 +84,28 @@ func (c *Cmd) Decisions() []Event {
 // FailNext makes the next n connects matching rule (the compact form, e.g.
 // "127.0.0.1:5432") fail with errno, in front of the policy in force; the
 // rules after it keep their state. It takes effect for the next decision.
+//
+// It is an error to call it on a Cmd without a policy (see Command and
+// SetPolicy), with n < 1, or with an errno that is not a positive Linux
+// errno.
 func (c *Cmd) FailNext(rule string, n int, errno syscall.Errno) error {
 	if n < 1 {
 		return fmt.Errorf("FailNext: n is %d, want at least 1", n)
 	}
-	next, err := c.Policy().Prepend(policy.FlagRule{
+	if errno <= 0 {
+		return fmt.Errorf("FailNext: errno %d: want a positive errno such as syscall.ECONNREFUSED", int(errno))
+	}
+	name := policy.ErrnoName(errno)
+	if _, err := policy.ParseErrno(name); err != nil {
+		return fmt.Errorf("FailNext: errno %d is not a Linux errno", int(errno))
+	}
+	cur := c.Policy()
+	if cur == nil {
+		return errors.New("FailNext: the Cmd has no policy: make it with Command, or call SetPolicy first")
+	}
+	next, err := cur.Prepend(policy.FlagRule{
 		Flag:  "fail",
-		Value: fmt.Sprintf("%s=%s:when=1..%d", rule, policy.ErrnoName(errno), n),
+		Value: fmt.Sprintf("%s=%s:when=1..%d", rule, name, n),
 	})
 	if err != nil {
 		return fmt.Errorf("FailNext: %w", err)
@@ -162,6 +177,16 @@ func (c *Cmd) Process() *os.Process {
 }
 
 // Start launches the command under the filter and starts supervising it.
+//
+// Start makes the calling process non-dumpable (prctl PR_SET_DUMPABLE 0),
+// for the rest of its life: the supervisor is this process, and a
+// non-dumpable process cannot be ptraced, read or written through /proc,
+// or robbed of its seccomp listener with pidfd_getfd by the wrapped
+// programs, which run as the same user. The price: the calling process
+// writes no core dump, its /proc/PID files belong to root, and a debugger
+// or profiler attaching to it needs CAP_SYS_PTRACE. Run the supervisor in
+// a process of its own (connvisor run, or a test binary) when that
+// matters.
 func (c *Cmd) Start() error {
 	if c.cmd != nil {
 		return errors.New("connvisor: Start called twice")
@@ -305,10 +330,15 @@ func (c *Cmd) Signal(sig os.Signal) error {
 }
 
 // ExitCode is the exit status the way a shell reports it: the code, or
-// 128+signal when the command was killed by a signal.
+// 128+signal when the command was killed by a signal, or a StartError's
+// (127: not found, 126: cannot run), as `connvisor run` exits.
 func ExitCode(err error) int {
 	if err == nil {
 		return 0
+	}
+	var se *StartError
+	if errors.As(err, &se) {
+		return se.ExitCode
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -1,0 +1,62 @@
+// Package supervisor runs a command with every connect(2) (and every
+// datagram sent with a destination) of its whole process tree under a
+// policy: allowed, denied with an errno, or failed the way a network fails.
+//
+// # Running a command
+//
+// Cmd is shaped like exec.Cmd. Command makes one from a policy (see the
+// policy package: policy.Load, policy.Default); Start, Wait and Run behave
+// as exec.Cmd's, and ExitCode turns Wait's error into a shell's exit
+// status. While the command runs, SetPolicy swaps the policy atomically and
+// FailNext puts a one-off fault in front of it; OnDecision and Record
+// report every decision (an Event: destination, rule, errno, and for an
+// injected fault how it reached the program, Event.Delivery).
+//
+// # The binary is its own child stub
+//
+// Start re-executes the calling binary (os.Executable) as a small stub
+// that loads the seccomp filter and then execs the command. The stub runs
+// from this package's init, so importing supervisor is all a program needs;
+// nothing must be called from main. A binary that cannot be re-executed
+// (deleted, or on a noexec mount) cannot supervise.
+//
+// # Tests that wrap themselves
+//
+// A test can run a real program under a policy without building one: the
+// test binary plays that program. Give the roles it can play to Main in
+// TestMain, and start one with SelfCommand:
+//
+//	var roles = supervisor.Roles{
+//		"client": func(args []string) int { ... dial args[0], print what happened ...; return 0 },
+//	}
+//
+//	func TestMain(m *testing.M) { os.Exit(supervisor.Main(m, roles)) }
+//
+//	func TestRetries(t *testing.T) {
+//		cmd := supervisor.SelfCommand(p, "client", addr)
+//		...
+//	}
+//
+// The binary is then started three times: by go test (Main runs the
+// tests), as the stub (this package's init), and as the role (Main runs it
+// instead of the tests).
+//
+// # Side effect on the calling process
+//
+// Start makes the calling process non-dumpable (PR_SET_DUMPABLE 0) for the
+// rest of its life, so that the wrapped programs, which run as the same
+// user, cannot ptrace the supervisor, read its memory or take its seccomp
+// listener. The process then writes no core dump, and attaching a debugger
+// or profiler to it needs CAP_SYS_PTRACE.
+//
+// # Privileges
+//
+// Nothing here needs root. Faults on nonblocking TCP sockets are made by
+// the kernel itself against loopback "tarpits" (see the emulate package);
+// with CAP_NET_RAW and CAP_NET_ADMIN every errno arrives asynchronously,
+// as from a network, at the exact delay. Without them a refusal after a
+// delay and a sub-second timeout land on the kernel's SYN retransmission
+// (up to a second late), and ENETUNREACH-like errnos are returned by
+// connect itself; the supervisor logs a warning at start naming each rule
+// affected.
+package supervisor
