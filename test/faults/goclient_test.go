@@ -36,6 +36,17 @@ func TestGoClientErrorPaths(t *testing.T) {
 			t.Errorf("the dial took %d ms, want 300..1000", ms)
 		}
 	})
+	t.Run("blackhole with a longer timeout= still ends in the dial timeout", func(t *testing.T) {
+		// The rule's 2 s must not outlive the program's own 300 ms.
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.port) + "=blackhole:timeout=2s"}, goclient, dest(srv.port), "300ms")
+		line := strings.TrimSpace(r.stdout)
+		if !strings.Contains(line, "i/o timeout") || field(line, "timeout") != "true" {
+			t.Errorf("want an i/o timeout with net.Error.Timeout() true, got %q", line)
+		}
+		if ms := msOf(t, line); ms < 300 || ms > 1000 {
+			t.Errorf("the dial took %d ms, want 300..1000", ms)
+		}
+	})
 	t.Run("ECONNREFUSED is errors.Is syscall.ECONNREFUSED", func(t *testing.T) {
 		r := wrapped(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED"}, goclient, dest(srv.port), "300ms")
 		line := strings.TrimSpace(r.stdout)
