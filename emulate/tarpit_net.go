@@ -267,11 +267,14 @@ func newTarpitFamily(v4, raw bool) (*tarpitFamily, error) {
 			return fail(fmt.Errorf("tarpit IPV6_V6ONLY: %w", err))
 		}
 	}
-	// Every packet to the listener is dropped before TCP sees it, so SYNs
-	// go unanswered and the RSTs the kernel sends in reply to a kick are
-	// ignored. Where an unprivileged filter is refused, a full accept
-	// queue drops SYNs the same way.
-	if err := dropAll(f.listen); err == nil {
+	// Privileged: every packet to the listener is dropped before TCP sees
+	// it, so SYNs go unanswered and the RSTs the kernel sends in reply to
+	// a kick are ignored. Unprivileged (where a socket filter may be
+	// refused too), a full accept queue drops SYNs the same way.
+	if raw {
+		if err := dropAll(f.listen); err != nil {
+			return fail(fmt.Errorf("tarpit filter: %w", err))
+		}
 		if err := bindListen(f.listen, f.sockaddr(0, false), 1); err != nil {
 			return fail(err)
 		}
