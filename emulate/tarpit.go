@@ -160,7 +160,9 @@ func (t *Tarpits) Limits(errno syscall.Errno, wait time.Duration) string {
 	}
 	switch {
 	case errno == 0 || errno == unix.ETIMEDOUT:
-		if wait > 0 && wait < firstRetransmit {
+		// A blackhole without a timeout (wait 0) is exact; ETIMEDOUT
+		// without a delay means at once.
+		if (wait > 0 || errno != 0) && wait < firstRetransmit {
 			return fmt.Sprintf("ETIMEDOUT arrives after %v, not %v: without CAP_NET_RAW only the kernel's first SYN retransmission can end the connect", firstRetransmit, wait)
 		}
 	case errno == unix.ECONNRESET:

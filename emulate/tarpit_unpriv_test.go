@@ -160,6 +160,8 @@ func TestUnprivilegedLimits(t *testing.T) {
 		{0, 2 * time.Second, true, ""},
 		{0, 300 * time.Millisecond, true, "ETIMEDOUT arrives after 1s"},
 		{unix.ETIMEDOUT, 300 * time.Millisecond, true, "ETIMEDOUT arrives after 1s"},
+		{unix.ETIMEDOUT, 0, true, "ETIMEDOUT arrives after 1s"},
+		{unix.ETIMEDOUT, 2 * time.Second, true, ""},
 		{unix.ECONNRESET, 300 * time.Millisecond, true, ""},
 		{unix.ECONNREFUSED, 0, true, ""},
 		{unix.ECONNREFUSED, 300 * time.Millisecond, true, "retransmission"},
