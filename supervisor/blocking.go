@@ -154,11 +154,10 @@ func (s *Supervisor) inject(c *call, d policy.Decision) {
 		return
 	}
 	if d.Blackhole && c.info.NonBlock && c.info.Type == syscall.SOCK_STREAM {
-		// Nothing can hold this connect in progress, and a nonblocking
-		// program's own timeout cannot interrupt a call held here: a
-		// blackhole must never outlive it, so it times out at once.
-		s.log.Warn("cannot hold a nonblocking connect in progress: the blackhole times out at once",
-			zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()))
+		// Nothing can hold this connect in progress (injectAsync said
+		// why), and a nonblocking program's own timeout cannot interrupt
+		// a call held here: a blackhole must never outlive it, so it
+		// times out at once.
 		s.answerFault(c, d, syscall.ETIMEDOUT)
 		return
 	}
@@ -192,7 +191,8 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	if refuse && d.Delay == 0 {
 		// The kernel's own reset from a closed loopback port.
 		if err := s.tarpits.Refuse(c.dup, c.info.Domain, mapped); err != nil {
-			s.log.Debug("cannot refuse the connect asynchronously, answering the fault directly", zap.Error(err))
+			s.log.Warn("cannot refuse the connect asynchronously: connect itself returns the fault",
+				zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()), zap.Error(err))
 			return false
 		}
 		c.delivery = DeliveredAsync
@@ -205,7 +205,8 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	}
 	h, err := hold(c.dup, c.info.Domain, mapped)
 	if err != nil {
-		s.log.Debug("cannot hold the connect in progress, answering the fault directly", zap.Error(err))
+		s.log.Warn("cannot hold the connect in progress: connect itself returns the fault (a blackhole: ETIMEDOUT at once)",
+			zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()), zap.Error(err))
 		return false
 	}
 	defer h.Close()
