@@ -157,8 +157,13 @@ func (s *Supervisor) inject(c *call, d policy.Decision) {
 		// Nothing can hold this connect in progress (injectAsync said
 		// why), and a nonblocking program's own timeout cannot interrupt
 		// a call held here: a blackhole must never outlive it, so it
-		// times out at once.
-		s.answerFault(c, d, syscall.ETIMEDOUT)
+		// times out at once (a UNIX socket: EAGAIN, what a listener
+		// that never accepts gives a nonblocking connect).
+		errno := syscall.ETIMEDOUT
+		if c.dest.Family == syscall.AF_UNIX {
+			errno = syscall.EAGAIN
+		}
+		s.answerFault(c, d, errno)
 		return
 	}
 	s.answerFault(c, d, s.faultWait(c, d))
