@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/connvisor/connvisor/internal/testutil"
 	"github.com/connvisor/connvisor/policy"
 	"github.com/connvisor/connvisor/supervisor"
 )
@@ -36,6 +37,10 @@ var roles = supervisor.Roles{
 }
 
 func TestMain(m *testing.M) { os.Exit(supervisor.Main(m, roles)) }
+
+// The examples hold for a test author who is not root: run them again as
+// user nobody with no capabilities.
+func TestExamplesAsNobody(t *testing.T) { testutil.RerunUnprivileged(t, "Example") }
 
 // dial connects as Go programs do (a nonblocking connect, then poll and
 // SO_ERROR) and reads the server's greeting, or says why it could not.

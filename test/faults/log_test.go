@@ -78,7 +78,7 @@ func TestUnprivilegedWarning(t *testing.T) {
 		t.Skip("exact as root: the warning is for unprivileged runs (TestUnprivileged runs this as nobody)")
 	}
 	srv := listen(t)
-	r := wrapped(t, []string{"--fail", dest(srv.port) + "=ENETUNREACH", "--fail", dest(srv.port) + "=ECONNREFUSED:delay=300ms:when=5"}, goclient, dest(srv.port), "200ms")
+	r := wrapped(t, []string{"--fail", dest(srv.port) + "=ENETUNREACH", "--fail", dest(srv.port) + "=ECONNREFUSED:delay=300ms,when=5"}, goclient, dest(srv.port), "200ms")
 	log := readFile(t, r.logFile)
 	for _, want := range []string{"connect itself returns ENETUNREACH", "first SYN retransmission after 300ms"} {
 		if !strings.Contains(log, want) {
