@@ -28,6 +28,9 @@ go vet ./...
 echo "== tests"
 # One package at a time: the fault and conformance suites time what they
 # observe (delays, timeouts), and two suites sharing 2 CPUs blur that.
+# Run as root, the fault suite, the tarpit tests and the examples also run
+# themselves again as user nobody without capabilities (setpriv, from a
+# 0755 copy): what a test author who is not root gets is checked too.
 go test -p 1 -count=1 -timeout 25m ./...
 
 echo "== fuzz (short)"
