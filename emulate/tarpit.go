@@ -3,6 +3,9 @@ package emulate
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -168,7 +171,7 @@ func (t *Tarpits) Limits(errno syscall.Errno, wait time.Duration) string {
 	case errno == unix.ECONNRESET:
 	case errno == unix.ECONNREFUSED:
 		if wait > 0 {
-			return fmt.Sprintf("the refusal arrives with the first SYN retransmission after %v (the kernel retransmits 1 s, 2 s, 3 s... after the connect), up to a second late: without CAP_NET_RAW nothing else can refuse a connect in progress", wait)
+			return fmt.Sprintf("the refusal arrives with the first SYN retransmission after %v, about %v after the connect: without CAP_NET_RAW nothing else can refuse a connect in progress", wait, synRetransmitAfter(wait))
 		}
 	default:
 		msg := fmt.Sprintf("connect itself returns %s on nonblocking TCP sockets, instead of EINPROGRESS then %[1]s through poll and SO_ERROR: without CAP_NET_RAW no ICMP error can be sent", unix.ErrnoName(errno))
@@ -178,6 +181,25 @@ func (t *Tarpits) Limits(errno syscall.Errno, wait time.Duration) string {
 		return msg
 	}
 	return ""
+}
+
+// synRetransmitAfter is when the kernel first retransmits an unanswered
+// SYN at or after d from the connect: every TCP_TIMEOUT_INIT for the first
+// tcp_syn_linear_timeouts retransmissions (Linux 6.5+, 4 by default: 1 s,
+// 2 s, 3 s, 4 s, 5 s), then at doubling intervals (7 s, 11 s, 19 s...).
+func synRetransmitAfter(d time.Duration) time.Duration {
+	linear := 0
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_syn_linear_timeouts"); err == nil {
+		linear, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	at, rto := time.Duration(0), firstRetransmit
+	for i := 1; i < 64 && at < d; i++ {
+		at += rto
+		if i > linear {
+			rto *= 2
+		}
+	}
+	return at
 }
 
 // Tarpits owns the tarpit listeners, one set per network namespace, shared

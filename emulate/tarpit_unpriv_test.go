@@ -2,6 +2,7 @@ package emulate
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,7 +165,7 @@ func TestUnprivilegedLimits(t *testing.T) {
 		{unix.ETIMEDOUT, 2 * time.Second, true, ""},
 		{unix.ECONNRESET, 300 * time.Millisecond, true, ""},
 		{unix.ECONNREFUSED, 0, true, ""},
-		{unix.ECONNREFUSED, 300 * time.Millisecond, true, "retransmission"},
+		{unix.ECONNREFUSED, 300 * time.Millisecond, true, "about 1s after the connect"},
 		{unix.ENETUNREACH, 0, false, "connect itself returns ENETUNREACH"},
 		{unix.EHOSTUNREACH, time.Second, false, "held for 1s"},
 	} {
@@ -183,6 +184,23 @@ func TestUnprivilegedLimits(t *testing.T) {
 		t.Fatalf("Fail(ENETUNREACH): %v, want ErrNotAsync", err)
 	}
 	assertInProgress(t, fd, 50*time.Millisecond)
+}
+
+// The retransmission schedule Limits predicts is the one measured:
+// linear first (Linux 6.5+), then doubling.
+func TestUnprivilegedRetransmitSchedule(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
+	if err != nil || strings.TrimSpace(string(b)) != "4" {
+		t.Skipf("tcp_syn_linear_timeouts is not 4 here (%q, %v): the table is for that default", b, err)
+	}
+	for d, want := range map[time.Duration]time.Duration{
+		300 * time.Millisecond: time.Second, time.Second: time.Second, 1300 * time.Millisecond: 2 * time.Second,
+		4500 * time.Millisecond: 5 * time.Second, 6 * time.Second: 7 * time.Second, 8 * time.Second: 11 * time.Second,
+	} {
+		if got := synRetransmitAfter(d); got != want {
+			t.Errorf("synRetransmitAfter(%v) = %v, want %v", d, got, want)
+		}
+	}
 }
 
 func TestUnprivilegedNoFDLeak(t *testing.T) {

@@ -18,5 +18,5 @@ func TestMain(m *testing.M) {
 // capabilities: the examples are what a test author who is not root
 // copies first.
 func TestUnprivileged(t *testing.T) {
-	testutil.RerunUnprivileged(t, "Example")
+	testutil.RerunUnprivileged(t, "^Example")
 }

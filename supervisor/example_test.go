@@ -40,7 +40,7 @@ func TestMain(m *testing.M) { os.Exit(supervisor.Main(m, roles)) }
 
 // The examples hold for a test author who is not root: run them again as
 // user nobody with no capabilities.
-func TestExamplesAsNobody(t *testing.T) { testutil.RerunUnprivileged(t, "Example") }
+func TestExamplesAsNobody(t *testing.T) { testutil.RerunUnprivileged(t, "^Example") }
 
 // dial connects as Go programs do (a nonblocking connect, then poll and
 // SO_ERROR) and reads the server's greeting, or says why it could not.
