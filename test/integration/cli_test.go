@@ -268,6 +268,24 @@ func TestBadRule(t *testing.T) {
 	})
 }
 
+// TestRunWarnsAndHelps: run shows what check would warn about before the
+// command starts, and --help is the usage, not an error.
+func TestRunWarnsAndHelps(t *testing.T) {
+	r := wrapped(t, []string{"-q", "--allow", "10.20.3.4/16:5432", "--allow", "127.0.0.1", "--deny", "127.0.0.1:80"}, "true")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%v", r.code, r)
+	}
+	for _, want := range []string{"10.20.3.4/16 has host bits set", "can never match"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("run does not warn %q:\n%s", want, r.stderr)
+		}
+	}
+	h := run(t, connvisor, "run", "--help")
+	if h.code != 0 || !strings.Contains(h.stdout, "--allow-ptrace") || !strings.Contains(h.stdout, "--watch") {
+		t.Errorf("run --help: exit %d, want 0 and the usage with every flag\n%v", h.code, h)
+	}
+}
+
 // TestSignalForwarding: SIGTERM, SIGINT and SIGHUP sent to connvisor reach
 // the command, which handles them (the exit status is its own), and one
 // that does not handle SIGTERM dies of it (143).
