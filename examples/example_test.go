@@ -16,7 +16,7 @@ import (
 )
 
 // The wrapped programs of these examples are this test binary itself,
-// started with CONNVISOR_EXAMPLE_ROLE set (see TestMain): a small HTTP
+// started again by supervisor.SelfCommand (see TestMain): a small HTTP
 // client with retries, and a client with a dial timeout.
 
 // startServer serves "hello" on a loopback port.
@@ -32,16 +32,10 @@ func startServer() (addr string, stop func()) {
 	return ln.Addr().String(), func() { srv.Close() }
 }
 
+// self is this test binary, started again as role (see TestMain); the
+// examples set its policy.
 func self(role string, args ...string) *supervisor.Cmd {
-	exe, err := os.Executable()
-	if err != nil {
-		panic(err)
-	}
-	return &supervisor.Cmd{
-		Path: exe,
-		Args: append([]string{"client"}, args...),
-		Env:  append(os.Environ(), "CONNVISOR_EXAMPLE_ROLE="+role),
-	}
+	return supervisor.SelfCommand(nil, role, args...)
 }
 
 // A client with retries survives two refused connects: the first two
@@ -147,29 +141,11 @@ func ExampleCmd_FailNext() {
 	// 200 hello
 }
 
-// runRole is the wrapped program's side.
-func runRole(role string, args []string) int {
-	switch role {
-	case "retry":
-		return retryClient(args[0])
-	case "dial":
-		d, _ := time.ParseDuration(args[1])
-		conn, err := net.DialTimeout("tcp", args[0], d)
-		if err == nil {
-			conn.Close()
-			fmt.Println("connected")
-			return 0
-		}
-		// The dial's own timeout, not the rule's ETIMEDOUT: a blackhole
-		// must never outlive the program's timeout.
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.ETIMEDOUT) {
-			fmt.Println("timed out")
-			return 0
-		}
-		fmt.Println("error:", err)
-		return 1
-	case "serve-stdin":
+// roles are the wrapped programs' side.
+var roles = supervisor.Roles{
+	"retry": func(args []string) int { return retryClient(args[0]) },
+	"dial":  dialClient,
+	"serve-stdin": func(args []string) int {
 		buf := make([]byte, 4)
 		for {
 			if _, err := io.ReadFull(os.Stdin, buf); err != nil {
@@ -177,8 +153,27 @@ func runRole(role string, args []string) int {
 			}
 			fmt.Println(get(args[0]))
 		}
+	},
+}
+
+// dialClient dials args[0] with the timeout args[1] and says how it ended.
+func dialClient(args []string) int {
+	d, _ := time.ParseDuration(args[1])
+	conn, err := net.DialTimeout("tcp", args[0], d)
+	if err == nil {
+		conn.Close()
+		fmt.Println("connected")
+		return 0
 	}
-	return 2
+	// The dial's own timeout, not the rule's ETIMEDOUT: a blackhole
+	// must never outlive the program's timeout.
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.ETIMEDOUT) {
+		fmt.Println("timed out")
+		return 0
+	}
+	fmt.Println("error:", err)
+	return 1
 }
 
 func retryClient(url string) int {

@@ -5,14 +5,11 @@ import (
 	"testing"
 
 	"github.com/connvisor/connvisor/internal/testutil"
+	"github.com/connvisor/connvisor/supervisor"
 )
 
-func TestMain(m *testing.M) {
-	if role := os.Getenv("CONNVISOR_EXAMPLE_ROLE"); role != "" {
-		os.Exit(runRole(role, os.Args[1:]))
-	}
-	os.Exit(m.Run())
-}
+// The wrapped programs are this test binary, playing one of roles.
+func TestMain(m *testing.M) { os.Exit(supervisor.Main(m, roles)) }
 
 // TestUnprivileged runs every example again as user nobody with no
 // capabilities: the examples are what a test author who is not root
