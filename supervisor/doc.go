@@ -55,8 +55,8 @@
 // the kernel itself against loopback "tarpits" (see the emulate package);
 // with CAP_NET_RAW and CAP_NET_ADMIN every errno arrives asynchronously,
 // as from a network, at the exact delay. Without them a refusal after a
-// delay and a sub-second timeout land on the kernel's SYN retransmission
-// (up to a second late), and ENETUNREACH-like errnos are returned by
-// connect itself; the supervisor logs a warning at start naming each rule
-// affected.
+// delay and a sub-second timeout land on the kernel's next SYN
+// retransmission (1 s, 2 s, 3 s... after the connect), and ENETUNREACH-like
+// errnos are returned by connect itself; the supervisor logs a warning at
+// start naming each rule affected and when its fault will arrive.
 package supervisor
