@@ -84,12 +84,8 @@ func sendKeyOf(c *call) (repeatKey, bool) {
 	return k, true
 }
 
-// putSent stores the count an interrupted send had sent.
-func (t *repeatTable) putSent(c *call, sent int64) {
-	k, ok := sendKeyOf(c)
-	if !ok {
-		return
-	}
+// putSentKey stores the count an interrupted send had sent.
+func (t *repeatTable) putSentKey(k repeatKey, sent int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sweep()

@@ -37,6 +37,8 @@ type sendOp struct {
 	flags    int  // the target's flags
 	blocking bool // the file blocks and MSG_DONTWAIT is not set
 	sender   *emulate.Sender
+	held     *heldSend // off the loop: the call's state, shared with its restart
+	mmsg     bool      // sendmmsg: held.sent counts entries, not bytes
 }
 
 func (op *sendOp) stream() bool { return op.c.info.Type == syscall.SOCK_STREAM }
@@ -79,11 +81,8 @@ func (s *Supervisor) handleSend(n *Notification) {
 	}
 	op.pidfd = pidfd
 	op.blocking = !c.info.NonBlock && op.flags&unix.MSG_DONTWAIT == 0
-	if sent, hit := s.repeats.takeSent(c); hit {
-		// The restart of a send interrupted after it sent part: natively
-		// the call returned that count.
-		s.answer(n.ID, Value(sent))
-		return
+	if s.takeOverSend(c) {
+		return // the restart of an interrupted send
 	}
 	if nr == unix.SYS_SENDMMSG {
 		s.sendmmsg(op)
@@ -113,6 +112,7 @@ func (s *Supervisor) handleSend(n *Notification) {
 	}
 	held := m
 	m = nil // the held goroutine owns it now
+	h := s.beginHeldSend(c, int64(held.Sent))
 	dup := c.dup
 	c.dup = -1
 	ok = s.hold(n.ID, func() {
@@ -120,15 +120,15 @@ func (s *Supervisor) handleSend(n *Notification) {
 		defer hc.close()
 		defer held.Close()
 		hop := *op
-		hop.c = hc
+		hop.c, hop.held = hc, h
 		errno, gone := s.sendBlocking(&hop, held)
-		if gone {
-			s.keepSent(hc, int64(held.Sent))
-			return
+		if id, answer := s.endHeldSend(hc, h, gone); answer {
+			hc.n.ID = id
+			s.answerSend(&hop, int64(held.Sent), errno)
 		}
-		s.answerSend(&hop, int64(held.Sent), errno)
 	})
 	if !ok {
+		s.endHeldSend(c, h, false)
 		held.Close()
 		unix.Close(dup)
 		s.answer(n.ID, Errno(syscall.EAGAIN))
@@ -184,13 +184,22 @@ func (s *Supervisor) readMessage(op *sendOp) (*emulate.Message, syscall.Errno, b
 	} else {
 		m, errno, err = s.copier.ReadMsghdr(tid, a[1], op.flags, op.stream())
 	}
-	return s.checkRead(c, m, errno, err)
+	return s.checkRead(op, m, errno, err)
+}
+
+// opValid reports whether the call still waits for its answer.
+func (s *Supervisor) opValid(op *sendOp) bool {
+	if op.held != nil {
+		return s.heldValid(op.held)
+	}
+	return stillValid(s.listener, op.c.n.ID)
 }
 
 // checkRead vouches for what was read from the target's memory: only a
 // notification still valid after the read proves the tid was not reused.
-func (s *Supervisor) checkRead(c *call, m *emulate.Message, errno syscall.Errno, err error) (*emulate.Message, syscall.Errno, bool) {
-	if errors.Is(err, emulate.ErrTargetGone) || !stillValid(s.listener, c.n.ID) {
+func (s *Supervisor) checkRead(op *sendOp, m *emulate.Message, errno syscall.Errno, err error) (*emulate.Message, syscall.Errno, bool) {
+	c := op.c
+	if errors.Is(err, emulate.ErrTargetGone) || !s.opValid(op) {
 		if m != nil {
 			m.Close()
 		}
@@ -335,6 +344,10 @@ func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall
 	flags := op.flags&^unix.MSG_FASTOPEN | unix.MSG_DONTWAIT
 	fds := []unix.PollFd{{Fd: int32(c.dup), Events: unix.POLLOUT}}
 	m.Drop() // read again for each attempt: nothing is held while waiting
+	// pause: the socket said it was writable but the send found no room
+	// (a datagram to a full receiver that poll does not watch): try again
+	// after a pause instead of spinning.
+	pause := false
 	for {
 		wait := pollValidEvery
 		if !deadline.IsZero() {
@@ -348,14 +361,18 @@ func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall
 			wait = min(wait, left)
 		}
 		fds[0].Revents = 0
-		unix.Poll(fds, int(wait.Milliseconds())+1)
-		if !stillValid(s.listener, c.n.ID) {
+		if pause {
+			time.Sleep(wait)
+		} else {
+			unix.Poll(fds, int(wait.Milliseconds())+1)
+		}
+		if !s.heldValid(op.held) {
 			return 0, true
 		}
-		if fds[0].Revents == 0 && !deadline.IsZero() && time.Until(deadline) <= 0 {
-			continue // the deadline is answered at the top
+		if !pause && fds[0].Revents == 0 {
+			continue // no room yet
 		}
-		n, errno, err := s.sendStep(op, m, flags)
+		errno, err := s.sendStep(op, m, flags)
 		switch {
 		case errors.Is(err, emulate.ErrTargetGone):
 			return 0, true
@@ -363,6 +380,7 @@ func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall
 			s.log.Error("read message from target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 			return syscall.EPERM, false
 		case errno == syscall.EAGAIN:
+			pause = true
 			continue
 		case errno != 0:
 			if m.Sent > 0 && op.stream() {
@@ -370,29 +388,42 @@ func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall
 			}
 			return errno, false
 		}
-		m.Sent += n
+		pause = false
 		if !op.stream() || m.Remaining() == 0 {
 			return 0, false
 		}
 	}
 }
 
-// sendStep copies the next part of a held send, checks the target still
-// waits, sends, and drops the copy. At most copySlots steps hold a copy at
-// once, however many sends are held.
-func (s *Supervisor) sendStep(op *sendOp, m *emulate.Message, flags int) (int, syscall.Errno, error) {
+// sendStep copies the next part of a held send and sends it while the
+// call still waits (ErrTargetGone when it does not), adding what it sent
+// to m.Sent. The copy is dropped after; at most copySlots steps hold one
+// at once, however many sends are held.
+func (s *Supervisor) sendStep(op *sendOp, m *emulate.Message, flags int) (syscall.Errno, error) {
 	c := op.c
 	s.copySlots <- struct{}{}
 	defer func() { <-s.copySlots }()
 	defer m.Drop()
 	if err := s.copier.Refill(int(c.n.Tid), m, flags, op.stream()); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	if !stillValid(s.listener, c.n.ID) {
-		return 0, 0, emulate.ErrTargetGone
+	var errno syscall.Errno
+	sent := s.heldStep(op.held, func() int64 {
+		var n int
+		n, errno = s.sendOne(c, m, flags)
+		if errno != 0 {
+			return 0
+		}
+		m.Sent += n
+		if op.mmsg {
+			return 0
+		}
+		return int64(n)
+	})
+	if !sent {
+		return 0, emulate.ErrTargetGone
 	}
-	n, errno := s.sendOne(c, m, flags)
-	return n, errno, nil
+	return errno, nil
 }
 
 // sendOne sends m on the duplicate. A datagram to a named UNIX socket is
@@ -527,60 +558,73 @@ func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
 // entries after it.
 func (s *Supervisor) sendmmsg(op *sendOp) {
 	vlen := min(int(uint32(op.c.n.Args[2])), maxMmsgEntries)
-	done, errno, blocked := s.sendEntries(op, 0, vlen, false)
+	done, errno, blocked, gone := s.sendEntriesNow(op, vlen)
+	if gone {
+		return
+	}
 	if blocked == nil {
 		s.answerSend(op, int64(done), errno)
 		return
 	}
 	c := op.c
+	h := s.beginHeldSend(c, int64(done))
 	dup := c.dup
 	c.dup = -1 // the held goroutine owns it now
+	op.mmsg = true
 	ok := s.hold(c.n.ID, func() {
 		hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
 		defer hc.close()
 		hop := *op
-		hop.c = hc
+		hop.c, hop.held = hc, h
 		errno, gone := s.sendBlocking(&hop, blocked)
 		sent, partial := blocked.Sent, hop.stream() && blocked.Sent < blocked.Len
 		blocked.Close()
-		if gone {
-			s.keepSent(hc, int64(done))
-			return
-		}
-		if errno == 0 {
+		if !gone && errno == 0 {
 			if s.writeMsgLen(hc, done, sent) {
 				done++
+				s.heldEntryDone(h)
 				if !partial {
 					var more int
-					more, errno, _ = s.sendEntries(&hop, done, vlen, true)
+					more, errno, _, gone = s.sendEntries(&hop, done, vlen, true)
 					done += more
 				}
 			} else {
 				errno = syscall.EFAULT
 			}
 		}
-		s.answerSend(&hop, int64(done), errno)
+		if id, answer := s.endHeldSend(hc, h, gone); answer {
+			hc.n.ID = id
+			s.answerSend(&hop, int64(done), errno)
+		}
 	})
 	if !ok {
+		s.endHeldSend(c, h, false)
 		blocked.Close()
 		unix.Close(dup)
 		s.answer(c.n.ID, Errno(syscall.EAGAIN))
 	}
 }
 
+// sendEntriesNow sends the entries of a sendmmsg on the loop, up to the
+// first that would block, which it returns for the caller to finish off
+// the loop. gone says nobody waits for an answer.
+func (s *Supervisor) sendEntriesNow(op *sendOp, vlen int) (done int, errno syscall.Errno, blocked *emulate.Message, gone bool) {
+	return s.sendEntries(op, 0, vlen, false)
+}
+
 // sendEntries sends entries from..vlen-1 and returns how many were sent
 // and the errno that stopped them. Off the loop (held) each entry may
 // block; on the loop the first entry that would block is returned, with
-// its message, for the caller to finish off the loop.
-func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done int, errno syscall.Errno, blocked *emulate.Message) {
+// its message.
+func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done int, errno syscall.Errno, blocked *emulate.Message, gone bool) {
 	c := op.c
 	tid := int(c.n.Tid)
 	for i := from; i < vlen; i++ {
 		addr := c.n.Args[1] + uint64(i)*emulate.MmsghdrSize
 		m, errno, err := s.copier.ReadMsghdr(tid, addr, op.flags, op.stream())
-		m, errno, ok := s.checkRead(c, m, errno, err)
+		m, errno, ok := s.checkRead(op, m, errno, err)
 		if !ok {
-			return done, 0, nil // nobody waits: the answer goes nowhere
+			return done, 0, nil, true
 		}
 		if errno == 0 {
 			errno = s.prepareMessage(op, m)
@@ -589,37 +633,39 @@ func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done in
 			if m != nil {
 				m.Close()
 			}
-			return done, errno, nil
+			return done, errno, nil, false
 		}
 		var wouldBlock bool
 		if held {
-			var gone bool
 			errno, gone = s.sendBlocking(op, m)
 			if gone {
 				m.Close()
-				return done, 0, nil
+				return done, 0, nil, true
 			}
 		} else {
 			errno, wouldBlock = s.sendNow(op, m)
 		}
 		if wouldBlock {
-			return done, 0, m
+			return done, 0, m, false
 		}
 		sent, partial := m.Sent, op.stream() && m.Sent < m.Len
 		m.Close()
 		if errno != 0 {
-			return done, errno, nil
+			return done, errno, nil, false
 		}
 		if !s.writeMsgLen(c, i, sent) {
 			// Natively the entry was sent but not counted.
-			return done, syscall.EFAULT, nil
+			return done, syscall.EFAULT, nil, false
 		}
 		done++
+		if held {
+			s.heldEntryDone(op.held)
+		}
 		if partial {
-			return done, 0, nil
+			break
 		}
 	}
-	return done, 0, nil
+	return done, 0, nil, false
 }
 
 // writeMsgLen writes entry i's msg_len back, as the kernel does right
@@ -662,12 +708,5 @@ func (s *Supervisor) raise(c *call, sig unix.Signal) {
 	if pidfd, err := emulate.OpenThread(int(c.n.Tid)); err == nil {
 		unix.PidfdSendSignal(pidfd, sig, nil, pidfdSignalThread)
 		unix.Close(pidfd)
-	}
-}
-
-// keepSent remembers what an interrupted send sent, for its restart.
-func (s *Supervisor) keepSent(c *call, sent int64) {
-	if sent > 0 {
-		s.repeats.putSent(c, sent)
 	}
 }

@@ -43,6 +43,7 @@ type Supervisor struct {
 
 	pidfds  map[uint32]int // loop goroutine only
 	repeats repeatTable
+	sends   heldSends
 	arch    uint32
 
 	onDecision func(Event)
@@ -103,6 +104,7 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 		deputy:    deputy,
 	}
 	s.repeats.init()
+	s.sends.byTid = make(map[uint32]*heldSend)
 	s.policy.Store(p)
 	if cp, err := emulate.NewCopier(); err == nil {
 		s.copier = cp

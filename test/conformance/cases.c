@@ -3225,7 +3225,7 @@ CASE(send_unix_stream_blocking_sends_all, "send=1048576 received=1048576")
 	pthread_t t;
 	pthread_create(&t, NULL, slow_reader, (void *)(long)sv[1]);
 	char *b = calloc(1, 1 << 20);
-	ob("send=%s", R(send(sv[0], b, 1 << 20, 0)));
+	ob("send=%s", R(smsg(sv[0], NULL, b, 1 << 20, NULL, 0, 0)));
 	close(sv[0]);
 	void *total;
 	pthread_join(t, &total);
@@ -3243,7 +3243,7 @@ CASE(send_tcp_blocking_sends_all, "send=4194304 received=4194304")
 	pthread_t t;
 	pthread_create(&t, NULL, slow_reader, (void *)(long)s);
 	char *b = calloc(1, 4 << 20);
-	ob("send=%s", R(send(c, b, 4 << 20, 0)));
+	ob("send=%s", R(smsg(c, NULL, b, 4 << 20, NULL, 0, 0)));
 	close(c);
 	void *total;
 	pthread_join(t, &total);
@@ -3432,17 +3432,18 @@ CASE(send_o_path_fd_ebadf, "sendmsg=EBADF sendto=EBADF")
 	ob("sendto=%s", R(sendto(fd, "x", 1, 0, NULL, 0)));
 }
 
-// A blocking sendmsg held for room is cut short by a signal: the program is
-// told what was sent, and the peer never gets more.
-CASE(send_blocking_interrupted_counts_match, "send=partial sigs=1 received=same")
+// A blocking sendmsg waiting for room is cut short by a signal: it returns
+// what it sent (no restart, even with SA_RESTART), and the peer got exactly
+// that.
+static void interrupted_send(int sa_flags)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
 		die("socketpair");
-	handle(SIGALRM, 0);
+	handle(SIGALRM, sa_flags);
 	itimer(200, 0);
 	char *b = calloc(1, 8 << 20);
-	long r = send(sv[0], b, 8 << 20, 0);
+	long r = smsg(sv[0], NULL, b, 8 << 20, NULL, 0, 0);
 	ob("send=%s", r > 0 && r < (8 << 20) ? "partial" : R(r));
 	ob("sigs=%s", sigcount());
 	close(sv[0]);
@@ -3451,6 +3452,16 @@ CASE(send_blocking_interrupted_counts_match, "send=partial sigs=1 received=same"
 	while ((n = read(sv[1], rb, sizeof rb)) > 0)
 		total += n;
 	ob("received=%s", total == r ? "same" : "differs");
+}
+
+CASE(send_blocking_interrupted_sa_restart, "send=partial sigs=1 received=same")
+{
+	interrupted_send(SA_RESTART);
+}
+
+CASE(send_blocking_interrupted_no_restart, "send=partial sigs=1 received=same")
+{
+	interrupted_send(0);
 }
 
 // ===========================================================================
