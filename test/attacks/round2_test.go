@@ -26,7 +26,7 @@ func TestSourceRoute(t *testing.T) {
 		// to [::1] (denied). ::1:0 has the word sum of ::1, so the UDP
 		// checksum, computed on the named address, holds at ::1.
 		door{server: "udp6", deny: "[::1]:%d",
-			args: func(p int) []string { return []string{"rthdr6", "::1:0", port(p)} },
+			args:       func(p int) []string { return []string{"rthdr6", "::1:0", port(p)} },
 			nativeSkip: map[string]string{"EINVAL": "this kernel takes no type 4 routing header (CONFIG_IPV6_SEG6_LWTUNNEL?)"},
 			open:       "setsockopt(IPV6_RTHDR) with a segment routing header reroutes a datagram decided for an allowed address to a denied one; refuse the option in the filter"}.prove(t)
 	})
