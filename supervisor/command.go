@@ -239,11 +239,18 @@ func (c *Cmd) Start() error {
 	if c.Options.WaitKillable {
 		mode = stubKillable
 	}
-	if c.Options.KeepPtrace {
+	switch {
+	case c.Options.KeepPtrace:
 		mode += stubKeepPtrace
-	} else if abi := landlockABI(); abi < minLandlockABI && c.Logger != nil {
+	case c.policy.AllowsEverything():
+		// Nothing is denied, so nothing needs confining, and the tree
+		// keeps mount (which a Landlock domain refuses): an allow-all
+		// policy stays invisible. A policy reloaded later does not
+		// confine a tree started this way.
+		mode += stubNoDomain
+	case landlockABI() < minLandlockABI && c.Logger != nil:
 		c.Logger.Warn("no Landlock (needs Linux 5.19 with Landlock enabled): the command can ptrace processes of its user outside its tree and make them connect",
-			zap.Int("landlock_abi", abi))
+			zap.Int("landlock_abi", landlockABI()))
 	}
 	// A non-dumpable supervisor cannot be ptraced, read or written through
 	// /proc, or robbed of its listener with pidfd_getfd by a process

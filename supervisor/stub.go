@@ -28,8 +28,11 @@ const (
 	// stubKillable asks for SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
 	stubKillable = "killable"
 	stubPlain    = "plain"
-	// stubKeepPtrace, appended to the mode, keeps CAP_SYS_PTRACE.
+	// stubKeepPtrace, appended to the mode, keeps CAP_SYS_PTRACE and
+	// makes no Landlock domain.
 	stubKeepPtrace = "+ptrace"
+	// stubNoDomain, appended to the mode, makes no Landlock domain.
+	stubNoDomain = "+nodomain"
 	// What the stub exits with when it cannot start the command, as a
 	// shell does: 127 not found, 126 found but not runnable.
 	exitNotFound    = 127
@@ -54,16 +57,16 @@ func init() {
 		return
 	}
 	runtime.LockOSThread()
-	keepPtrace := strings.HasSuffix(mode, stubKeepPtrace)
-	mode = strings.TrimSuffix(mode, stubKeepPtrace)
-	if err := runStub(mode == stubKillable, keepPtrace); err != nil {
+	keepPtrace := strings.Contains(mode, stubKeepPtrace)
+	confine := !keepPtrace && !strings.Contains(mode, stubNoDomain)
+	if err := runStub(strings.HasPrefix(mode, stubKillable), keepPtrace, confine); err != nil {
 		fmt.Fprintf(os.NewFile(stubStatusFD, "status"), "%v", err)
 		os.Exit(execExitCode(err))
 	}
 }
 
 // runStub returns only on failure.
-func runStub(killable, keepPtrace bool) error {
+func runStub(killable, keepPtrace, confine bool) error {
 	if len(os.Args) < 3 || os.Args[1] != "--" {
 		return fmt.Errorf("connvisor stub: bad arguments %q", os.Args)
 	}
@@ -97,6 +100,8 @@ func runStub(killable, keepPtrace bool) error {
 		if err := dropPtrace(); err != nil {
 			return err
 		}
+	}
+	if confine {
 		if err := confineToTree(); err != nil {
 			return err
 		}
