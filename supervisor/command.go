@@ -221,7 +221,9 @@ func (c *Cmd) Start() error {
 		TrapSends:    !c.Options.NoSendTrap,
 		AllowIOUring: c.Options.AllowIOUring,
 		AllowRaw:     c.Options.AllowRaw,
-		AllowUserns:  c.Options.AllowUserns,
+		// Under an allow-all policy nothing needs the namespaces closed,
+		// and clone3 keeps working as natively.
+		AllowUserns: c.Options.AllowUserns || c.policy.AllowsEverything(),
 	})
 	if err != nil {
 		return err
