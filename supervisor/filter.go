@@ -210,7 +210,13 @@ func addRawSocketRules(add addRuleFunc) error {
 		if err != nil {
 			return fmt.Errorf("socket condition: %w", err)
 		}
-		for _, typ := range []uint64{unix.SOCK_RAW, unix.SOCK_PACKET} {
+		types := []uint64{unix.SOCK_RAW}
+		if family == unix.AF_INET {
+			// Only PF_INET is turned into a packet socket; an IPv6
+			// SOCK_PACKET fails as natively.
+			types = append(types, unix.SOCK_PACKET)
+		}
+		for _, typ := range types {
 			t, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, sockTypeMask, typ)
 			if err != nil {
 				return fmt.Errorf("socket condition: %w", err)
