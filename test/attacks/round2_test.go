@@ -89,6 +89,20 @@ func TestRawPastCreation(t *testing.T) {
 	})
 }
 
+// TestRaw6UnspecName: with --allow-raw, an IPv6 raw socket's sendto to a
+// name of family 0 goes to the IPv6 address in it (rawv6_sendmsg), so it
+// must be decided as that address, not as a dissolve. The rule names no
+// port: a raw datagram's name carries none (README).
+func TestRaw6UnspecName(t *testing.T) {
+	t.Skip("OPEN DOOR, pending supervisor/send.go (the lead's file): sendDestination lets an IPv6 socket's " +
+		"name of family 0 through undecided (right for UDP, which drops it), but rawv6_sendmsg sends to its IPv6 address; " +
+		"for SOCK_RAW it must return fam == AF_INET6 || fam == AF_UNSPEC. Remove this skip with that fix")
+	door{server: "udp6",
+		args: func(p int) []string { return []string{"raw6-unspec", "::1", port(p)} },
+		wrap: func(p int) []string { return []string{"--allow-raw", "--deny", "[::1]=EACCES", "--allow", "any"} },
+		open: "sendto on an IPv6 raw socket with a name of family 0 was decided as AF_UNSPEC (always allowed), but the kernel sends to its IPv6 address"}.prove(t)
+}
+
 // TestUnspecifiedOnMappedSocket: "::" on an IPv6 socket bound to
 // ::ffff:127.0.0.1 is connected by the kernel to 127.0.0.1.
 func TestUnspecifiedOnMappedSocket(t *testing.T) {

@@ -1111,6 +1111,37 @@ static int m_packet_udp(char **a) {
 	return 0;
 }
 
+// raw6-unspec IP6 PORT: a UDP datagram built by hand on an IPv6 raw socket,
+// sent to a name of family 0, which rawv6_sendmsg takes as AF_INET6.
+static int m_raw6_unspec(char **a) {
+	struct sockaddr_in6 to = {.sin6_family = 0};
+	if (inet_pton(AF_INET6, a[0], &to.sin6_addr) != 1) {
+		printf("ERROR bad address %s\n", a[0]);
+		return 2;
+	}
+	int s = socket(AF_INET6, SOCK_RAW, IPPROTO_UDP);
+	if (s < 0) {
+		verdict(-1, errno, "(raw IPv6 socket)");
+		return 0;
+	}
+	int off = 6; // the kernel fills in the UDP checksum (mandatory over IPv6)
+	if (setsockopt(s, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof off)) die("IPV6_CHECKSUM");
+	struct sockaddr_in6 me = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int u = socket(AF_INET6, SOCK_DGRAM, 0); // a port of ours for the echo
+	if (bind(u, (struct sockaddr *)&me, sizeof me)) die("bind");
+	socklen_t ml = sizeof me;
+	getsockname(u, (struct sockaddr *)&me, &ml);
+	uint16_t pkt[6] = {me.sin6_port, htons(atoi(a[1])), htons(12), 0};
+	memcpy(&pkt[4], "raw6", 4);
+	if (sendto(s, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0) {
+		verdict(-1, errno, "(raw sendto, family 0)");
+		return 0;
+	}
+	if (udp_echo(u)) verdict(0, 0, "(hand-made UDP datagram, name of family 0)");
+	else printf("BLOCKED noecho (sent, nothing came back)\n");
+	return 0;
+}
+
 // connect6-bound BIND6 DEST6 PORT tcp|udp: an IPv6 socket bound to BIND6
 // connects to DEST6 ("::": tcp_v6_connect takes it for 127.0.0.1 when the
 // socket is bound to an IPv4-mapped address).
@@ -1380,6 +1411,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(m, "rthdr6")) { NEED(2); return m_rthdr6(a); }
 	if (!strcmp(m, "sockopt")) { NEED(1); return m_sockopt(a); }
 	if (!strcmp(m, "packet-udp")) { NEED(3); return m_packet_udp(a); }
+	if (!strcmp(m, "raw6-unspec")) { NEED(2); return m_raw6_unspec(a); }
 	if (!strcmp(m, "connect6-bound")) { NEED(4); return m_connect6_bound(a); }
 	if (!strcmp(m, "bindrace")) { NEED(3); return m_bindrace(a); }
 	if (!strcmp(m, "userns-mount")) { NEED(2); return m_userns_mount(a); }
