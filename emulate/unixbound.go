@@ -93,7 +93,10 @@ func boundName(dev, ino uint64) (string, error) {
 				val := attrs[unix.SizeofRtAttr:l]
 				switch typ {
 				case unixDiagVFS:
-					// udiag_vfs_ino is 32 bits wide.
+					// udiag_vfs_ino is 32 bits wide: on a filesystem
+					// with 64-bit inode numbers two sockets could match;
+					// the first is taken (at worst a wrong refusal or a
+					// name chosen by whoever controls inode numbers).
 					vfsOK = len(val) >= 8 && ne.Uint32(val[0:]) == uint32(ino) && ne.Uint32(val[4:]) == kdev
 				case unixDiagName:
 					// The pathname as bound, with its NUL.
