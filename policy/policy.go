@@ -166,6 +166,12 @@ func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
 	return p
 }
 
+// NotEgress reports whether d reaches nothing outside the host, so no
+// default denies it: AF_UNSPEC (a dissolve) and netlink to the kernel.
+func NotEgress(d *Dest) bool {
+	return d.Family == syscall.AF_UNSPEC || d.Family == syscall.AF_NETLINK && d.Kernel
+}
+
 // Decide returns what to do with a connect to d: the first rule that
 // matches and fires, else the default. Two destinations are not egress,
 // so the default never denies them: AF_UNSPEC (which dissolves a datagram
@@ -177,7 +183,7 @@ func (p *Policy) Decide(d *Dest) Decision {
 	for {
 		i := p.find(d, after)
 		if i == noRule {
-			if d.Family == syscall.AF_UNSPEC || d.Family == syscall.AF_NETLINK && d.Kernel {
+			if NotEgress(d) {
 				return Decision{Action: Allow}
 			}
 			return p.def
