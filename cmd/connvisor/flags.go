@@ -94,7 +94,7 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"allow-io-uring"}, "", "let the command use io_uring (its connects are invisible to seccomp)", sw(&rf.allowIOUring)},
 		{[]string{"no-send-trap"}, "", "do not police sendto/sendmsg/sendmmsg destinations", sw(&rf.noSendTrap)},
 		{[]string{"allow-raw"}, "", "let the command create raw and packet sockets (they bypass port rules)", sw(&rf.allowRaw)},
-		{[]string{"allow-ptrace"}, "", "leave ptrace to the command: CAP_SYS_PTRACE for a root command (it could attach to the supervisor), and no Landlock domain (it could attach to processes of its user outside the tree)", sw(&rf.keepPtrace)},
+		{[]string{"allow-ptrace"}, "", "leave ptrace to the command: CAP_SYS_PTRACE if root, no Landlock domain (see Threat model)", sw(&rf.keepPtrace)},
 		{[]string{"allow-userns"}, "", "let the command create user namespaces (it could mount over the paths UNIX rules name)", sw(&rf.allowUserns)},
 		{[]string{"watch"}, "", "reload the policy file when it changes (SIGUSR2 reloads it too)", sw(&rf.watch)},
 	}
