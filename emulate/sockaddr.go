@@ -18,6 +18,7 @@ const (
 	sockaddrIn6MinLen  = 24  // SIN6_LEN_RFC2133: sockaddr_in6 without scope id
 	sockaddrUnMaxLen   = 110 // sizeof(struct sockaddr_un)
 	sockaddrFamilySize = 2   // sizeof(sa_family_t)
+	sockaddrNlLen      = 12  // sizeof(struct sockaddr_nl)
 )
 
 // Sockaddr is a private copy of the address a target passed to connect.
@@ -93,6 +94,12 @@ func (s *Sockaddr) Decode(d *policy.Dest) {
 		d.Addr = netip.AddrFrom16([16]byte(b[8:24]))
 	case syscall.AF_UNIX:
 		decodeUnix(b, d)
+	case syscall.AF_NETLINK:
+		// struct sockaddr_nl: nl_pid 0 and no multicast group address the
+		// kernel itself (netlink_sendmsg, netlink_connect).
+		if s.len >= sockaddrNlLen {
+			d.Kernel = binary.NativeEndian.Uint32(b[4:8]) == 0 && binary.NativeEndian.Uint32(b[8:12]) == 0
+		}
 	}
 }
 
@@ -138,16 +145,40 @@ func (s *Sockaddr) Reaches(domain int) bool {
 	return true
 }
 
-// DecodeSendName is Decode for the destination of a send. IPv4 UDP takes
-// an AF_UNSPEC name as an IPv4 address (udp_sendmsg), so it must be
-// decided as one, not as a dissolve.
+// DecodeSendName is DecodeSendNameOn for a socket of unknown type: an
+// AF_UNSPEC name on an IPv6 socket is then decided as the IPv6 address it
+// carries (as a raw socket reads it), which may refuse a UDP send that
+// natively goes to the connected peer, never the other way round.
 func (s *Sockaddr) DecodeSendName(d *policy.Dest, domain int) {
-	if domain == syscall.AF_INET && s.Family() == syscall.AF_UNSPEC && s.len >= sockaddrInLen {
-		b := s.raw[:s.len]
+	s.DecodeSendNameOn(d, domain, -1)
+}
+
+// DecodeSendNameOn is Decode for the destination of a send on a socket of
+// the given domain and type. Family 0 means "unspecified, dissolve" only
+// to connect; a send reads it the way its protocol does:
+//   - IPv4 (udp_sendmsg, raw_sendmsg) takes an AF_UNSPEC name as an IPv4
+//     address;
+//   - IPv6 raw sockets (rawv6_sendmsg) take it as an IPv6 address, while
+//     IPv6 UDP (udpv6_sendmsg) drops it and sends to the connected peer;
+//   - packet sockets (packet_snd, packet_sendmsg_spkt) never look at the
+//     family of their sockaddr_ll: whatever it says, the destination is
+//     decided as an AF_PACKET one, which only a rule naming packet (or
+//     any) allows.
+func (s *Sockaddr) DecodeSendNameOn(d *policy.Dest, domain, sockType int) {
+	unspec := s.Family() == syscall.AF_UNSPEC
+	b := s.raw[:s.len]
+	switch {
+	case domain == syscall.AF_PACKET && s.len >= sockaddrFamilySize:
+		d.Family = syscall.AF_PACKET
+	case domain == syscall.AF_INET && unspec && s.len >= sockaddrInLen:
 		d.Family = syscall.AF_INET
 		d.Port = binary.BigEndian.Uint16(b[2:4])
 		d.Addr = netip.AddrFrom4([4]byte(b[4:8]))
-		return
+	case domain == syscall.AF_INET6 && unspec && sockType != syscall.SOCK_DGRAM && s.len >= sockaddrIn6MinLen:
+		d.Family = syscall.AF_INET6
+		d.Port = binary.BigEndian.Uint16(b[2:4])
+		d.Addr = netip.AddrFrom16([16]byte(b[8:24]))
+	default:
+		s.Decode(d)
 	}
-	s.Decode(d)
 }

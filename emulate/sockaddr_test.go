@@ -36,6 +36,54 @@ func unixAddr(name string) []byte {
 	return b
 }
 
+func netlink(pid, groups uint32) []byte {
+	b := make([]byte, 12)
+	binary.NativeEndian.PutUint16(b, syscall.AF_NETLINK)
+	binary.NativeEndian.PutUint32(b[4:], pid)
+	binary.NativeEndian.PutUint32(b[8:], groups)
+	return b
+}
+
+// TestDecodeSendName: family 0 is "unspecified" to connect only; a send
+// reads it the way the socket's protocol does (issue 12).
+func TestDecodeSendName(t *testing.T) {
+	unspec4 := inet4([4]byte{10, 0, 0, 1}, 53)
+	unspec4[0], unspec4[1] = 0, 0
+	unspec6 := inet6(netip.MustParseAddr("2001:db8::1").As16(), 53, true)
+	unspec6[0], unspec6[1] = 0, 0
+	tests := []struct {
+		name        string
+		raw         []byte
+		domain, typ int
+		want        policy.Dest
+	}{
+		{"udp4 takes it as IPv4", unspec4, syscall.AF_INET, syscall.SOCK_DGRAM,
+			policy.Dest{Family: syscall.AF_INET, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53}},
+		{"raw4 takes it as IPv4", unspec4, syscall.AF_INET, syscall.SOCK_RAW,
+			policy.Dest{Family: syscall.AF_INET, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53}},
+		{"raw6 takes it as IPv6", unspec6, syscall.AF_INET6, syscall.SOCK_RAW,
+			policy.Dest{Family: syscall.AF_INET6, Addr: netip.MustParseAddr("2001:db8::1"), Port: 53}},
+		{"unknown type on IPv6 as raw6", unspec6, syscall.AF_INET6, -1,
+			policy.Dest{Family: syscall.AF_INET6, Addr: netip.MustParseAddr("2001:db8::1"), Port: 53}},
+		{"udp6 drops it (connected peer)", unspec6, syscall.AF_INET6, syscall.SOCK_DGRAM,
+			policy.Dest{Family: syscall.AF_UNSPEC}},
+		{"packet ignores the family", unspec4, syscall.AF_PACKET, syscall.SOCK_DGRAM,
+			policy.Dest{Family: syscall.AF_PACKET}},
+		{"packet with an inet family", inet4([4]byte{127, 0, 0, 1}, 1), syscall.AF_PACKET, syscall.SOCK_RAW,
+			policy.Dest{Family: syscall.AF_PACKET}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sa := NewSockaddr(tt.raw)
+			var d policy.Dest
+			sa.DecodeSendNameOn(&d, tt.domain, tt.typ)
+			if d != tt.want {
+				t.Errorf("got %+v, want %+v", d, tt.want)
+			}
+		})
+	}
+}
+
 func TestDecode(t *testing.T) {
 	loop6 := netip.IPv6Loopback().As16()
 	mapped := netip.MustParseAddr("::ffff:10.1.2.3").As16()
@@ -64,7 +112,10 @@ func TestDecode(t *testing.T) {
 		{"unix family only", unixAddr(""), true, policy.Dest{Family: syscall.AF_UNIX, Unnamed: true}},
 		{"unix too long", unixAddr(string(make([]byte, 109))), true, policy.Dest{Family: syscall.AF_UNIX}},
 		{"unspec", []byte{0, 0}, false, policy.Dest{Family: syscall.AF_UNSPEC}},
-		{"netlink", append([]byte{byte(syscall.AF_NETLINK), 0}, make([]byte, 10)...), false, policy.Dest{Family: syscall.AF_NETLINK}},
+		{"netlink to the kernel", netlink(0, 0), false, policy.Dest{Family: syscall.AF_NETLINK, Kernel: true}},
+		{"netlink to a process", netlink(4242, 0), false, policy.Dest{Family: syscall.AF_NETLINK}},
+		{"netlink to a group", netlink(0, 1), false, policy.Dest{Family: syscall.AF_NETLINK}},
+		{"netlink too short", netlink(0, 0)[:8], false, policy.Dest{Family: syscall.AF_NETLINK}},
 		{"empty", nil, true, policy.Dest{}},
 		{"one byte", []byte{2}, true, policy.Dest{}},
 	}

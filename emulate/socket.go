@@ -118,39 +118,119 @@ func SocketError(fd int) (syscall.Errno, error) {
 	return syscall.Errno(v), nil
 }
 
-// ResolveUnspecified replaces an unspecified destination (0.0.0.0, ::,
-// ::ffff:0.0.0.0) by the address the kernel really connects or sends to,
-// so that a rule for 127.0.0.1 cannot be sidestepped by 0.0.0.0: IPv4 goes
-// to the socket's own bound address, or loopback when unbound
-// (ip_route_output_key_hash_rcu); IPv6 always goes to loopback
-// (tcp_v6_connect, ip6_datagram_connect, udpv6_sendmsg).
+// Use says what the kernel does with a destination: connect to it or send
+// to it. They differ for "::" on an IPv6 socket.
+type Use int
+
+const (
+	// UseConnect: connect(2), and TCP fast open's implicit connect.
+	UseConnect Use = iota
+	// UseSend: a datagram's destination (sendto, sendmsg, sendmmsg).
+	UseSend
+)
+
+// ResolveUnspecified decides a send's unspecified destination as the
+// address the kernel really sends to (ResolveName with UseSend), without
+// rewriting the name.
 func ResolveUnspecified(d *policy.Dest, fd int) {
+	ResolveName(d, nil, fd, UseSend)
+}
+
+// ResolveName replaces an unspecified destination in d (0.0.0.0, ::,
+// ::ffff:0.0.0.0) by the address the kernel really reaches, so that a
+// rule for 127.0.0.1 cannot be sidestepped by 0.0.0.0, and returns sa
+// with that address written in (sa itself when nothing changed; the zero
+// Sockaddr when sa is nil). Perform the call with the returned name: the
+// kernel reads the socket's bound address when it connects, and another
+// thread of the target may bind the socket between the decision and the
+// call, which would move an unspecified destination somewhere else.
+//
+// Where the kernel goes (Linux 6.18):
+//   - IPv4 0.0.0.0, and ::ffff:0.0.0.0 on an IPv6 socket (both take the
+//     IPv4 path): the socket's IPv4 source, else 127.0.0.1
+//     (__ip_route_output_key: daddr = saddr, or loopback). The IPv4
+//     source of an IPv6 socket bound to a real IPv6 address is
+//     127.0.0.6 (LOOPBACK4_IPV6, __inet6_bind).
+//   - :: on an IPv6 socket: a connect goes to 127.0.0.1 (as
+//     ::ffff:127.0.0.1) when the socket is bound to an IPv4-mapped
+//     address, else to ::1 (tcp_v6_connect, __ip6_datagram_connect); a
+//     send always goes to ::1 (udpv6_sendmsg, rawv6_sendmsg).
+func ResolveName(d *policy.Dest, sa *Sockaddr, fd int, use Use) Sockaddr {
+	var out Sockaddr
+	if sa != nil {
+		out = *sa
+	}
 	if !d.Addr.IsValid() || !d.Addr.Unmap().IsUnspecified() {
-		return
+		return out
 	}
 	mapped := d.Addr.Is4In6()
-	if d.Addr.Is6() && !mapped {
-		d.Addr = netip.IPv6Loopback()
-		return
-	}
-	local := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	if sa, err := unix.Getsockname(fd); err == nil {
-		switch a := sa.(type) {
-		case *unix.SockaddrInet4:
-			if ip := netip.AddrFrom4(a.Addr); !ip.IsUnspecified() {
-				local = ip
-			}
-		case *unix.SockaddrInet6:
-			if ip := netip.AddrFrom16(a.Addr).Unmap(); ip.Is4() && !ip.IsUnspecified() {
-				local = ip
-			}
+	bound := boundAddr(fd)
+	switch {
+	case d.Addr.Is6() && !mapped:
+		if use == UseConnect && bound.Is4In6() {
+			d.Addr = netip.AddrFrom16(loopback4.As16())
+		} else {
+			d.Addr = netip.IPv6Loopback()
 		}
+	case mapped:
+		d.Addr = netip.AddrFrom16(ipv4Source(bound).As16())
+	default:
+		d.Addr = ipv4Source(bound)
 	}
-	if mapped {
-		d.Addr = netip.AddrFrom16(local.As16())
-		return
+	if sa != nil {
+		out.setAddr(d.Addr)
 	}
-	d.Addr = local
+	return out
+}
+
+var loopback4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+
+// loopback4IPv6 is LOOPBACK4_IPV6, the IPv4 source of an IPv6 socket
+// bound to a real IPv6 address.
+var loopback4IPv6 = netip.AddrFrom4([4]byte{127, 0, 0, 6})
+
+// boundAddr is the socket's bound address (unspecified when unbound or
+// unreadable), IPv6 as the kernel keeps it.
+func boundAddr(fd int) netip.Addr {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr)
+	}
+	return netip.IPv4Unspecified()
+}
+
+// ipv4Source is where the kernel sends an IPv4 packet for 0.0.0.0 from a
+// socket bound to bound: the socket's IPv4 source address, or loopback.
+func ipv4Source(bound netip.Addr) netip.Addr {
+	switch {
+	case bound.Is4In6() && !bound.Unmap().IsUnspecified():
+		return bound.Unmap()
+	case bound.Is6() && !bound.Is4In6() && !bound.IsUnspecified():
+		return loopback4IPv6
+	case bound.Is4() && !bound.IsUnspecified():
+		return bound
+	}
+	return loopback4
+}
+
+// setAddr writes a into the address bytes of an AF_INET or AF_INET6 name
+// (or an AF_UNSPEC name the kernel reads as IPv4), keeping its family,
+// port, flow label and scope.
+func (s *Sockaddr) setAddr(a netip.Addr) {
+	switch {
+	case s.len >= sockaddrIn6MinLen && s.Family() == syscall.AF_INET6:
+		b := a.As16()
+		copy(s.raw[8:24], b[:])
+	case s.len >= sockaddrInLen && a.Is4():
+		b := a.As4()
+		copy(s.raw[4:8], b[:])
+	}
 }
 
 // StartConnect begins the connect of a blocking inet stream socket without

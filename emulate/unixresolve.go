@@ -64,6 +64,9 @@ func (dp *Deputy) WithUnixPath(tid int, sa *Sockaddr, decide UnixDecider, op fun
 		if e := decide(canonical); e != 0 {
 			return e
 		}
+		if e := checkBoundName(target, canonical, decide); e != 0 {
+			return e
+		}
 		var name string
 		if absolute {
 			name = "/proc/self/fd/" + strconv.Itoa(target)

@@ -26,6 +26,9 @@ type Dest struct {
 	Path     string
 	Abstract bool
 	Unnamed  bool
+	// Kernel: an AF_NETLINK address of the kernel itself (nl_pid 0 and
+	// no multicast groups), not of another process.
+	Kernel bool
 	// Exe is the connecting process's executable path, UID its uid. The
 	// supervisor fills them only when the policy says it needs them
 	// (NeedsExe, NeedsUID), because reading them costs system calls.

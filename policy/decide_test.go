@@ -154,15 +154,45 @@ func TestDefault(t *testing.T) {
 	if len(p.Warnings()) != 0 {
 		t.Errorf("default policy warns: %v", p.Warnings())
 	}
-	// Flags without a file go in front of the default's rules.
-	p, err := Load([]FlagRule{{"deny", "127.0.0.1:8080=ECONNREFUSED"}, {"default", "deny=EACCES"}}, "", Options{})
+	// An explicit default replaces the embedded policy: nothing of it
+	// stays behind the flag rules (issue 12).
+	p, err := Load([]FlagRule{{"deny", "127.0.0.1:8080=ECONNREFUSED"}, {"allow", "10.0.0.1:443"}, {"default", "deny=EACCES"}}, "", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dst, want := range map[string]string{
+		"tcp 127.0.0.1:8080": "deny ECONNREFUSED --deny",
+		"tcp 10.0.0.1:443":   "allow --allow",
+		"tcp 127.0.0.1:8081": "deny EACCES default",
+		"unix /run/x.sock":   "deny EACCES default",
+		"tcp 10.0.0.1:1":     "deny EACCES default",
+		"unspec":             "allow default",
+		"netlink kernel":     "allow default",
+		"netlink":            "deny EACCES default",
+	} {
+		d := p.Decide(dest(t, dst))
+		origin := "default"
+		if d.Rule != nil {
+			origin = d.Rule.Origin()
+		}
+		if got := strings.TrimSuffix(describe(d), "@0") + " " + origin; got != want {
+			t.Errorf("explicit default: %s: %s, want %s", dst, got, want)
+		}
+	}
+	if n := len(p.Rules()); n != 2 {
+		t.Errorf("explicit default: %d rules, want the 2 flag rules alone", n)
+	}
+	// Flags without a file and without --default go in front of the
+	// default's rules.
+	p, err = Load([]FlagRule{{"deny", "127.0.0.1:8080=ECONNREFUSED"}}, "", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for dst, want := range map[string]string{
 		"tcp 127.0.0.1:8080": "deny ECONNREFUSED@0",
 		"tcp 127.0.0.1:8081": "allow@2", // line 2 of the embedded default
-		"tcp 10.0.0.1:1":     "deny EACCES@0",
+		"tcp 10.0.0.1:1":     "deny EPERM@0",
+		"netlink kernel":     "allow@0",
 	} {
 		if got := describe(p.Decide(dest(t, dst))); got != want {
 			t.Errorf("flags: %s: %s, want %s", dst, got, want)

@@ -11,7 +11,7 @@ import (
 // String formats the destination as logs and `connvisor explain` show it:
 // "tcp 10.20.3.4:5432", "udp [::1]:53", "ip 10.0.0.1:80" (socket type
 // unknown), "unix /run/x.sock", "unix @name", "unix unnamed", "unspec",
-// "netlink". Who connects (Exe, UID) is not part of it: logs carry those
+// "netlink", "netlink kernel" (addressed to the kernel itself). Who connects (Exe, UID) is not part of it: logs carry those
 // as fields of their own.
 func (d Dest) String() string {
 	switch d.Family {
@@ -25,6 +25,10 @@ func (d Dest) String() string {
 			return "unix unnamed"
 		}
 		return "unix " + d.Path
+	case syscall.AF_NETLINK:
+		if d.Kernel {
+			return "netlink kernel"
+		}
 	}
 	return familyName(d.Family)
 }
@@ -95,6 +99,10 @@ func ParseDest(s string) (Dest, error) {
 			return d, fmt.Errorf("unknown destination kind %q (expected tcp, udp, ip, unix, unspec or a family name like netlink)", kind)
 		}
 		d.Family = f
+		if f == syscall.AF_NETLINK && len(rest) > 0 && rest[0].s == "kernel" {
+			d.Kernel = true
+			rest = rest[1:]
+		}
 	}
 	for _, t := range rest {
 		k, v, _ := strings.Cut(t.s, "=")

@@ -54,7 +54,11 @@
 //   - A rule with no destination word (`allow any`, `allow exe=/bin/x`)
 //     matches every family except AF_UNSPEC.
 //   - AF_UNSPEC (which dissolves a datagram association) is allowed unless
-//     a rule names unspec: the default does not apply to it.
+//     a rule names unspec: the default does not apply to it. Nor does it
+//     apply to a netlink message to the kernel (nl_pid 0, no group; the
+//     destination "netlink kernel"), which is no egress.
+//   - An explicit --default replaces the embedded default policy: its
+//     rules do not stay behind the flag rules.
 //   - Host names are resolved when the policy loads (all A and AAAA
 //     records) and again by Reresolve, at the interval `resolve every`
 //     sets. A name that does not resolve matches nothing, with a warning.

@@ -79,9 +79,11 @@ func Default() *Policy {
 // Load builds a policy from command-line rules and a policy file (""
 // for none). Flag rules come first, in order, then the file's. Without a
 // file, the flag rules come before the embedded default's rules (so local
-// IPC keeps working), and a --default flag replaces its default. Every
-// problem found is returned, joined; a policy with an error is never
-// returned.
+// IPC keeps working), unless a --default flag is given: an explicit
+// default replaces the embedded policy entirely, so that `--default deny
+// --allow 10.0.0.1:443` allows that one destination and nothing on
+// loopback. Every problem found is returned, joined; a policy with an
+// error is never returned.
 func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
 	l := &loader{opts: opts}
 	for _, f := range flags {
@@ -93,7 +95,7 @@ func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
 		} else {
 			l.file(file, where{})
 		}
-	} else {
+	} else if l.flagDef == nil {
 		l.text("default", []byte(defaultText), true)
 	}
 	if len(l.errs) > 0 {
@@ -164,16 +166,24 @@ func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
 	return p
 }
 
+// NotEgress reports whether d reaches nothing outside the host, so no
+// default denies it: AF_UNSPEC (a dissolve) and netlink to the kernel.
+func NotEgress(d *Dest) bool {
+	return d.Family == syscall.AF_UNSPEC || d.Family == syscall.AF_NETLINK && d.Kernel
+}
+
 // Decide returns what to do with a connect to d: the first rule that
-// matches and fires, else the default. AF_UNSPEC (which dissolves a
-// datagram association) is allowed unless a rule names unspec. It
-// allocates nothing.
+// matches and fires, else the default. Two destinations are not egress,
+// so the default never denies them: AF_UNSPEC (which dissolves a datagram
+// association) and a netlink message to the kernel (routing and interface
+// queries; getifaddrs needs them). A rule that names them still applies.
+// It allocates nothing.
 func (p *Policy) Decide(d *Dest) Decision {
 	after := int32(-1)
 	for {
 		i := p.find(d, after)
 		if i == noRule {
-			if d.Family == syscall.AF_UNSPEC {
+			if NotEgress(d) {
 				return Decision{Action: Allow}
 			}
 			return p.def

@@ -134,12 +134,18 @@ type Options struct {
 	// reach the network without connect (ping needs one when it runs as
 	// root without ping_group_range).
 	AllowRaw bool
+	// AllowUserns lets the command create and enter user namespaces. In
+	// one, an unprivileged program can mount over the directories that
+	// UNIX path rules name and over the binaries exe= rules name.
+	AllowUserns bool
 	// NoSendTrap stops policing datagrams sent with a destination
 	// (sendto, sendmsg, sendmmsg) and TCP fast open.
 	NoSendTrap bool
-	// KeepPtrace leaves CAP_SYS_PTRACE to a root command. It can then
-	// attach to the supervisor and answer its own connects: only for
-	// trusted programs that need it (debuggers, strace).
+	// KeepPtrace leaves CAP_SYS_PTRACE to a root command, and does not
+	// confine the tree in a Landlock domain. It can then attach to the
+	// supervisor and answer its own connects, and attach to processes of
+	// its user outside the tree: only for trusted programs that need it
+	// (debuggers, strace -p).
 	KeepPtrace bool
 }
 
@@ -215,6 +221,9 @@ func (c *Cmd) Start() error {
 		TrapSends:    !c.Options.NoSendTrap,
 		AllowIOUring: c.Options.AllowIOUring,
 		AllowRaw:     c.Options.AllowRaw,
+		// Under an allow-all policy nothing needs the namespaces closed,
+		// and clone3 keeps working as natively.
+		AllowUserns: c.Options.AllowUserns || c.policy.AllowsEverything(),
 	})
 	if err != nil {
 		return err
@@ -232,8 +241,18 @@ func (c *Cmd) Start() error {
 	if c.Options.WaitKillable {
 		mode = stubKillable
 	}
-	if c.Options.KeepPtrace {
+	switch {
+	case c.Options.KeepPtrace:
 		mode += stubKeepPtrace
+	case c.policy.AllowsEverything():
+		// Nothing is denied, so nothing needs confining, and the tree
+		// keeps mount (which a Landlock domain refuses): an allow-all
+		// policy stays invisible. A policy reloaded later does not
+		// confine a tree started this way.
+		mode += stubNoDomain
+	case landlockABI() < minLandlockABI && c.Logger != nil:
+		c.Logger.Warn("no Landlock (needs Linux 5.19 with Landlock enabled): the command can ptrace processes of its user outside its tree and make them connect",
+			zap.Int("landlock_abi", landlockABI()))
 	}
 	// A non-dumpable supervisor cannot be ptraced, read or written through
 	// /proc, or robbed of its listener with pidfd_getfd by a process

@@ -20,6 +20,10 @@ type FilterOptions struct {
 	AllowIOUring bool
 	// AllowRaw lets raw and packet sockets be created.
 	AllowRaw bool
+	// AllowUserns lets the command create user namespaces (unshare,
+	// clone and setns with CLONE_NEWUSER, and clone3), in which it could
+	// mount over the paths that UNIX rules name.
+	AllowUserns bool
 }
 
 // compatArches are the other ABIs an x86_64 process can use. Their calls
@@ -64,15 +68,20 @@ func buildFilter(opts FilterOptions) ([]unix.SockFilter, error) {
 			return nil, err
 		}
 	}
-	if err := addSCTPConnectxRules(add); err != nil {
+	if err := addSockoptRules(add); err != nil {
 		return nil, err
+	}
+	if !opts.AllowUserns {
+		if err := addUsernsRules(f, add); err != nil {
+			return nil, err
+		}
 	}
 	// The compat ABIs get their own filters, merged in: their calls are
 	// trapped without conditions, because i386's socketcall(2) keeps the
 	// arguments in memory where no condition can look, and the
 	// supervisor refuses them all.
 	for _, arch := range compatArches() {
-		cf, err := compatFilter(arch)
+		cf, err := compatFilter(arch, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +145,7 @@ func ruleAdder(f *seccomp.ScmpFilter, arch seccomp.ScmpArch) addRuleFunc {
 
 // compatFilter traps every call of a compat ABI that can reach a
 // destination or hide one from seccomp.
-func compatFilter(arch seccomp.ScmpArch) (*seccomp.ScmpFilter, error) {
+func compatFilter(arch seccomp.ScmpArch, opts FilterOptions) (*seccomp.ScmpFilter, error) {
 	f, err := newArchFilter(arch)
 	if err != nil {
 		return nil, err
@@ -151,6 +160,12 @@ func compatFilter(arch seccomp.ScmpArch) (*seccomp.ScmpFilter, error) {
 	if err := addRawSocketRules(add); err != nil {
 		f.Release()
 		return nil, err
+	}
+	if !opts.AllowUserns {
+		if err := addUsernsRules(f, add); err != nil {
+			f.Release()
+			return nil, err
+		}
 	}
 	if arch == seccomp.ArchX86 {
 		// socketcall(2) keeps the socket's type in memory, so raw sockets
@@ -183,33 +198,54 @@ const (
 
 // addRawSocketRules traps the creation of raw and packet sockets: they
 // reach the network without connect, with addresses no port rule can
-// match (a raw IP datagram names no port).
+// match (a raw IP datagram names no port). socket(AF_INET, SOCK_PACKET) is
+// a packet socket too: __sock_create turns it into AF_PACKET for old
+// programs.
 //
 // Netlink sockets are SOCK_RAW too but talk to the kernel only (getaddrinfo
 // and getifaddrs need them), so the rule names the IP families.
 func addRawSocketRules(add addRuleFunc) error {
-	raw, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, sockTypeMask, unix.SOCK_RAW)
-	if err != nil {
-		return fmt.Errorf("socket condition: %w", err)
-	}
 	for _, family := range []uint64{unix.AF_INET, unix.AF_INET6} {
-		inFamily, err := seccomp.MakeCondition(0, seccomp.CompareEqual, family)
+		inFamily, err := intArg(0, family)
 		if err != nil {
 			return fmt.Errorf("socket condition: %w", err)
 		}
-		if err := add("socket", inFamily, raw); err != nil {
-			return err
+		types := []uint64{unix.SOCK_RAW}
+		if family == unix.AF_INET {
+			// Only PF_INET is turned into a packet socket; an IPv6
+			// SOCK_PACKET fails as natively.
+			types = append(types, unix.SOCK_PACKET)
+		}
+		for _, typ := range types {
+			t, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, sockTypeMask, typ)
+			if err != nil {
+				return fmt.Errorf("socket condition: %w", err)
+			}
+			if err := add("socket", inFamily, t); err != nil {
+				return err
+			}
 		}
 	}
-	packet, err := seccomp.MakeCondition(0, seccomp.CompareEqual, unix.AF_PACKET)
+	packet, err := intArg(0, unix.AF_PACKET)
 	if err != nil {
 		return fmt.Errorf("socket condition: %w", err)
 	}
 	return add("socket", packet)
 }
 
+// intArg is a condition "argument arg, read as an int, equals v". The
+// kernel reads socket's domain, setsockopt's level and option name and
+// the like as ints, so only the low 32 bits count: a plain 64-bit
+// comparison would let (1<<32)|AF_INET slip past a rule for AF_INET.
+func intArg(arg uint, v uint64) (seccomp.ScmpCondition, error) {
+	return seccomp.MakeCondition(arg, seccomp.CompareMaskedEqual, lowInt, v)
+}
+
+// lowInt masks an argument register to the int the kernel reads from it.
+const lowInt = 0xffffffff
+
 // sockTypeMask keeps the type of socket(2)'s type argument, without
-// SOCK_NONBLOCK and SOCK_CLOEXEC.
+// SOCK_NONBLOCK and SOCK_CLOEXEC (SOCK_TYPE_MASK).
 const sockTypeMask = 0xf
 
 type addRuleFunc func(name string, conds ...seccomp.ScmpCondition) error
@@ -237,26 +273,107 @@ func addSendRules(add addRuleFunc) error {
 	return add("sendmmsg")
 }
 
-// SCTP's connectx goes through setsockopt with the addresses in memory
-// (net/sctp/socket.c): an implicit connect that connect's rule never sees.
 const (
-	solSCTP             = 132 // IPPROTO_SCTP
-	sctpConnectxOld     = 107 // SCTP_SOCKOPT_CONNECTX_OLD
-	sctpConnectx        = 110 // SCTP_SOCKOPT_CONNECTX
-	sctpConnectx3       = 111 // SCTP_SOCKOPT_CONNECTX3
 	setsockoptLevelArg  = 1
 	setsockoptOptionArg = 2
 )
 
-// addSCTPConnectxRules traps only setsockopt(IPPROTO_SCTP, CONNECTX*);
-// every other setsockopt stays in the filter.
-func addSCTPConnectxRules(add addRuleFunc) error {
-	level, err := seccomp.MakeCondition(setsockoptLevelArg, seccomp.CompareEqual, solSCTP)
-	if err != nil {
-		return fmt.Errorf("setsockopt condition: %w", err)
+// sockopt is one (level, option name) pair of setsockopt(2).
+type sockopt struct {
+	level, name int32
+	why         string // the reason a refusal logs
+}
+
+// trappedSockopts are the socket options that send packets somewhere the
+// connect or send that the policy decided does not name. They are refused
+// on their level and name alone, which the filter sees in registers: the
+// option's value is in memory, where another thread could change it after
+// a check, and a sticky option outlives any check of the calls after it.
+var trappedSockopts = []sockopt{
+	// SCTP's connectx takes a list of addresses in memory
+	// (net/sctp/socket.c): an implicit connect that connect's rule never
+	// sees.
+	{unix.IPPROTO_SCTP, 107, "SCTP connectx"}, // SCTP_SOCKOPT_CONNECTX_OLD
+	{unix.IPPROTO_SCTP, 110, "SCTP connectx"}, // SCTP_SOCKOPT_CONNECTX
+	{unix.IPPROTO_SCTP, 111, "SCTP connectx"}, // SCTP_SOCKOPT_CONNECTX3
+	// IPv4 options: loose and strict source routes (LSRR, SSRR) send
+	// every packet through hosts of the program's choosing, which forward
+	// it on. Record-route and timestamp options go in the same buffer and
+	// are refused with them.
+	{unix.IPPROTO_IP, unix.IP_OPTIONS, "IP_OPTIONS (source routing)"},
+	// IPv6 routing header, sticky (do_ipv6_setsockopt accepts type 2 and
+	// type 4, segment routing, without privilege): the packet goes to the
+	// first segment and on to the rest.
+	{unix.IPPROTO_IPV6, unix.IPV6_RTHDR, "IPV6_RTHDR (source routing)"},
+	// RFC 2292's sticky options: a buffer of control messages, which may
+	// hold a routing header (and a next hop).
+	{unix.IPPROTO_IPV6, unix.IPV6_2292PKTOPTIONS, "IPV6_2292PKTOPTIONS (source routing)"},
+}
+
+// sockoptWhy is the refusal reason for a trapped setsockopt, decided on
+// the registers only (the int the kernel reads); "" for one the filter
+// should not have trapped.
+func sockoptWhy(level, name uint64) string {
+	for _, o := range trappedSockopts {
+		if int32(uint32(level)) == o.level && int32(uint32(name)) == o.name {
+			return o.why
+		}
 	}
-	for _, opt := range []uint64{sctpConnectxOld, sctpConnectx, sctpConnectx3} {
-		name, err := seccomp.MakeCondition(setsockoptOptionArg, seccomp.CompareEqual, opt)
+	return ""
+}
+
+// addUsernsRules traps the calls that create or enter a user namespace:
+// in one, an unprivileged program can mount a tmpfs over a directory that
+// a UNIX path rule allows and bind-mount a denied socket into it, or
+// bind-mount any binary over the path an exe= rule names. unshare and
+// clone take their flags in a register; setns takes a namespace type (0:
+// any). clone3 keeps its flags in memory, where the filter cannot look,
+// so it fails with ENOSYS in the filter, as container runtimes do: the C
+// libraries then fall back to clone (glibc's __clone_internal, and Go and
+// musl use clone anyway).
+func addUsernsRules(f *seccomp.ScmpFilter, add addRuleFunc) error {
+	newUser, err := seccomp.MakeCondition(0, seccomp.CompareMaskedEqual, unix.CLONE_NEWUSER, unix.CLONE_NEWUSER)
+	if err != nil {
+		return fmt.Errorf("clone condition: %w", err)
+	}
+	for _, name := range []string{"unshare", "clone"} {
+		if err := add(name, newUser); err != nil {
+			return err
+		}
+	}
+	setnsUser, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, unix.CLONE_NEWUSER, unix.CLONE_NEWUSER)
+	if err != nil {
+		return fmt.Errorf("setns condition: %w", err)
+	}
+	setnsAny, err := intArg(1, 0)
+	if err != nil {
+		return fmt.Errorf("setns condition: %w", err)
+	}
+	if err := add("setns", setnsUser); err != nil {
+		return err
+	}
+	if err := add("setns", setnsAny); err != nil {
+		return err
+	}
+	nr, err := seccomp.GetSyscallFromName("clone3")
+	if err != nil {
+		return fmt.Errorf("syscall clone3: %w", err)
+	}
+	if err := f.AddRule(nr, seccomp.ActErrno.SetReturnCode(int16(unix.ENOSYS))); err != nil {
+		return fmt.Errorf("rule for clone3: %w", err)
+	}
+	return nil
+}
+
+// addSockoptRules traps only the setsockopt calls of trappedSockopts;
+// every other setsockopt stays in the filter.
+func addSockoptRules(add addRuleFunc) error {
+	for _, o := range trappedSockopts {
+		level, err := intArg(setsockoptLevelArg, uint64(o.level))
+		if err != nil {
+			return fmt.Errorf("setsockopt condition: %w", err)
+		}
+		name, err := intArg(setsockoptOptionArg, uint64(o.name))
 		if err != nil {
 			return fmt.Errorf("setsockopt condition: %w", err)
 		}

@@ -24,10 +24,9 @@ func (s *Supervisor) handle(n *Notification) {
 		s.refuse(n, "compat ABI", syscall.EPERM)
 		return
 	}
-	pol := s.policy.Load()
-	switch nr := int(n.Nr); {
-	case pol.AllowsEverything() && (nr == unix.SYS_CONNECT || nr == unix.SYS_SENDTO ||
-		nr == unix.SYS_SENDMSG || nr == unix.SYS_SENDMMSG || nr == unix.SYS_SOCKET):
+	if s.policy.Load().AllowsEverything() && int(n.Nr) != unix.SYS_IO_URING_SETUP {
+		// Nothing is denied: the kernel runs the call itself, raw
+		// sockets, source routes and user namespaces included.
 		s.continueAllowed(n)
 		return
 	}
@@ -43,9 +42,18 @@ func (s *Supervisor) handle(n *Notification) {
 		// without connect and name no port a rule could match.
 		s.refuse(n, "raw or packet socket (--allow-raw to permit)", syscall.EPERM)
 	case unix.SYS_SETSOCKOPT:
-		// Only SCTP connectx reaches here; its address list is not
-		// policed, so it is refused (connect(2) on SCTP still works).
-		s.refuse(n, "SCTP connectx", syscall.EPERM)
+		// Only the options of trappedSockopts reach here, decided on the
+		// registers: SCTP connectx (its address list is not policed;
+		// connect(2) on SCTP still works) and source routes.
+		why := sockoptWhy(n.Args[setsockoptLevelArg], n.Args[setsockoptOptionArg])
+		if why == "" {
+			s.refuse(n, "unexpected setsockopt", syscall.ENOSYS)
+			return
+		}
+		s.refuse(n, why, syscall.EPERM)
+	case unix.SYS_UNSHARE, unix.SYS_CLONE, unix.SYS_SETNS:
+		// Only calls that create or enter a user namespace reach here.
+		s.refuse(n, "user namespace (--allow-userns to permit)", syscall.EPERM)
 	default:
 		// Trapped by a filter rule we do not know how to answer: fail closed.
 		s.refuse(n, "unexpected system call", syscall.ENOSYS)
@@ -91,7 +99,8 @@ type call struct {
 	n     Notification
 	start time.Time
 	dup   int
-	sa    emulate.Sockaddr
+	sa    emulate.Sockaddr // what is connected: asked, unspecified address resolved
+	asked emulate.Sockaddr // the address as the target passed it (a restart passes it again)
 	info  emulate.SocketInfo
 	dest  policy.Dest
 	proc  emulate.Process
@@ -169,7 +178,9 @@ func (s *Supervisor) handleConnect(n *Notification) {
 	}
 	c.sa.Decode(&c.dest)
 	c.dest.SockType = c.info.Type
-	emulate.ResolveUnspecified(&c.dest, c.dup)
+	// Connect where was decided: an unspecified address is written out
+	// as the one decided, so a bind by another thread cannot move it.
+	c.sa = emulate.ResolveName(&c.dest, &c.sa, c.dup, emulate.UseConnect)
 	pol := s.policy.Load()
 	if c.dest.Family == syscall.AF_UNIX && !c.dest.Abstract && !c.dest.Unnamed && !s.opts.Continue {
 		// Decided once resolved as the target: here when the supervisor
@@ -224,7 +235,7 @@ func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, 
 	if errno != 0 {
 		return errno, true
 	}
-	c.sa = sa
+	c.sa, c.asked = sa, sa
 	return s.inspect(c), true
 }
 

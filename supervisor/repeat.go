@@ -64,8 +64,9 @@ func keyOf(c *call) (repeatKey, bool) {
 	if unix.Fstat(c.dup, &st) != nil {
 		return repeatKey{}, false
 	}
-	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: c.sa.Len()}
-	copy(k.addr[:], c.sa.Bytes())
+	// The address as asked: a restarted call passes the same bytes again.
+	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: c.asked.Len()}
+	copy(k.addr[:], c.asked.Bytes())
 	return k, true
 }
 

@@ -28,8 +28,11 @@ const (
 	// stubKillable asks for SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
 	stubKillable = "killable"
 	stubPlain    = "plain"
-	// stubKeepPtrace, appended to the mode, keeps CAP_SYS_PTRACE.
+	// stubKeepPtrace, appended to the mode, keeps CAP_SYS_PTRACE and
+	// makes no Landlock domain.
 	stubKeepPtrace = "+ptrace"
+	// stubNoDomain, appended to the mode, makes no Landlock domain.
+	stubNoDomain = "+nodomain"
 	// What the stub exits with when it cannot start the command, as a
 	// shell does: 127 not found, 126 found but not runnable.
 	exitNotFound    = 127
@@ -54,16 +57,16 @@ func init() {
 		return
 	}
 	runtime.LockOSThread()
-	keepPtrace := strings.HasSuffix(mode, stubKeepPtrace)
-	mode = strings.TrimSuffix(mode, stubKeepPtrace)
-	if err := runStub(mode == stubKillable, keepPtrace); err != nil {
+	keepPtrace := strings.Contains(mode, stubKeepPtrace)
+	confine := !keepPtrace && !strings.Contains(mode, stubNoDomain)
+	if err := runStub(strings.HasPrefix(mode, stubKillable), keepPtrace, confine); err != nil {
 		fmt.Fprintf(os.NewFile(stubStatusFD, "status"), "%v", err)
 		os.Exit(execExitCode(err))
 	}
 }
 
 // runStub returns only on failure.
-func runStub(killable, keepPtrace bool) error {
+func runStub(killable, keepPtrace, confine bool) error {
 	if len(os.Args) < 3 || os.Args[1] != "--" {
 		return fmt.Errorf("connvisor stub: bad arguments %q", os.Args)
 	}
@@ -95,6 +98,11 @@ func runStub(killable, keepPtrace bool) error {
 	}
 	if !keepPtrace {
 		if err := dropPtrace(); err != nil {
+			return err
+		}
+	}
+	if confine {
+		if err := confineToTree(); err != nil {
 			return err
 		}
 	}
@@ -156,3 +164,70 @@ func dropPtrace() error {
 	unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 	return nil
 }
+
+// confineToTree puts the command in a Landlock domain of its own, which
+// every descendant inherits. Any Landlock domain scopes ptrace (Linux
+// 5.13): a process in it can no longer ptrace, pidfd_getfd from,
+// process_vm_writev to or open /proc/PID/mem of a process outside it,
+// such as the shell of the same user that started connvisor, and make
+// that process connect where the policy would deny. The supervisor,
+// outside the domain, still reaches into the tree.
+//
+// A domain must restrict something. It handles LANDLOCK_ACCESS_FS_REFER
+// (Linux 5.19, ABI 2) and grants it beneath "/", so no file access
+// changes; as with any filesystem domain, the tree can no longer mount,
+// unmount or pivot_root (hook_sb_mount), which also keeps a root command
+// from mounting over the paths that UNIX rules name. Signals and abstract
+// UNIX sockets (ABI 6 scopes) are left alone: killing a process outside
+// the tree works natively and reaches no destination, and the policy
+// decides every abstract connect. Kernels without Landlock, or with ABI 1
+// only (where REFER cannot be granted), are left as they are: the
+// supervisor logs it (landlockABI).
+func confineToTree() error {
+	ruleset := landlockRulesetAttr{handledAccessFS: unix.LANDLOCK_ACCESS_FS_REFER}
+	fd, _, e := unix.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET,
+		uintptr(unsafe.Pointer(&ruleset)), unsafe.Sizeof(ruleset), 0)
+	switch e {
+	case 0:
+	case unix.ENOSYS, unix.EOPNOTSUPP, unix.EINVAL:
+		// No Landlock, Landlock off at boot, or ABI 1 (no REFER).
+		return nil
+	default:
+		return fmt.Errorf("landlock_create_ruleset: %w", e)
+	}
+	defer unix.Close(int(fd))
+	root, err := unix.Open("/", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open / for the Landlock rule: %w", err)
+	}
+	defer unix.Close(root)
+	rule := unix.LandlockPathBeneathAttr{Allowed_access: unix.LANDLOCK_ACCESS_FS_REFER, Parent_fd: int32(root)}
+	if _, _, e := unix.RawSyscall6(unix.SYS_LANDLOCK_ADD_RULE, fd, unix.LANDLOCK_RULE_PATH_BENEATH,
+		uintptr(unsafe.Pointer(&rule)), 0, 0, 0); e != 0 {
+		return fmt.Errorf("landlock_add_rule(/): %w", e)
+	}
+	// no_new_privs is set, so an unprivileged user may do this too.
+	if _, _, e := unix.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, fd, 0, 0); e != 0 {
+		return fmt.Errorf("landlock_restrict_self: %w", e)
+	}
+	return nil
+}
+
+// landlockRulesetAttr is the prefix of struct landlock_ruleset_attr that
+// ABI 1 already knows; the kernel accepts any size from there on.
+type landlockRulesetAttr struct {
+	handledAccessFS uint64
+}
+
+// landlockABI is the Landlock ABI version of this kernel, 0 without it.
+func landlockABI() int {
+	v, _, e := unix.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if e != 0 {
+		return 0
+	}
+	return int(v)
+}
+
+// minLandlockABI is the first ABI with LANDLOCK_ACCESS_FS_REFER, which
+// confineToTree needs.
+const minLandlockABI = 2

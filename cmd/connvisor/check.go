@@ -63,9 +63,12 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 	if dec.Errno != 0 {
 		out += " errno=" + policy.ErrnoName(dec.Errno)
 	}
-	if dec.Rule != nil {
+	switch {
+	case dec.Rule != nil:
 		fmt.Fprintf(stdout, "%s: %s by %s: %s\n", d, out, dec.Rule.Origin(), dec.Rule.String())
-	} else {
+	case policy.NotEgress(&d):
+		fmt.Fprintf(stdout, "%s: %s (not egress: no default applies, only a rule naming it)\n", d, out)
+	default:
 		fmt.Fprintf(stdout, "%s: %s by the default\n", d, out)
 	}
 	return 0

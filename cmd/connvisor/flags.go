@@ -42,6 +42,7 @@ type runFlags struct {
 	noSendTrap   bool
 	keepPtrace   bool
 	allowRaw     bool
+	allowUserns  bool
 	watch        bool
 }
 
@@ -93,7 +94,8 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"allow-io-uring"}, "", "let the command use io_uring (its connects are invisible to seccomp)", sw(&rf.allowIOUring)},
 		{[]string{"no-send-trap"}, "", "do not police sendto/sendmsg/sendmmsg destinations", sw(&rf.noSendTrap)},
 		{[]string{"allow-raw"}, "", "let the command create raw and packet sockets (they bypass port rules)", sw(&rf.allowRaw)},
-		{[]string{"allow-ptrace"}, "", "leave CAP_SYS_PTRACE to a root command (it could attach to the supervisor)", sw(&rf.keepPtrace)},
+		{[]string{"allow-ptrace"}, "", "leave ptrace to the command: CAP_SYS_PTRACE if root, no Landlock domain (see Threat model)", sw(&rf.keepPtrace)},
+		{[]string{"allow-userns"}, "", "let the command create user namespaces (it could mount over the paths UNIX rules name)", sw(&rf.allowUserns)},
 		{[]string{"watch"}, "", "reload the policy file when it changes (SIGUSR2 reloads it too)", sw(&rf.watch)},
 	}
 }

@@ -26,7 +26,7 @@ RULE: any | IPv4[/LEN][:PORTS] | [IPv6[/LEN]][:PORTS] | *:PORTS | unix:PATHGLOB 
       PORTS is N, N-M, a list, or *.
 
 With no policy flags the embedded default applies: loopback and UNIX sockets are allowed,
-every other destination is denied with EPERM.
+every other destination is denied with EPERM. An explicit --default replaces it entirely.
 
 connvisor forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to CMD, as if it were not there;
 SIGUSR2 (or --watch) reloads --policy without touching CMD.

@@ -62,6 +62,7 @@ func runCommand(args []string) int {
 		NoSendTrap:   rf.noSendTrap,
 		KeepPtrace:   rf.keepPtrace,
 		AllowRaw:     rf.allowRaw,
+		AllowUserns:  rf.allowUserns,
 	}
 	// Catch the forwarded signals before the command exists, so none is
 	// lost in between.

@@ -86,6 +86,11 @@ type door struct {
 	// why); it is still run wrapped, which must not reach.
 	nativeAny string
 	flags     []string // connvisor flags besides the deny rule
+	// deny, when set, is the deny rule's destination for the server's
+	// port (fmt verb %d); "127.0.0.1:%d" when empty.
+	deny string
+	// wrap, when set, replaces every connvisor flag of the wrapped run.
+	wrap func(port int) []string
 	// open is the diagnosis reported if the door turns out open.
 	open string
 }
@@ -116,7 +121,14 @@ func (d door) prove(t *testing.T) {
 	case hits == 0:
 		t.Fatalf("natively the attack says REACHED but the server saw nothing:\n%s", nat.out)
 	}
-	wr := run(t, denyFlags(srv.Port, d.flags...), d.args(srv.Port)...)
+	flags := denyFlags(srv.Port, d.flags...)
+	if d.deny != "" {
+		flags = append([]string{"--deny", fmt.Sprintf(d.deny, srv.Port) + "=EACCES"}, flags[2:]...)
+	}
+	if d.wrap != nil {
+		flags = d.wrap(srv.Port)
+	}
+	wr := run(t, flags, d.args(srv.Port)...)
 	after := srv.Hits()
 	if wr.reached() || after > hits {
 		t.Fatalf("OPEN DOOR: %s (wrapped: %s; server hits %d -> %d)", d.open, strings.TrimSpace(wr.out), hits, after)

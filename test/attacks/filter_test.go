@@ -26,6 +26,7 @@ func TestFilterCompatABIs(t *testing.T) {
 		retAllow                                     = 0x7fff0000
 		retUserNotif                                 = 0x7fc00000
 		retKillProc                                  = 0x80000000
+		retErrno                                     = 0x00050000
 		i386Socketcall                               = 102
 		sysConnect, sysSocket, sysSendto, sysSendmsg = 3, 1, 11, 16
 	)
@@ -70,6 +71,28 @@ func TestFilterCompatABIs(t *testing.T) {
 		{"x86_64 socket tcp", x64, 41, [6]uint64{unix.AF_INET, unix.SOCK_STREAM | unix.SOCK_NONBLOCK, 0}, retAllow},
 		{"x86_64 socket icmp ping", x64, 41, [6]uint64{unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP}, retAllow},
 		{"unknown arch (aarch64) connect", unix.AUDIT_ARCH_AARCH64, 203, [6]uint64{3, 0x1000, 16}, retKillProc},
+		// Issue 12: the kernel reads these arguments as ints, so the
+		// filter must compare their low 32 bits only.
+		{"x86_64 socket (1<<32)|AF_INET raw", x64, 41, [6]uint64{1<<32 | unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_UDP}, retUserNotif},
+		{"x86_64 socket (1<<32)|AF_PACKET", x64, 41, [6]uint64{1<<32 | unix.AF_PACKET, unix.SOCK_DGRAM, 0}, retUserNotif},
+		{"x86_64 socket AF_INET SOCK_PACKET", x64, 41, [6]uint64{unix.AF_INET, unix.SOCK_PACKET, 0x300}, retUserNotif},
+		{"x86_64 setsockopt (1<<32)|SCTP connectx", x64, 54, [6]uint64{3, 1<<32 | unix.IPPROTO_SCTP, 1<<32 | 110, 0x1000, 16}, retUserNotif},
+		{"x86_64 setsockopt IP_OPTIONS", x64, 54, [6]uint64{3, unix.IPPROTO_IP, unix.IP_OPTIONS, 0x1000, 8}, retUserNotif},
+		{"x86_64 setsockopt (1<<32)|IPV6 RTHDR", x64, 54, [6]uint64{3, 1<<32 | unix.IPPROTO_IPV6, unix.IPV6_RTHDR, 0x1000, 8}, retUserNotif},
+		{"x86_64 setsockopt IPV6_2292PKTOPTIONS", x64, 54, [6]uint64{3, unix.IPPROTO_IPV6, unix.IPV6_2292PKTOPTIONS, 0x1000, 8}, retUserNotif},
+		{"x86_64 setsockopt IP_TTL", x64, 54, [6]uint64{3, unix.IPPROTO_IP, unix.IP_TTL, 0x1000, 4}, retAllow},
+		{"x86_64 setsockopt IPV6_2292RTHDR (a receive flag)", x64, 54, [6]uint64{3, unix.IPPROTO_IPV6, unix.IPV6_2292RTHDR, 0x1000, 4}, retAllow},
+		{"x86_64 setsockopt SO_REUSEADDR", x64, 54, [6]uint64{3, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0x1000, 4}, retAllow},
+		{"x86_64 unshare CLONE_NEWUSER", x64, 272, [6]uint64{unix.CLONE_NEWUSER | unix.CLONE_NEWNS}, retUserNotif},
+		{"x86_64 unshare CLONE_NEWNS", x64, 272, [6]uint64{unix.CLONE_NEWNS}, retAllow},
+		{"x86_64 clone CLONE_NEWUSER", x64, 56, [6]uint64{1<<32 | unix.CLONE_NEWUSER | uint64(unix.SIGCHLD)}, retUserNotif},
+		{"x86_64 clone a thread", x64, 56, [6]uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND | unix.CLONE_FS | unix.CLONE_FILES}, retAllow},
+		{"x86_64 setns any type", x64, 308, [6]uint64{5, 0}, retUserNotif},
+		{"x86_64 setns user", x64, 308, [6]uint64{5, unix.CLONE_NEWUSER}, retUserNotif},
+		{"x86_64 setns net", x64, 308, [6]uint64{5, unix.CLONE_NEWNET}, retAllow},
+		{"x86_64 clone3", x64, 435, [6]uint64{0x1000, 88}, retErrno},
+		{"i386 unshare CLONE_NEWUSER", i386, 310, [6]uint64{unix.CLONE_NEWUSER}, retUserNotif},
+		{"i386 clone3", i386, 435, [6]uint64{0x1000, 88}, retErrno},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -78,6 +101,9 @@ func TestFilterCompatABIs(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got&0xffff0000 == c.want {
+				if c.want == retErrno && got&0xffff != uint32(unix.ENOSYS) {
+					t.Errorf("errno %d, want ENOSYS: the C library falls back to clone on ENOSYS only", got&0xffff)
+				}
 				return
 			}
 			if c.want == retUserNotif && got&0xffff0000 == retAllow {
@@ -85,6 +111,36 @@ func TestFilterCompatABIs(t *testing.T) {
 			}
 			t.Errorf("the filter returns %#x, want %#x", got, c.want)
 		})
+	}
+}
+
+// TestFilterAllowUserns: with --allow-userns, user namespaces and clone3
+// are left to the kernel.
+func TestFilterAllowUserns(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("syscall numbers are x86_64's")
+	}
+	prog, err := supervisor.FilterProgram(supervisor.FilterOptions{TrapSends: true, AllowUserns: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x64 := uint32(unix.AUDIT_ARCH_X86_64)
+	for name, c := range map[string]struct {
+		nr   uint32
+		args [6]uint64
+	}{
+		"unshare CLONE_NEWUSER": {272, [6]uint64{unix.CLONE_NEWUSER}},
+		"clone CLONE_NEWUSER":   {56, [6]uint64{unix.CLONE_NEWUSER}},
+		"clone3":                {435, [6]uint64{0x1000, 88}},
+		"setns any":             {308, [6]uint64{5, 0}},
+	} {
+		got, err := runSeccompBPF(prog, seccompData(c.nr, x64, c.args))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != 0x7fff0000 {
+			t.Errorf("%s: the filter returns %#x, want ALLOW", name, got)
+		}
 	}
 }
 

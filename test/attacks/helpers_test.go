@@ -27,6 +27,7 @@ type server struct {
 	pc   net.PacketConn
 	Port int
 	Path string
+	addr string // where it listens (port 0: any)
 
 	mu     sync.Mutex
 	hits   int
@@ -40,13 +41,25 @@ var probeIP = net.IPv4(127, 0, 0, 2)
 
 func newServer(t testing.TB, kind, path string) *server {
 	t.Helper()
-	s := &server{t: t, kind: kind, Path: path}
+	addr := "127.0.0.1:0"
+	if kind == "udp6" {
+		addr = "[::1]:0"
+	}
+	return newServerAt(t, kind, path, addr)
+}
+
+// newServerAt is newServer listening on addr (tcp, udp and udp6 kinds).
+func newServerAt(t testing.TB, kind, path, addr string) *server {
+	t.Helper()
+	s := &server{t: t, kind: kind, Path: path, addr: addr}
 	var err error
 	switch kind {
 	case "tcp":
-		s.ln, err = net.Listen("tcp4", "127.0.0.1:0")
+		s.ln, err = net.Listen("tcp4", addr)
 	case "udp":
-		s.pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
+		s.pc, err = net.ListenPacket("udp4", addr)
+	case "udp6":
+		s.pc, err = net.ListenPacket("udp6", addr)
 	case "unix":
 		s.ln, err = net.Listen("unix", path)
 		if err == nil {
@@ -144,7 +157,8 @@ func (s *server) Hits() int {
 	case "tcp", "unix":
 		var c net.Conn
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: probeIP}}
-		network, addr := "tcp4", fmt.Sprintf("127.0.0.1:%d", s.Port)
+		host, _, _ := net.SplitHostPort(s.addr)
+		network, addr := "tcp4", net.JoinHostPort(host, fmt.Sprint(s.Port))
 		if s.kind == "unix" {
 			d.LocalAddr = nil
 			network, addr = "unix", s.Path
@@ -153,9 +167,10 @@ func (s *server) Hits() int {
 			_, err = c.Write([]byte(probeMsg))
 			c.Close()
 		}
-	case "udp":
+	case "udp", "udp6":
 		var c net.Conn
-		if c, err = net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", s.Port)); err == nil {
+		host, _, _ := net.SplitHostPort(s.addr)
+		if c, err = net.Dial("udp", net.JoinHostPort(host, fmt.Sprint(s.Port))); err == nil {
 			_, err = c.Write([]byte(probeMsg))
 			c.Close()
 		}

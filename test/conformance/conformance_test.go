@@ -67,6 +67,9 @@ var knownDifferences = map[string]string{
 	"send_blocking_interrupted_no_restart": "a signal without SA_RESTART that interrupts a send held for room reaches the program while it waits " +
 		"for connvisor's answer, so the call returns EINTR where natively it returns what it had sent; the program's retry of the same " +
 		"call gets that count (as a restart with SA_RESTART does)",
+	"unix_stream_path_hidden_by_mount_namespace_enoent": "the tree is confined in a Landlock domain (so that it cannot ptrace processes outside it), " +
+		"and a Landlock domain refuses mount; allow-all policies and --allow-ptrace make no domain",
+	"unix_stream_path_only_in_private_mount_succeeds": "as unix_stream_path_hidden_by_mount_namespace_enoent: mount is refused in the tree's Landlock domain",
 }
 
 // A variant is one build of the case program.

@@ -43,13 +43,17 @@ func TestDeniedDefaultErrno(t *testing.T) {
 	a, b := newServer(t, "tcp4"), newServer(t, "tcp4")
 	args := append(append([]string{prog}, a.spec()...), b.spec()...)
 	r := wrapped(t, []string{"-q", "--deny", ruleFor(a), "--default", "deny=ENETUNREACH"}, args...)
-	// The embedded rules come after the flag rules and allow loopback,
-	// so b is allowed; a is denied with the plain --deny's EPERM.
+	// An explicit default replaces the embedded policy (issue 12): its
+	// loopback rule does not stay behind the flags, so b gets the default;
+	// a is denied with the plain --deny's EPERM.
 	if got := r.results(a.kind, a.where); !equal(got, []string{"EPERM"}) {
 		t.Errorf("%s: results %q, want [EPERM]\n%v", a.where, got, r)
 	}
-	if got := r.results(b.kind, b.where); !equal(got, []string{"ok"}) {
-		t.Errorf("%s: results %q, want [ok] (embedded loopback rule)\n%v", b.where, got, r)
+	if got := r.results(b.kind, b.where); !equal(got, []string{"ENETUNREACH"}) {
+		t.Errorf("%s: results %q, want [ENETUNREACH] (the explicit default; no embedded loopback rule)\n%v", b.where, got, r)
+	}
+	if n := b.reached(); n != 0 {
+		t.Errorf("server reached %d times past the explicit default", n)
 	}
 	if n := a.reached(); n != 0 {
 		t.Errorf("denied server reached %d times", n)

@@ -19,7 +19,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
+#include <linux/if_ether.h>
 #include <linux/io_uring.h>
+#include <linux/ipv6.h>
+#include <linux/seg6.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,11 +37,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <netinet/ip.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <linux/if_packet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -941,6 +949,422 @@ static int m_soak(char **a) {
 	return 0;
 }
 
+// ==== issue 12: security, round two ========================================
+
+// rthdr6 ALLOWED6 PORT: an IPv6 UDP socket with a sticky segment routing
+// header (type 4, no privilege needed) whose segment is ::1: sendto names
+// ALLOWED6 (say 2001:db8::1), the packet goes to ::1, where it arrives with
+// no segments left and is delivered to the server on [::1]:PORT.
+static int m_rthdr6(char **a) {
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(atoi(a[1]))};
+	if (inet_pton(AF_INET6, a[0], &sa.sin6_addr) != 1) {
+		printf("ERROR bad address %s\n", a[0]);
+		return 2;
+	}
+	int s = socket(AF_INET6, SOCK_DGRAM, 0);
+	if (s < 0) die("socket");
+	struct sockaddr_in6 me = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	if (bind(s, (struct sockaddr *)&me, sizeof me)) die("bind ::1");
+	unsigned char buf[8 + 16] = {0};
+	struct ipv6_sr_hdr *srh = (struct ipv6_sr_hdr *)buf;
+	srh->nexthdr = 0;
+	srh->hdrlen = 2; // (8 + 16) / 8 - 1
+	srh->type = IPV6_SRCRT_TYPE_4;
+	srh->segments_left = 0;
+	srh->first_segment = 0;
+	srh->segments[0] = in6addr_loopback;
+	if (setsockopt(s, IPPROTO_IPV6, IPV6_RTHDR, buf, sizeof buf)) {
+		verdict(-1, errno, "(setsockopt IPV6_RTHDR)");
+		return 0;
+	}
+	if (sendto(s, "srh", 3, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		verdict(-1, errno, "(sendto with a routing header)");
+		return 0;
+	}
+	if (udp_echo(s)) verdict(0, 0, "(sent to the allowed address, delivered to ::1 by the routing header)");
+	else printf("BLOCKED noecho (sent, nothing came back)\n");
+	return 0;
+}
+
+// sockopt NAME: a socket option that sends packets somewhere the decided
+// destination does not name. REACHED: the kernel took the option.
+static int m_sockopt(char **a) {
+	const char *n = a[0];
+	long r;
+	if (!strcmp(n, "ip-options") || !strcmp(n, "ip-options-hi")) {
+		// LSRR through 127.0.0.1: NOP, then type 0x83, length 7, pointer 4.
+		unsigned char opt[8] = {1, 0x83, 7, 4, 127, 0, 0, 1};
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		long level = IPPROTO_IP;
+		if (n[10]) level |= 1L << 32; // the kernel reads an int
+		r = syscall(SYS_setsockopt, s, level, IP_OPTIONS, opt, sizeof opt);
+	} else if (!strcmp(n, "rthdr6") || !strcmp(n, "rthdr6-hi")) {
+		unsigned char buf[24] = {0};
+		struct ipv6_sr_hdr *srh = (struct ipv6_sr_hdr *)buf;
+		srh->hdrlen = 2;
+		srh->type = IPV6_SRCRT_TYPE_4;
+		srh->segments[0] = in6addr_loopback;
+		int s = socket(AF_INET6, SOCK_DGRAM, 0);
+		long name = IPV6_RTHDR;
+		if (n[6]) name |= 1L << 32;
+		r = syscall(SYS_setsockopt, s, (long)IPPROTO_IPV6, name, buf, sizeof buf);
+	} else if (!strcmp(n, "pktoptions2292")) {
+		// RFC 2292's sticky options: a control message with the header.
+		union {
+			char buf[CMSG_SPACE(24)];
+			struct cmsghdr align;
+		} u = {0};
+		struct cmsghdr *c = &u.align;
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_RTHDR;
+		c->cmsg_len = CMSG_LEN(24);
+		// ip6_datagram_send_ctl takes type 2 only (Mobile IPv6: the
+		// packet goes to the address in the header).
+		unsigned char *rh = CMSG_DATA(c);
+		rh[1] = 2; // hdrlen
+		rh[2] = IPV6_SRCRT_TYPE_2;
+		rh[3] = 1; // segments left
+		memcpy(rh + 8, &in6addr_loopback, 16);
+		int s = socket(AF_INET6, SOCK_DGRAM, 0);
+		r = setsockopt(s, IPPROTO_IPV6, IPV6_2292PKTOPTIONS, u.buf, CMSG_SPACE(24));
+	} else {
+		printf("ERROR unknown option %s\n", n);
+		return 2;
+	}
+	verdict(r, errno, n);
+	return 0;
+}
+
+// packet-udp IP PORT hi|inet-packet|unspec: a UDP datagram built by hand
+// and sent past the raw socket rule: socket((1<<32)|AF_INET, SOCK_RAW)
+// (the kernel reads an int), socket(AF_INET, SOCK_PACKET) (a packet
+// socket in disguise), or an AF_PACKET socket whose sockaddr_ll says
+// family 0 (packet_snd never looks at it).
+static unsigned short ip_csum(const void *p, int n) {
+	const unsigned short *w = p;
+	unsigned long sum = 0;
+	for (; n > 1; n -= 2) sum += *w++;
+	while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+static int m_packet_udp(char **a) {
+	const char *how = a[2];
+	struct sockaddr_in dst = addr4(a[0], a[1]);
+	struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int u = socket(AF_INET, SOCK_DGRAM, 0); // a port of ours for the echo
+	bind(u, (struct sockaddr *)&me, sizeof me);
+	socklen_t ml = sizeof me;
+	getsockname(u, (struct sockaddr *)&me, &ml);
+	unsigned char frame[14 + 20 + 8 + 4] = {0};
+	unsigned char *ip = frame + 14;
+	frame[12] = 0x08; // ETH_P_IP; loopback's MAC addresses are zero
+	struct iphdr *ih = (struct iphdr *)ip;
+	ih->version = 4;
+	ih->ihl = 5;
+	ih->ttl = 64;
+	ih->protocol = IPPROTO_UDP;
+	ih->tot_len = htons(20 + 8 + 4);
+	ih->saddr = me.sin_addr.s_addr;
+	ih->daddr = dst.sin_addr.s_addr;
+	ih->check = ip_csum(ih, 20);
+	uint16_t *udp = (uint16_t *)(ip + 20);
+	udp[0] = me.sin_port;
+	udp[1] = dst.sin_port;
+	udp[2] = htons(8 + 4);
+	udp[3] = 0; // no checksum: allowed for UDP over IPv4
+	memcpy(ip + 28, "pkt!", 4);
+	long s, r;
+	if (!strcmp(how, "hi")) {
+		s = syscall(SYS_socket, (1L << 32) | AF_INET, (long)SOCK_RAW, (long)IPPROTO_UDP);
+		if (s < 0) {
+			verdict(-1, errno, "(socket((1<<32)|AF_INET, SOCK_RAW))");
+			return 0;
+		}
+		struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr = dst.sin_addr};
+		r = sendto(s, ip + 20, 12, 0, (struct sockaddr *)&to, sizeof to);
+	} else if (!strcmp(how, "inet-packet")) {
+		s = socket(AF_INET, SOCK_PACKET, htons(ETH_P_ALL));
+		if (s < 0) {
+			verdict(-1, errno, "(socket(AF_INET, SOCK_PACKET))");
+			return 0;
+		}
+		struct sockaddr spkt = {.sa_family = AF_PACKET};
+		strcpy(spkt.sa_data, "lo");
+		r = sendto(s, frame, sizeof frame, 0, &spkt, sizeof spkt);
+	} else {
+		s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+		if (s < 0) {
+			verdict(-1, errno, "(socket(AF_PACKET))");
+			return 0;
+		}
+		struct sockaddr_ll ll = {.sll_family = 0, .sll_protocol = htons(ETH_P_IP),
+					 .sll_ifindex = if_nametoindex("lo"), .sll_halen = 6};
+		r = sendto(s, frame, sizeof frame, 0, (struct sockaddr *)&ll, sizeof ll);
+	}
+	if (r < 0) {
+		verdict(r, errno, "(send)");
+		return 0;
+	}
+	if (udp_echo(u)) verdict(0, 0, how);
+	else printf("BLOCKED noecho (sent, nothing came back)\n");
+	return 0;
+}
+
+// raw6-unspec IP6 PORT: a UDP datagram built by hand on an IPv6 raw socket,
+// sent to a name of family 0, which rawv6_sendmsg takes as AF_INET6.
+static int m_raw6_unspec(char **a) {
+	struct sockaddr_in6 to = {.sin6_family = 0};
+	if (inet_pton(AF_INET6, a[0], &to.sin6_addr) != 1) {
+		printf("ERROR bad address %s\n", a[0]);
+		return 2;
+	}
+	int s = socket(AF_INET6, SOCK_RAW, IPPROTO_UDP);
+	if (s < 0) {
+		verdict(-1, errno, "(raw IPv6 socket)");
+		return 0;
+	}
+	int off = 6; // the kernel fills in the UDP checksum (mandatory over IPv6)
+	if (setsockopt(s, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof off)) die("IPV6_CHECKSUM");
+	struct sockaddr_in6 me = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int u = socket(AF_INET6, SOCK_DGRAM, 0); // a port of ours for the echo
+	if (bind(u, (struct sockaddr *)&me, sizeof me)) die("bind");
+	socklen_t ml = sizeof me;
+	getsockname(u, (struct sockaddr *)&me, &ml);
+	uint16_t pkt[6] = {me.sin6_port, htons(atoi(a[1])), htons(12), 0};
+	memcpy(&pkt[4], "raw6", 4);
+	if (sendto(s, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0) {
+		verdict(-1, errno, "(raw sendto, family 0)");
+		return 0;
+	}
+	if (udp_echo(u)) verdict(0, 0, "(hand-made UDP datagram, name of family 0)");
+	else printf("BLOCKED noecho (sent, nothing came back)\n");
+	return 0;
+}
+
+// connect6-bound BIND6 DEST6 PORT tcp|udp: an IPv6 socket bound to BIND6
+// connects to DEST6 ("::": tcp_v6_connect takes it for 127.0.0.1 when the
+// socket is bound to an IPv4-mapped address).
+static int m_connect6_bound(char **a) {
+	struct sockaddr_in6 me = {.sin6_family = AF_INET6}, sa = {.sin6_family = AF_INET6, .sin6_port = htons(atoi(a[2]))};
+	if (inet_pton(AF_INET6, a[0], &me.sin6_addr) != 1 || inet_pton(AF_INET6, a[1], &sa.sin6_addr) != 1) {
+		printf("ERROR bad address\n");
+		return 2;
+	}
+	int udp = !strcmp(a[3], "udp");
+	int s = socket(AF_INET6, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+	if (s < 0) die("socket");
+	if (bind(s, (struct sockaddr *)&me, sizeof me)) die("bind");
+	long r = rconnect(s, &sa, sizeof sa);
+	int e = errno;
+	if (r < 0) {
+		verdict(r, e, "(connect)");
+		return 0;
+	}
+	if (!udp) {
+		write(s, "x", 1);
+		verdict(0, 0, "(tcp)");
+		return 0;
+	}
+	send(s, "bound6", 6, 0);
+	if (udp_echo(s)) verdict(0, 0, "(udp)");
+	else printf("BLOCKED noecho (sent, nothing came back)\n");
+	return 0;
+}
+
+// bindrace PORT BINDIP TRIES: one thread connects a fresh TCP socket to
+// 0.0.0.0:PORT while another binds that socket to BINDIP. The kernel
+// connects 0.0.0.0 to the socket's bound address at the moment of the
+// connect: the address decided before a bind must be the one connected.
+static atomic_int race_fd = -1;
+static atomic_long race_delay_ns;
+static struct sockaddr_in race_bind;
+
+static void *binder(void *arg) {
+	(void)arg;
+	while (!atomic_load(&race_stop)) {
+		// Take the descriptor once: the next socket reuses its number.
+		int fd = atomic_exchange(&race_fd, -1);
+		if (fd < 0) continue;
+		// Bind at once, or up to 100 µs later: wrapped, inside the
+		// supervisor's decision.
+		long delay = atomic_load(&race_delay_ns);
+		if (delay) {
+			struct timespec t0, t;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			do clock_gettime(CLOCK_MONOTONIC, &t);
+			while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < delay);
+		}
+		bind(fd, (struct sockaddr *)&race_bind, sizeof race_bind);
+	}
+	return NULL;
+}
+
+static int m_bindrace(char **a) {
+	struct sockaddr_in any = addr4("0.0.0.0", a[0]);
+	race_bind = addr4(a[1], "0");
+	int tries = atoi(a[2]);
+	pthread_t th;
+	pthread_create(&th, NULL, binder, NULL);
+	long moved = 0, loop = 0, refused = 0, last = 0;
+	for (int i = 0; i < tries; i++) {
+		int s = tcp();
+		struct linger lg = {1, 0};
+		setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		// Every other try waits until the binder has bound the socket
+		// (natively, those connects go to the bound address); the others
+		// let it bind at a random moment during the connect.
+		atomic_store(&race_delay_ns, i % 2 ? 1 + rand() % 100000 : 0);
+		atomic_store(&race_fd, s);
+		if (i % 2 == 0)
+			while (atomic_load(&race_fd) >= 0);
+		if (rconnect(s, &any, sizeof any) == 0) {
+			struct sockaddr_in peer;
+			socklen_t pl = sizeof peer;
+			getpeername(s, (struct sockaddr *)&peer, &pl);
+			if (peer.sin_addr.s_addr == race_bind.sin_addr.s_addr) moved++;
+			else loop++;
+		} else {
+			refused++;
+			last = errno;
+		}
+		atomic_store(&race_fd, -1);
+		close(s);
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(th, NULL);
+	char why[128];
+	snprintf(why, sizeof why, "tries=%d to_bound=%ld to_loopback=%ld refused=%ld", tries, moved, loop, refused);
+	if (moved) printf("REACHED %s\n", why);
+	else printf("BLOCKED %s %s\n", last ? ename(last) : "none", why);
+	return 0;
+}
+
+// userns-mount ALLOWEDDIR DENIEDSOCK: as nobody, in a new user and mount
+// namespace, mount a tmpfs over the allowed directory, bind-mount the
+// denied socket into it, and connect by the allowed name.
+static int m_userns_mount(char **a) {
+	char name[100];
+	snprintf(name, sizeof name, "%s/x.sock", a[0]);
+	drop_to(65534);
+	prctl(PR_SET_DUMPABLE, 1); // a uid change cleared it: /proc/self/uid_map would be root's
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS)) {
+		verdict(-1, errno, "(unshare(CLONE_NEWUSER|CLONE_NEWNS))");
+		return 0;
+	}
+	const char *maps[][2] = {{"/proc/self/uid_map", "0 65534 1"}, {"/proc/self/setgroups", "deny"},
+				 {"/proc/self/gid_map", "0 65534 1"}};
+	for (int i = 0; i < 3; i++) {
+		int fd = open(maps[i][0], O_WRONLY);
+		if (fd < 0 || write(fd, maps[i][1], strlen(maps[i][1])) < 0) die(maps[i][0]);
+		close(fd);
+	}
+	int fd;
+	if (mount("none", a[0], "tmpfs", 0, NULL)) {
+		verdict(-1, errno, "(mount tmpfs)");
+		return 0;
+	}
+	fd = open(name, O_CREAT | O_WRONLY, 0666);
+	if (fd < 0) die("create mount point");
+	close(fd);
+	if (mount(a[1], name, NULL, MS_BIND, NULL)) {
+		verdict(-1, errno, "(bind mount)");
+		return 0;
+	}
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", name);
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	long r = rconnect(s, &sa, sizeof sa);
+	int e = errno;
+	if (r == 0) write(s, "x", 1);
+	verdict(r, e, "(connect to the bind-mounted socket)");
+	return 0;
+}
+
+// hardlink ALLOWEDDIR DENIEDSOCK: link the denied socket into the allowed
+// directory and connect by the new name.
+static int m_hardlink(char **a) {
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/link.sock", a[0]);
+	unlink(sa.sun_path);
+	if (link(a[1], sa.sun_path)) {
+		verdict(-1, errno, "(link)");
+		return 0;
+	}
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	long r = rconnect(s, &sa, sizeof sa);
+	int e = errno;
+	if (r == 0) write(s, "x", 1);
+	unlink(sa.sun_path);
+	verdict(r, e, "(connect to a hard link of the denied socket)");
+	return 0;
+}
+
+// victim IP PORT [UID]: a process outside the wrapped tree holding an unconnected
+// socket and the address of the denied server; it prints both and waits.
+static int m_victim(char **a) {
+	static struct sockaddr_in sa;
+	sa = addr4(a[0], a[1]);
+	if (a[2]) {
+		drop_to(atoi(a[2]));
+		prctl(PR_SET_DUMPABLE, 1); // as any process of that user would be
+	}
+	int s = tcp();
+	printf("VICTIM %d %d %lu %lu\n", (int)getpid(), s, (unsigned long)(uintptr_t)&sa, (unsigned long)(uintptr_t)gadget);
+	fflush(stdout);
+	for (;;) pause();
+	return 0;
+}
+
+// ptrace-pid PID FD ADDR GADGET [UID]: inject connect(FD, ADDR, 16) into a
+// process outside the tree (the victim, which printed these numbers)
+// through its syscall gadget.
+static int m_ptrace_pid(char **a) {
+	pid_t victim = atoi(a[0]);
+	int fd = atoi(a[1]);
+	unsigned long addr = strtoul(a[2], NULL, 10);
+	if (a[4]) drop_to(atoi(a[4]));
+	if (ptrace(PTRACE_SEIZE, victim, 0, 0) < 0) {
+		verdict(-1, errno, "(PTRACE_SEIZE a process outside the tree)");
+		return 0;
+	}
+	int st;
+	ptrace(PTRACE_INTERRUPT, victim, 0, 0);
+	waitpid(victim, &st, __WALL);
+	struct user_regs_struct regs, saved;
+	ptrace(PTRACE_GETREGS, victim, 0, &saved);
+	regs = saved;
+	regs.orig_rax = -1;
+	regs.rip = strtoul(a[3], NULL, 10);
+	regs.rax = SYS_connect;
+	regs.rdi = fd;
+	regs.rsi = addr;
+	regs.rdx = sizeof(struct sockaddr_in);
+	ptrace(PTRACE_SETREGS, victim, 0, &regs);
+	ptrace(PTRACE_CONT, victim, 0, 0);
+	for (;;) {
+		if (waitpid(victim, &st, __WALL) < 0) break;
+		if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP) break;
+		ptrace(PTRACE_CONT, victim, 0, WIFSTOPPED(st) ? WSTOPSIG(st) : 0);
+	}
+	ptrace(PTRACE_GETREGS, victim, 0, &regs);
+	long r = (long)regs.rax;
+	ptrace(PTRACE_SETREGS, victim, 0, &saved);
+	ptrace(PTRACE_DETACH, victim, 0, 0);
+	verdict(r < 0 ? -1 : 0, r < 0 ? (int)-r : 0, "(connect injected into a process outside the tree)");
+	return 0;
+}
+
+// getfd-pid PID FD [UID]: take a socket of a process outside the tree.
+static int m_getfd_pid(char **a) {
+	if (a[2]) drop_to(atoi(a[2]));
+	int pidfd = syscall(SYS_pidfd_open, atoi(a[0]), 0);
+	if (pidfd < 0) die("pidfd_open");
+	long r = syscall(SYS_pidfd_getfd, pidfd, atoi(a[1]), 0);
+	verdict(r, errno, "(pidfd_getfd from a process outside the tree)");
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN); // servers close at once; a write must not kill us
@@ -984,6 +1408,17 @@ int main(int argc, char **argv) {
 	if (!strcmp(m, "sup-kill")) { NEED(2); return m_sup_kill(a); }
 	if (!strcmp(m, "raw-udp")) { NEED(2); return m_raw_udp(a); }
 	if (!strcmp(m, "flood")) { NEED(5); return m_flood(a); }
+	if (!strcmp(m, "rthdr6")) { NEED(2); return m_rthdr6(a); }
+	if (!strcmp(m, "sockopt")) { NEED(1); return m_sockopt(a); }
+	if (!strcmp(m, "packet-udp")) { NEED(3); return m_packet_udp(a); }
+	if (!strcmp(m, "raw6-unspec")) { NEED(2); return m_raw6_unspec(a); }
+	if (!strcmp(m, "connect6-bound")) { NEED(4); return m_connect6_bound(a); }
+	if (!strcmp(m, "bindrace")) { NEED(3); return m_bindrace(a); }
+	if (!strcmp(m, "userns-mount")) { NEED(2); return m_userns_mount(a); }
+	if (!strcmp(m, "hardlink")) { NEED(2); return m_hardlink(a); }
+	if (!strcmp(m, "victim")) { NEED(2); return m_victim(a); }
+	if (!strcmp(m, "ptrace-pid")) { NEED(4); return m_ptrace_pid(a); }
+	if (!strcmp(m, "getfd-pid")) { NEED(2); return m_getfd_pid(a); }
 	if (!strcmp(m, "soak")) { NEED(6); return m_soak(a); }
 	fprintf(stderr, "unknown mode %s\n", m);
 	return 2;
