@@ -145,14 +145,6 @@ func (s *Sockaddr) Reaches(domain int) bool {
 	return true
 }
 
-// DecodeSendName is DecodeSendNameOn for a socket of unknown type: an
-// AF_UNSPEC name on an IPv6 socket is then decided as the IPv6 address it
-// carries (as a raw socket reads it), which may refuse a UDP send that
-// natively goes to the connected peer, never the other way round.
-func (s *Sockaddr) DecodeSendName(d *policy.Dest, domain int) {
-	s.DecodeSendNameOn(d, domain, -1)
-}
-
 // DecodeSendNameOn is Decode for the destination of a send on a socket of
 // the given domain and type. Family 0 means "unspecified, dissolve" only
 // to connect; a send reads it the way its protocol does:

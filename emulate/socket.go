@@ -129,13 +129,6 @@ const (
 	UseSend
 )
 
-// ResolveUnspecified decides a send's unspecified destination as the
-// address the kernel really sends to (ResolveName with UseSend), without
-// rewriting the name.
-func ResolveUnspecified(d *policy.Dest, fd int) {
-	ResolveName(d, nil, fd, UseSend)
-}
-
 // ResolveName replaces an unspecified destination in d (0.0.0.0, ::,
 // ::ffff:0.0.0.0) by the address the kernel really reaches, so that a
 // rule for 127.0.0.1 cannot be sidestepped by 0.0.0.0, and returns sa

@@ -38,7 +38,7 @@ func TestResolveUnspecified(t *testing.T) {
 				}
 			}
 			d := policy.Dest{Addr: netip.MustParseAddr(tt.dest), Port: 80}
-			ResolveUnspecified(&d, fd)
+			ResolveName(&d, nil, fd, UseSend)
 			if d.Addr != netip.MustParseAddr(tt.want) {
 				t.Errorf("got %v, want %v", d.Addr, tt.want)
 			}

@@ -499,11 +499,14 @@ func sendDestination(c *call, m *emulate.Message, flags int) bool {
 			return flags&unix.MSG_FASTOPEN != 0 && fam != syscall.AF_UNSPEC && m.Name.Reaches(c.info.Domain)
 		}
 		if c.info.Domain == syscall.AF_INET {
-			// udp_sendmsg takes AF_UNSPEC as AF_INET.
+			// udp_sendmsg and raw_sendmsg take AF_UNSPEC as AF_INET.
 			return fam == syscall.AF_INET || (fam == syscall.AF_UNSPEC && m.Name.Len() >= 16)
 		}
-		// udpv6_sendmsg: AF_INET goes the IPv4 way, AF_UNSPEC is no name.
-		return fam == syscall.AF_INET6 || fam == syscall.AF_INET
+		// udpv6_sendmsg: AF_INET goes the IPv4 way, AF_UNSPEC is no
+		// name; rawv6_sendmsg takes AF_UNSPEC as AF_INET6. Deciding a
+		// name the kernel would refuse is safe, missing one is not.
+		return fam == syscall.AF_INET6 || fam == syscall.AF_INET ||
+			(fam == syscall.AF_UNSPEC && c.info.Type != syscall.SOCK_DGRAM)
 	}
 	return true
 }
@@ -520,8 +523,14 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 		}
 	}
 	var d policy.Dest
-	m.Name.DecodeSendName(&d, c.info.Domain)
-	emulate.ResolveUnspecified(&d, c.dup)
+	m.Name.DecodeSendNameOn(&d, c.info.Domain, c.info.Type)
+	use := emulate.UseSend
+	if c.info.Type == syscall.SOCK_STREAM {
+		use = emulate.UseConnect // fast open's implicit connect
+	}
+	// Sent to the address decided: another thread could bind the socket
+	// before the send and move an unspecified destination elsewhere.
+	m.Name = emulate.ResolveName(&d, &m.Name, c.dup, use)
 	return s.decideDest(c, d)
 }
 

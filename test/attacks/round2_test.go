@@ -94,9 +94,6 @@ func TestRawPastCreation(t *testing.T) {
 // must be decided as that address, not as a dissolve. The rule names no
 // port: a raw datagram's name carries none (README).
 func TestRaw6UnspecName(t *testing.T) {
-	t.Skip("OPEN DOOR, pending supervisor/send.go (the lead's file): sendDestination lets an IPv6 socket's " +
-		"name of family 0 through undecided (right for UDP, which drops it), but rawv6_sendmsg sends to its IPv6 address; " +
-		"for SOCK_RAW it must return fam == AF_INET6 || fam == AF_UNSPEC. Remove this skip with that fix")
 	door{server: "udp6",
 		args: func(p int) []string { return []string{"raw6-unspec", "::1", port(p)} },
 		wrap: func(p int) []string { return []string{"--allow-raw", "--deny", "[::1]=EACCES", "--allow", "any"} },
