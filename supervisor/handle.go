@@ -291,6 +291,12 @@ func (s *Supervisor) identify(c *call, pol *policy.Policy) error {
 	if err != nil {
 		return err
 	}
+	// Only a call still waiting vouches for what was read: another thread's
+	// exec can give the tid (a leader's) a new executable once the thread
+	// that made the call is gone.
+	if !stillValid(s.listener, c.n.ID) {
+		return emulate.ErrTargetGone
+	}
 	c.proc = p
 	c.dest.Exe, c.dest.UID = p.Exe, p.UID
 	return nil

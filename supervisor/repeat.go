@@ -79,7 +79,16 @@ func sendKeyOf(c *call) (repeatKey, bool) {
 		return repeatKey{}, false
 	}
 	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: -int(c.n.Nr) - 1}
-	for i, a := range c.n.Args[1:] {
+	// Only the arguments the call takes: the other registers may hold
+	// anything when the program calls again after EINTR.
+	used := 5 // sendto(fd, buf, len, flags, addr, addrlen)
+	switch int(c.n.Nr) {
+	case unix.SYS_SENDMSG:
+		used = 2 // msg, flags
+	case unix.SYS_SENDMMSG:
+		used = 3 // vec, vlen, flags
+	}
+	for i, a := range c.n.Args[1 : 1+used] {
 		binary.NativeEndian.PutUint64(k.addr[8*i:], a)
 	}
 	return k, true

@@ -1365,6 +1365,145 @@ static int m_getfd_pid(char **a) {
 	return 0;
 }
 
+// ---------------------------------------------------------------------------
+// Doors of the send path (issue 12: 1 and 10 for control messages, 5, 8, 9).
+
+// cmsg-send IP PORT KIND: a UDP datagram to IP:PORT (allowed) carrying a
+// control message the kernel judges with the sender's privileges or that
+// reroutes the packet. KIND: retopts (a loose source route through the
+// destination itself), mark (SO_MARK). RESULT is what sendmsg returned.
+static int m_cmsg_send(char **a) {
+	struct sockaddr_in sa = addr4(a[0], a[1]);
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0) die("socket");
+	char ctl[CMSG_SPACE(40)] = {0};
+	struct cmsghdr *cm = (void *)ctl;
+	if (!strcmp(a[2], "retopts")) {
+		unsigned char opt[8] = {IPOPT_NOP, IPOPT_LSRR, 7, 4};
+		memcpy(opt + 4, &sa.sin_addr, 4);
+		cm->cmsg_level = IPPROTO_IP, cm->cmsg_type = IP_RETOPTS;
+		cm->cmsg_len = CMSG_LEN(sizeof opt);
+		memcpy(CMSG_DATA(cm), opt, sizeof opt);
+	} else {
+		int mark = 7;
+		cm->cmsg_level = SOL_SOCKET, cm->cmsg_type = SO_MARK;
+		cm->cmsg_len = CMSG_LEN(sizeof mark);
+		memcpy(CMSG_DATA(cm), &mark, sizeof mark);
+	}
+	struct iovec iov = {"attack", 6};
+	struct msghdr mh = {.msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctl, .msg_controllen = CMSG_ALIGN(cm->cmsg_len)};
+	long r = sendmsg(s, &mh, 0);
+	printf("RESULT %s\n", r < 0 ? strerrorname_np(errno) : "ok");
+	return 0;
+}
+
+// mmsg-huge IP PORT: one sendmmsg of 1024 entries, each 1 MiB from the same
+// buffer, to a UDP server: the kernel refuses the first with EMSGSIZE at
+// once. A supervisor that copied every entry would hold a GiB.
+static int m_mmsg_huge(char **a) {
+	struct sockaddr_in sa = addr4(a[0], a[1]);
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0) die("socket");
+	static struct mmsghdr v[1024];
+	char *b = calloc(1, 1 << 20);
+	struct iovec iov = {b, 1 << 20};
+	for (int i = 0; i < 1024; i++)
+		v[i].msg_hdr = (struct msghdr){.msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = &iov, .msg_iovlen = 1};
+	int r = sendmmsg(s, v, 1024, 0);
+	printf("RESULT %s\n", r < 0 ? strerrorname_np(errno) : "sent");
+	return 0;
+}
+
+// held-sends N: N threads each block in a 64 MiB sendmsg to a UNIX stream
+// peer that never reads; after a second the process exits. A supervisor
+// that kept a copy of each held send would hold N × 64 MiB.
+static void *held_sender(void *p) {
+	(void)p;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) return NULL;
+	char *b = calloc(1, 64 << 20);
+	struct iovec iov = {b, 64 << 20};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	sendmsg(sv[0], &mh, 0);
+	return NULL;
+}
+
+static int m_held_sends(char **a) {
+	int n = atoi(a[0]);
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+		pthread_create(&t, NULL, held_sender, NULL);
+	}
+	sleep(1);
+	printf("RESULT held\n");
+	fflush(stdout);
+	_exit(0);
+}
+
+// send-interrupt restart|retry: a blocking 8 MiB sendmsg to a UNIX stream
+// peer that reads nothing until it returns is interrupted by SIGALRM. With
+// SA_RESTART, or with a loop that retries the same call after EINTR, the
+// program must be told exactly what the peer gets: RESULT same or differs.
+static void on_alarm(int s) { (void)s; }
+
+static int m_send_interrupt(char **a) {
+	struct sigaction act = {.sa_handler = on_alarm, .sa_flags = !strcmp(a[0], "restart") ? SA_RESTART : 0};
+	sigaction(SIGALRM, &act, NULL);
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) die("socketpair");
+	struct itimerval it = {{0, 0}, {0, 200000}};
+	setitimer(ITIMER_REAL, &it, NULL);
+	char *b = calloc(1, 8 << 20);
+	struct iovec iov = {b, 8 << 20};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	long r;
+	do
+		r = sendmsg(sv[0], &mh, 0);
+	while (r < 0 && errno == EINTR);
+	close(sv[0]);
+	long total = 0, n;
+	static char rb[1 << 16];
+	while ((n = read(sv[1], rb, sizeof rb)) > 0)
+		total += n;
+	printf("RESULT %s told=%ld received=%ld\n", total == r ? "same" : "differs", r, total);
+	return 0;
+}
+
+// mmsg-exec IP PORT_ALL PORT_EXE EXE: a sendmmsg whose first 1000 entries go
+// to PORT_ALL and last 24 to PORT_EXE, while another thread execs EXE
+// midway. A policy that allows PORT_EXE only for EXE must not see the last
+// entries decided as EXE: the call ends with the thread that made it.
+static char **mmsg_exec_argv;
+static void *execer(void *p) {
+	(void)p;
+	usleep(2000);
+	execv(mmsg_exec_argv[0], mmsg_exec_argv);
+	return NULL;
+}
+
+static int m_mmsg_exec(char **a) {
+	struct sockaddr_in all = addr4(a[0], a[1]), exe = addr4(a[0], a[2]);
+	static char *argv[2];
+	argv[0] = a[3];
+	mmsg_exec_argv = argv;
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0) die("socket");
+	int big = 8 << 20;
+	setsockopt(s, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+	static struct mmsghdr v[1024];
+	static struct iovec iov = {"attack", 6};
+	for (int i = 0; i < 1024; i++)
+		v[i].msg_hdr = (struct msghdr){.msg_name = i < 1000 ? &all : &exe, .msg_namelen = sizeof all,
+					       .msg_iov = &iov, .msg_iovlen = 1};
+	pthread_t t;
+	pthread_create(&t, NULL, execer, NULL);
+	for (int i = 0; i < 100000; i++)
+		sendmmsg(s, v, 1024, 0);
+	printf("RESULT no exec\n");
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN); // servers close at once; a write must not kill us
@@ -1382,6 +1521,11 @@ int main(int argc, char **argv) {
 			return 2;                                    \
 		}                                                    \
 	} while (0)
+	if (!strcmp(m, "cmsg-send")) { NEED(3); return m_cmsg_send(a); }
+	if (!strcmp(m, "mmsg-huge")) { NEED(2); return m_mmsg_huge(a); }
+	if (!strcmp(m, "held-sends")) { NEED(1); return m_held_sends(a); }
+	if (!strcmp(m, "send-interrupt")) { NEED(1); return m_send_interrupt(a); }
+	if (!strcmp(m, "mmsg-exec")) { NEED(4); return m_mmsg_exec(a); }
 	if (!strcmp(m, "connect")) { NEED(2); return m_connect(a); }
 	if (!strcmp(m, "connect6")) { NEED(2); return m_connect6(a); }
 	if (!strcmp(m, "race")) { NEED(4); return m_race(a, 0); }
