@@ -129,8 +129,8 @@ type cmsg struct {
 
 // walkControl calls fn for each control message in the order of the
 // kernel's for_each_cmsghdr, and for a malformed one (CMSG_OK) last. end is
-// where the kernel would look for the next header: bytes from there on are
-// too few for one and ignored.
+// where the kernel would look for the next header (aligned, so possibly
+// past the buffer): bytes from there on are too few for one and ignored.
 func walkControl(ctl []byte, fn func(cm *cmsg) syscall.Errno) (errno syscall.Errno, end int) {
 	le := binary.NativeEndian
 	off := 0
@@ -146,7 +146,7 @@ func walkControl(ctl []byte, fn func(cm *cmsg) syscall.Errno) (errno syscall.Err
 			return e, off
 		}
 	}
-	return 0, min(off, len(ctl))
+	return 0, off
 }
 
 // Control is what the control messages of a send ask of the supervisor.
@@ -310,7 +310,7 @@ func (m *Message) AddCreds(pid, uid, gid uint32) {
 	_, end := walkControl(m.control, func(*cmsg) syscall.Errno { return 0 })
 	m.creds = &unix.Ucred{Pid: int32(pid), Uid: uid, Gid: gid}
 	b := make([]byte, end, end+unix.CmsgSpace(unix.SizeofUcred))
-	copy(b, m.control)
+	copy(b, m.control) // zero padding up to the aligned end
 	m.control = append(b, unix.UnixCredentials(m.creds)...)
 }
 

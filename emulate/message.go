@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -52,14 +54,26 @@ const (
 const (
 	datagramCopyLimit = 1 << 19
 	streamCopyLimit   = 4 << 20
-	controlCopyLimit  = 1 << 20
+	// maxStreamCopy bounds a first attempt sized by the send buffer.
+	maxStreamCopy = 32 << 20
+)
+
+// Control buffers: up to smallControl bytes the kernel uses a buffer on its
+// stack; a larger one comes from the socket's option memory, and one of
+// optmem_max bytes or more is refused with ENOBUFS before it is read
+// (sock_kmalloc).
+const (
+	smallControl        = 36 // sizeof(struct cmsghdr) + 20
+	defaultOptmemMax    = 128 << 10
+	maxControlCopyLimit = 4 << 20
 )
 
 // Copier copies sends out of targets. It owns the guard page that stands
 // for memory the kernel would fail to read.
 type Copier struct {
-	guard   []byte // PROT_NONE
-	userEnd uint64 // the highest address access_ok accepts, plus one
+	guard     []byte // PROT_NONE
+	userEnd   uint64 // the highest address access_ok accepts, plus one
+	optmemMax int    // net.core.optmem_max
 }
 
 // NewCopier maps the guard page. It is placed low in the address space so
@@ -72,7 +86,7 @@ func NewCopier() (*Copier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map the guard page: %w", err)
 	}
-	c := &Copier{guard: unsafe.Slice((*byte)(p), page), userEnd: taskSizeMax()}
+	c := &Copier{guard: unsafe.Slice((*byte)(p), page), userEnd: taskSizeMax(), optmemMax: optmemMax()}
 	if uint64(uintptr(p))+maxRWCount >= c.userEnd {
 		c.Close()
 		return nil, fmt.Errorf("guard page at %p is too high", p)
@@ -97,6 +111,20 @@ func taskSizeMax() uint64 {
 		return 1<<56 - 4096
 	}
 	return 1<<47 - 4096
+}
+
+// optmemMax reads net.core.optmem_max (the supervisor's network
+// namespace's: the target's is usually the same).
+func optmemMax() int {
+	b, err := os.ReadFile("/proc/sys/net/core/optmem_max")
+	if err != nil {
+		return defaultOptmemMax
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return defaultOptmemMax
+	}
+	return min(n, maxControlCopyLimit)
 }
 
 // accessOK is the kernel's access_ok: the range lies in user space.
@@ -165,9 +193,10 @@ func (c *Copier) SendtoCheck(buf, n uint64) syscall.Errno {
 }
 
 // ReadSendto copies the arguments of sendto(fd, buf, n, flags, addr,
-// addrlen) after SendtoCheck and the descriptor's checks. stream selects the
-// copy limit.
-func (c *Copier) ReadSendto(tid int, buf, n, addr, addrlen uint64, flags int, stream bool) (*Message, syscall.Errno, error) {
+// addrlen) after SendtoCheck and the descriptor's checks. stream is the
+// send buffer of a stream socket (its first attempt may take about twice
+// that), or 0 for a datagram socket.
+func (c *Copier) ReadSendto(tid int, buf, n, addr, addrlen uint64, flags int, stream int) (*Message, syscall.Errno, error) {
 	m := &Message{sendto: true}
 	if addr != 0 {
 		sa, errno, err := ReadSockaddr(tid, addr, addrlen)
@@ -191,7 +220,7 @@ func (c *Copier) ReadSendto(tid int, buf, n, addr, addrlen uint64, flags int, st
 // the checks of copy_msghdr_from_user, import_iovec and ____sys_sendmsg in
 // their order. The control messages are copied as they are; Prepare
 // translates them for the socket they go to.
-func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream bool) (*Message, syscall.Errno, error) {
+func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream int) (*Message, syscall.Errno, error) {
 	var hdr [msghdrSize]byte
 	if err := ReadMemory(tid, addr, hdr[:]); err != nil {
 		return errnoOf(err)
@@ -231,7 +260,7 @@ func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream bool) (*Mess
 	}
 	if ctlLen > 0 {
 		m.ctlLen = int(ctlLen)
-		if ctlLen <= controlCopyLimit {
+		if ctlLen <= smallControl || int(ctlLen) < c.optmemMax {
 			ctl := make([]byte, ctlLen)
 			err := ReadMemory(tid, ctlPtr, ctl)
 			switch {
@@ -244,8 +273,7 @@ func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream bool) (*Mess
 			}
 		} else {
 			// More than optmem_max allows: the kernel refuses it with
-			// ENOBUFS before reading (sock_kmalloc); the guard makes any
-			// read of it fail as the target's would.
+			// ENOBUFS before reading it (sock_kmalloc).
 			m.ctlBad = true
 		}
 	}
@@ -297,11 +325,13 @@ func (c *Copier) readIovecs(tid int, m *Message, iovPtr uint64, n int) (syscall.
 // copyData copies the message's data up to the copy limit and lays out the
 // iovecs the kernel will read: the copied bytes, then the guard page from
 // the first byte that could not be read (or was not copied) on, so that
-// the total length stays the target's.
-func (c *Copier) copyData(tid int, m *Message, flags int, stream bool) error {
+// the total length stays the target's. A stream socket takes up to its
+// send buffer and one more packet in one attempt, so that much is copied
+// (sndbuf is the doubled value getsockopt reports).
+func (c *Copier) copyData(tid int, m *Message, flags int, sndbuf int) error {
 	limit := datagramCopyLimit
-	if stream {
-		limit = streamCopyLimit
+	if sndbuf > 0 {
+		limit = min(max(sndbuf+sndbuf/2+(256<<10), streamCopyLimit), maxStreamCopy)
 	}
 	return c.fill(tid, m, 0, min(m.Len, limit), flags)
 }

@@ -56,6 +56,13 @@ func DupTargetFD(pidfd int, fd uint64) (int, syscall.Errno, error) {
 	}
 }
 
+// IsPathFD reports whether fd is an O_PATH descriptor, which pidfd_getfd
+// copies but the socket calls refuse with EBADF.
+func IsPathFD(fd int) bool {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_PATH != 0
+}
+
 // SocketInfo is what the supervisor needs to know about a target's socket.
 type SocketInfo struct {
 	Domain   int

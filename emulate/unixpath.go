@@ -278,6 +278,12 @@ func (id *identity) assume() error {
 	if _, _, e := unix.RawSyscall(unix.SYS_SETFSGID, uintptr(id.fsgid), 0, 0); e != 0 {
 		return fmt.Errorf("setfsgid: %w", e)
 	}
+	// Keep the permitted set across the change of uid (it would be cleared
+	// on leaving uid 0), so the effective set can be made the target's
+	// below, plus CAP_SYS_ADMIN.
+	if _, _, e := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
+		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", e)
+	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(id.ruid), uintptr(id.euid), uintptr(id.suid)); e != 0 {
 		return fmt.Errorf("setresuid: %w", e)
 	}

@@ -233,6 +233,9 @@ func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, 
 		return syscall.EPERM, true
 	}
 	if errno != 0 {
+		if emulate.IsPathFD(c.dup) {
+			return syscall.EBADF, true // connect's fdget refuses O_PATH before it reads the address
+		}
 		return errno, true
 	}
 	c.sa, c.asked = sa, sa

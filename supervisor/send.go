@@ -3,6 +3,7 @@ package supervisor
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -42,6 +43,19 @@ type sendOp struct {
 }
 
 func (op *sendOp) stream() bool { return op.c.info.Type == syscall.SOCK_STREAM }
+
+// copyHint is what emulate's copier needs to size a first copy: a stream
+// socket's send buffer, or 0 for a datagram socket.
+func (op *sendOp) copyHint() int {
+	if !op.stream() {
+		return 0
+	}
+	n, err := unix.GetsockoptInt(op.c.dup, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil || n <= 0 {
+		return 1 // the copier's default
+	}
+	return n
+}
 
 // readSender reads the target's ids, capabilities and signal dispositions
 // once per call.
@@ -180,9 +194,9 @@ func (s *Supervisor) readMessage(op *sendOp) (*emulate.Message, syscall.Errno, b
 	var errno syscall.Errno
 	var err error
 	if int(c.n.Nr) == unix.SYS_SENDTO {
-		m, errno, err = s.copier.ReadSendto(tid, a[1], a[2], a[4], a[5], op.flags, op.stream())
+		m, errno, err = s.copier.ReadSendto(tid, a[1], a[2], a[4], a[5], op.flags, op.copyHint())
 	} else {
-		m, errno, err = s.copier.ReadMsghdr(tid, a[1], op.flags, op.stream())
+		m, errno, err = s.copier.ReadMsghdr(tid, a[1], op.flags, op.copyHint())
 	}
 	return s.checkRead(op, m, errno, err)
 }
@@ -445,6 +459,14 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 			return e
 		})
 	} else {
+		// unix_dgram_sendmsg refuses MSG_OOB and a message its send
+		// buffer cannot hold before it looks the name up.
+		if flags&unix.MSG_OOB != 0 {
+			return 0, syscall.EOPNOTSUPP
+		}
+		if sndbuf, err := unix.GetsockoptInt(c.dup, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && m.Len > sndbuf-32 {
+			return 0, syscall.EMSGSIZE
+		}
 		decide := func(canonical string) syscall.Errno {
 			// A send retried while it would block is decided again only
 			// if its name now resolves elsewhere.
@@ -495,8 +517,13 @@ func sendDestination(c *call, m *emulate.Message, flags int) bool {
 		return sendsToUnixName(c, m)
 	case syscall.AF_INET, syscall.AF_INET6:
 		if c.info.Type == syscall.SOCK_STREAM {
-			// tcp_sendmsg_fastopen refuses AF_UNSPEC (EOPNOTSUPP).
-			return flags&unix.MSG_FASTOPEN != 0 && fam != syscall.AF_UNSPEC && m.Name.Reaches(c.info.Domain)
+			// tcp_sendmsg_fastopen refuses AF_UNSPEC (EOPNOTSUPP); on a
+			// connected socket the name goes nowhere (EISCONN).
+			if flags&unix.MSG_FASTOPEN == 0 || fam == syscall.AF_UNSPEC || !m.Name.Reaches(c.info.Domain) {
+				return false
+			}
+			_, err := unix.Getpeername(c.dup)
+			return err != nil
 		}
 		if c.info.Domain == syscall.AF_INET {
 			// udp_sendmsg and raw_sendmsg take AF_UNSPEC as AF_INET.
@@ -527,6 +554,21 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 	use := emulate.UseSend
 	if c.info.Type == syscall.SOCK_STREAM {
 		use = emulate.UseConnect // fast open's implicit connect
+	}
+	if c.info.Domain == syscall.AF_INET6 && m.Name.Family() == syscall.AF_INET && d.Addr.IsValid() && d.Addr.IsUnspecified() {
+		// 0.0.0.0 on an IPv6 socket goes the IPv4 way, to the socket's
+		// IPv4 source: 127.0.0.1 unless it was bound, which getsockname
+		// cannot tell from connected. Both are decided and the name is
+		// sent as it is.
+		emulate.ResolveName(&d, nil, c.dup, use)
+		if lo := netip.AddrFrom4([4]byte{127, 0, 0, 1}); d.Addr != lo {
+			alt := d
+			alt.Addr = lo
+			if errno := s.decideDest(c, alt); errno != 0 {
+				return errno
+			}
+		}
+		return s.decideDest(c, d)
 	}
 	// Sent to the address decided: another thread could bind the socket
 	// before the send and move an unspecified destination elsewhere.
@@ -630,7 +672,7 @@ func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done in
 	tid := int(c.n.Tid)
 	for i := from; i < vlen; i++ {
 		addr := c.n.Args[1] + uint64(i)*emulate.MmsghdrSize
-		m, errno, err := s.copier.ReadMsghdr(tid, addr, op.flags, op.stream())
+		m, errno, err := s.copier.ReadMsghdr(tid, addr, op.flags, op.copyHint())
 		m, errno, ok := s.checkRead(op, m, errno, err)
 		if !ok {
 			return done, 0, nil, true
@@ -694,8 +736,14 @@ func (s *Supervisor) writeMsgLen(c *call, i, sent int) bool {
 // it kills runs no further, as natively.
 func (s *Supervisor) answerSend(op *sendOp, sent int64, errno syscall.Errno) {
 	c := op.c
+	// The duplicate goes first: a program that closes its socket right
+	// after the call must make the last close, which sends what TCP_CORK or
+	// MSG_MORE held back, and the FIN.
+	c.close()
 	resp := Value(sent)
-	if errno != 0 && (sent == 0 || !op.stream()) {
+	// A stream send and a sendmmsg return what they sent; the error is
+	// left for the next call.
+	if errno != 0 && (sent == 0 || !(op.stream() || int(c.n.Nr) == unix.SYS_SENDMMSG)) {
 		resp = Errno(errno)
 	}
 	if !(errno == syscall.EPIPE && sent == 0 && op.stream() && op.flags&unix.MSG_NOSIGNAL == 0) {
