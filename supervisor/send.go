@@ -627,6 +627,14 @@ func (s *Supervisor) sendmmsg(op *sendOp) {
 		defer hc.close()
 		hop := *op
 		hop.c, hop.held = hc, h
+		// The loop's cached pidfds are the loop's alone (it closes and
+		// reuses them): later entries' SCM_RIGHTS and credentials come
+		// through a pidfd of this goroutine's own.
+		hop.pidfd = -1
+		if pidfd, err := emulate.OpenThread(int(c.n.Tid)); err == nil {
+			hop.pidfd = pidfd
+			defer unix.Close(pidfd)
+		}
 		errno, gone := s.sendBlocking(&hop, blocked)
 		sent, partial := blocked.Sent, hop.stream() && blocked.Sent < blocked.Len
 		blocked.Close()
