@@ -49,6 +49,44 @@
 // listener. The process then writes no core dump, and attaching a debugger
 // or profiler to it needs CAP_SYS_PTRACE.
 //
+// # How a trapped call is answered
+//
+// The life of a supervised tree, in the order the code runs it:
+//
+//  1. stub.go: the re-executed stub locks its thread, sets no_new_privs,
+//     enters a Landlock domain, loads the filter (filter.go: connect and the
+//     sends return USER_NOTIF; side doors are refused in the filter or
+//     trapped to be refused with a log line) and execs the command. The
+//     parent takes the listener with pidfd_getfd (command.go).
+//  2. supervisor.go: one loop on one locked OS thread polls the listener,
+//     receives a notification (notif.go) and calls handle. A panic while
+//     handling fails that call closed and the loop goes on (recover.go).
+//  3. handle.go, send.go: handle must not block. It duplicates the target's
+//     socket, copies the arguments out of its memory (emulate), checks that
+//     the notification is still pending (only then does what was read
+//     belong to the call), decides with the policy, and performs the call
+//     on the duplicate with the copy. It ends in one of three ways:
+//     - answered inline (most calls): an errno or a value;
+//     - held (hold): a call that may block (a blocking UNIX connect, a
+//     delay, a send waiting for room) goes on in a goroutine, bounded by
+//     maxHeldCalls, which answers it; a restarted call joins it
+//     (repeat.go for connects, heldsend.go for sends);
+//     - finished by the waiter (waiter.go): a blocking TCP connect started
+//     without blocking, answered when epoll says the handshake is over.
+//  4. The tree is gone when the listener hangs up; stop closes what is left.
+//
+// Return conventions on that path: an errno of 0 with ok true means go on;
+// a non-zero errno is what the target gets (the kernel's own errno where the
+// kernel would have failed, the policy's where it denies); ok false means
+// the target is gone or no longer waits, and nobody must be answered.
+// Errors (Go error values) are the supervisor's own failures: they are
+// logged and the call fails closed (EPERM).
+//
+// Ownership: the call's duplicate of the target's socket belongs to the
+// call (call.close); a held goroutine takes it over. The pidfds the loop
+// caches (Supervisor.pidfd) belong to the loop goroutine alone: a held
+// goroutine that needs one opens its own.
+//
 // # Privileges
 //
 // Nothing here needs root. Faults on nonblocking TCP sockets are made by
