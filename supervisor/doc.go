@@ -65,15 +65,16 @@
 //     socket, copies the arguments out of its memory (emulate), checks that
 //     the notification is still pending (only then does what was read
 //     belong to the call), decides with the policy, and performs the call
-//     on the duplicate with the copy. It ends in one of three ways:
-//     - answered inline (most calls): an errno or a value;
-//     - held (hold): a call that may block (a blocking UNIX connect, a
-//     delay, a send waiting for room) goes on in a goroutine, bounded by
-//     maxHeldCalls, which answers it; a restarted call joins it
-//     (repeat.go for connects, heldsend.go for sends);
-//     - finished by the waiter (waiter.go): a blocking TCP connect started
-//     without blocking, answered when epoll says the handshake is over.
+//     on the duplicate with the copy.
 //  4. The tree is gone when the listener hangs up; stop closes what is left.
+//
+// A call ends in one of three ways. Most are answered inline, with an errno
+// or a value. A call that may block (a blocking UNIX connect, a delay, a
+// send waiting for room) is held: it goes on in a goroutine (hold, bounded
+// by maxHeldCalls), which answers it, and a restart of the call joins it
+// (repeat.go for connects, heldsend.go for sends). A blocking TCP connect is
+// started without blocking and finished by the waiter (waiter.go), which
+// answers it when epoll says the handshake is over.
 //
 // Return conventions on that path: an errno of 0 with ok true means go on;
 // a non-zero errno is what the target gets (the kernel's own errno where the
