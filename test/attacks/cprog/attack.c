@@ -656,6 +656,21 @@ static int m_hostile(char **a) {
 			struct mmsghdr mm = {.msg_hdr = mh};
 			r = sendmmsg(u, &mm, 0x7fffffff, 0); // the 2nd entry is whatever follows on the stack
 		} else r = sendmsg(u, !strcmp(kind, "sendmsg-hdr-unmapped") ? (void *)p : &mh, 0);
+	} else if (!strcmp(kind, "sendmsg-rights-partial") || !strcmp(kind, "unix-rights-partial")) {
+		// An SCM_RIGHTS payload that is not a whole number of ints (the
+		// kernel ignores the partial one) once crashed the supervisor.
+		int u = !strcmp(kind, "unix-rights-partial") ? -1 : socket(AF_INET, SOCK_DGRAM, 0);
+		int sv[2] = {-1, -1};
+		if (u < 0 && socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0) u = sv[0];
+		char ctl[CMSG_SPACE(8)] = {0};
+		struct cmsghdr *cm = (void *)ctl;
+		cm->cmsg_level = SOL_SOCKET, cm->cmsg_type = SCM_RIGHTS, cm->cmsg_len = CMSG_LEN(5);
+		int fd0 = 0;
+		memcpy(CMSG_DATA(cm), &fd0, sizeof fd0);
+		struct iovec iov = {"x", 1};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+		if (sv[0] < 0) mh.msg_name = &sa, mh.msg_namelen = sizeof sa;
+		r = sendmsg(u, &mh, 0);
 	} else if (!strcmp(kind, "thread-exit")) {
 		// Threads killed one by one in the middle of their connects.
 		signal(SIGUSR1, on_usr1);
