@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
@@ -46,11 +48,8 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(binDir)
 	// Everyone may run the binaries: some attacks drop to nobody first.
 	os.Chmod(binDir, 0o755)
-	connvisorBin = filepath.Join(binDir, "connvisor")
-	build := exec.Command("go", "build", "-o", connvisorBin, "./cmd/connvisor")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build connvisor: %v\n%s", err, out)
+	if connvisorBin, err = testutil.BuildConnvisor(binDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	attackBin = filepath.Join(binDir, "attack")

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
@@ -357,11 +359,7 @@ func buildConnvisor(t *testing.T) string {
 			connvisorErr = err
 			return
 		}
-		connvisorBin = filepath.Join(connvisorDir, "connvisor")
-		out, err := exec.Command("go", "build", "-o", connvisorBin, "github.com/connvisor/connvisor/cmd/connvisor").CombinedOutput()
-		if err != nil {
-			connvisorErr = fmt.Errorf("go build connvisor: %v\n%s", err, out)
-		}
+		connvisorBin, connvisorErr = testutil.BuildConnvisor(connvisorDir)
 	})
 	if connvisorErr != nil {
 		t.Fatal(connvisorErr)

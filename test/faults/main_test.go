@@ -64,15 +64,13 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	connvisor = filepath.Join(binDir, "connvisor")
 	goclient = filepath.Join(binDir, "goclient")
-	for out, pkg := range map[string]string{connvisor: "./cmd/connvisor", goclient: "./test/faults/goclient"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = repoRoot
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
-			return 1
-		}
+	if connvisor, err = testutil.BuildConnvisor(binDir); err == nil {
+		err = testutil.GoBuild(goclient, "test/faults/goclient")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	if _, err := exec.LookPath("gcc"); err != nil {
 		cSkip = "gcc is not installed: the C target cannot be built"

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
@@ -47,18 +49,11 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	connvisor = filepath.Join(binDir, "connvisor")
-	if out, err := goBuild(connvisor, "./cmd/connvisor"); err != nil {
-		fmt.Fprintf(os.Stderr, "build connvisor: %v\n%s", err, out)
+	if connvisor, err = testutil.BuildConnvisor(binDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
-}
-
-func goBuild(out, pkg string) ([]byte, error) {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot
-	return cmd.CombinedOutput()
 }
 
 // built builds a target once per test binary; a target that cannot be
@@ -116,8 +111,8 @@ func staticConnector(t testing.TB) string {
 func goConnector(t testing.TB) string {
 	return goTarget.get(t, func() (string, string) {
 		out := filepath.Join(binDir, "goconnector")
-		if msg, err := goBuild(out, "./test/targets/goconnector"); err != nil {
-			panic(fmt.Sprintf("build goconnector: %v\n%s", err, msg))
+		if err := testutil.GoBuild(out, "test/targets/goconnector"); err != nil {
+			panic(err)
 		}
 		return out, ""
 	})

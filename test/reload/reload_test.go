@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // The wrapped program is this test binary: for each line on stdin it
@@ -92,10 +94,9 @@ func start(t *testing.T, extra ...string) (*session, string) {
 	}()
 	addr := ln.Addr().String()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "connvisor")
-	build := exec.Command("go", "build", "-o", bin, "github.com/connvisor/connvisor/cmd/connvisor")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build connvisor: %v\n%s", err, out)
+	bin, err := testutil.BuildConnvisor(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	s := &session{t: t, logf: filepath.Join(dir, "log.json"), policy: filepath.Join(dir, "p.policy")}
 	s.write("default allow\ndeny " + addr + "=ECONNREFUSED\n")
