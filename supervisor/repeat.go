@@ -59,26 +59,34 @@ const (
 
 func (t *repeatTable) init() { t.entries = make(map[repeatKey]*repeatEntry) }
 
-func keyOf(c *call) (repeatKey, bool) {
+// socketKey names c's thread and socket: the descriptor number and the
+// open socket it names (a dup2 onto the number makes another key).
+func socketKey(c *call) (repeatKey, bool) {
 	var st unix.Stat_t
 	if unix.Fstat(c.dup, &st) != nil {
 		return repeatKey{}, false
 	}
-	// The address as asked: a restarted call passes the same bytes again.
-	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: c.asked.Len()}
+	return repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev}, true
+}
+
+// keyOf names c's connect: its thread, socket and the address as asked (a
+// restarted call passes the same bytes again).
+func keyOf(c *call) (repeatKey, bool) {
+	k, ok := socketKey(c)
+	k.alen = c.asked.Len()
 	copy(k.addr[:], c.asked.Bytes())
-	return k, true
+	return k, ok
 }
 
 // sendKeyOf names a send call: its thread, socket and every argument, so
 // only a restart of the same call matches. The negative length keeps sends
 // apart from connects.
 func sendKeyOf(c *call) (repeatKey, bool) {
-	var st unix.Stat_t
-	if unix.Fstat(c.dup, &st) != nil {
-		return repeatKey{}, false
+	k, ok := socketKey(c)
+	if !ok {
+		return k, false
 	}
-	k := repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev, alen: -int(c.n.Nr) - 1}
+	k.alen = -int(c.n.Nr) - 1
 	// Only the arguments the call takes: the other registers may hold
 	// anything when the program calls again after EINTR.
 	used := 5 // sendto(fd, buf, len, flags, addr, addrlen)
