@@ -1,7 +1,7 @@
 /*
  * fuzz.c: the target of connvisor's differential fuzzer (test/difffuzz).
  *
- *   fuzz [-u] [-d inet|netlink] [-p N] SEED COUNT
+ *   fuzz [-u] [-d inet|netlink] [-p N] [-s START] SEED COUNT
  *
  * Makes COUNT random but deterministic connect, sendto, sendmsg and
  * sendmmsg calls (a splitmix64 stream seeded with SEED) and prints one line
@@ -21,6 +21,8 @@
  *               or netlink, a netlink socket to the kernel (denied by the
  *               embedded default policy; natively allowed)
  *   -p N        liveness probes every N calls (default 50)
+ *   -s START    make calls START..START+COUNT-1: every call draws from its
+ *               own stream, so `-s 1234 SEED 1` replays call 1234 alone
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -379,16 +381,19 @@ static void drain(int fd, struct rx *r, int stream, int connected) {
 	static unsigned char cbuf[8192];
 	if (!r->hash)
 		r->hash = 0xcbf29ce484222325ull;
-	for (int rounds = 0; rounds < 100000; rounds++) {
+	for (;;) {
 		struct iovec iov = {buf, sizeof buf};
 		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
 		ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == ECONNREFUSED || errno == ECONNRESET || errno == ENOTCONN)
-				return;
-			return;
-		}
-		if (n == 0 && connected && m.msg_controllen == 0)
+		if (n < 0)
+			return; /* EAGAIN: all read; or an error the next call shows */
+		int rights = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+			rights |= c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS;
+		/* The end of a connection reads 0, with credentials when they
+		 * are passed; a SEQPACKET record of 0 bytes and no descriptors
+		 * reads the same and ends the drain too (deterministically). */
+		if (n == 0 && connected && !rights)
 			return;
 		r->msgs++;
 		r->bytes += n;
@@ -1152,18 +1157,20 @@ static int count_fds(void) {
 
 int main(int argc, char **argv) {
 	int drop = 0, every = 50, opt;
-	while ((opt = getopt(argc, argv, "ud:p:")) != -1) {
+	long start = 0;
+	while ((opt = getopt(argc, argv, "ud:p:s:")) != -1) {
 		switch (opt) {
 		case 'u': drop = 1; break;
 		case 'd': deny_kind = optarg; break;
 		case 'p': every = atoi(optarg); break;
+		case 's': start = atol(optarg); break;
 		default:
-			fprintf(stderr, "usage: fuzz [-u] [-d inet|netlink] [-p N] SEED COUNT\n");
+			fprintf(stderr, "usage: fuzz [-u] [-d inet|netlink] [-p N] [-s START] SEED COUNT\n");
 			return 2;
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "usage: fuzz [-u] [-d inet|netlink] [-p N] SEED COUNT\n");
+		fprintf(stderr, "usage: fuzz [-u] [-d inet|netlink] [-p N] [-s START] SEED COUNT\n");
 		return 2;
 	}
 	uint64_t seed = strtoull(argv[optind], NULL, 0);
@@ -1181,7 +1188,7 @@ int main(int argc, char **argv) {
 	signal(SIGALRM, on_alarm);
 	int fds_before = count_fds();
 	printf("start seed=%llu count=%ld uid=%d\n", (unsigned long long)seed, count, uid);
-	for (long i = 0; i < count; i++) {
+	for (long i = start; i < start + count; i++) {
 		if (every > 0 && i % every == 0)
 			probe((int)i);
 		/* Each call draws from its own stream, so a change in how one
@@ -1339,7 +1346,7 @@ int main(int argc, char **argv) {
 		show("conn", &rconn);
 		printf("%s\n", line);
 	}
-	probe((int)count);
+	probe((int)(start + count));
 	int fds_after = count_fds();
 	printf("end fds=%+d\n", fds_after - fds_before);
 	return 0;
