@@ -11,6 +11,8 @@
 //	go test ./test/difffuzz                                   # the CI seeds
 //	DIFFFUZZ_SEEDS=64 DIFFFUZZ_CALLS=5000 go test ./test/difffuzz -timeout 2h   # make difffuzz
 //	DIFFFUZZ_STRICT=1 go test ./test/difffuzz                 # known differences fail too
+//	DIFFFUZZ_DUMP=/tmp/diffs.json go test ./test/difffuzz     # every difference, one JSON a line
+//	DIFFFUZZ_CONNVISOR=/path/connvisor go test ./test/difffuzz  # compare another build
 //
 // A difference fails the test unless it is listed, with its reason, in
 // inherentDiffs (what emulation cannot make identical) or knownDiffs (gaps
@@ -22,6 +24,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -426,8 +429,30 @@ func report(t *testing.T, total int, diffs []diff) {
 		}
 	}
 	t.Log(b.String())
+	if path := os.Getenv("DIFFFUZZ_DUMP"); path != "" {
+		dump(t, path, diffs)
+	}
 	if len(unexplained) > 0 {
 		t.Errorf("%d differences from native that no list explains; by signature:\n%s", len(unexplained), groups(unexplained))
+	}
+}
+
+// dump writes every difference, one JSON object a line, for study.
+func dump(t *testing.T, path string, diffs []diff) {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, d := range diffs {
+		e, known := classify(d)
+		class := ""
+		if e != nil {
+			class = e.name
+		}
+		enc.Encode(map[string]any{"mode": d.mode, "seed": d.seed.seed, "nobody": d.seed.nobody, "index": d.index,
+			"repro": d.repro(), "desc": d.desc, "native": d.native, "wrapped": d.wrapped, "class": class, "known": known})
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Errorf("DIFFFUZZ_DUMP: %v", err)
 	}
 }
 

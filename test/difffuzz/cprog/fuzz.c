@@ -799,13 +799,20 @@ static size_t gen_addr(void) {
 		return sizeof a4;
 	}
 	default: {
-		out(" garbage");
 		size_t n = 2 + rnd(127);
 		for (size_t i = 0; i < n; i++)
 			abuf[i] = (unsigned char)next64();
 		/* Never a real family that could leave the machine. */
 		static const int fam[] = {AF_UNIX, 0, 3, 77, 200, 0xfffe};
 		int f = fam[rnd(sizeof fam / sizeof fam[0])];
+		out(" garbage%d", f);
+		if (f == AF_UNSPEC && n >= 8) {
+			/* IPv4 UDP reads an AF_UNSPEC name as AF_INET: keep the
+			 * address on loopback, whatever the port. */
+			abuf[4] = 127;
+			abuf[5] = abuf[6] = 0;
+			abuf[7] = (unsigned char)(1 + rnd(254));
+		}
 		abuf[0] = (unsigned char)f;
 		abuf[1] = (unsigned char)(f >> 8);
 		return n;
