@@ -207,8 +207,16 @@ func split(line string) (desc, outcome string) {
 	if !ok {
 		return line, "(no outcome: " + line + ")"
 	}
+	// A failed setup step is printed where it happened, among the
+	// description, but it is an outcome (a setup connect is trapped too).
+	if setup := setupFailure.FindAllString(d, -1); setup != nil {
+		d = setupFailure.ReplaceAllString(d, "")
+		o = strings.Join(setup, "") + " " + o
+	}
 	return d, o
 }
+
+var setupFailure = regexp.MustCompile(` SETUP-\S+`)
 
 // A diff is one call whose outcome differs.
 type diff struct {

@@ -356,6 +356,7 @@ struct rx {
 	char cred[64];
 	int credvary;
 	int tos;
+	int stream; /* bytes without boundaries: how many reads is timing */
 };
 
 static char fdtype(int fd) {
@@ -381,6 +382,7 @@ static void drain(int fd, struct rx *r, int stream, int connected) {
 	static unsigned char cbuf[8192];
 	if (!r->hash)
 		r->hash = 0xcbf29ce484222325ull;
+	r->stream |= stream;
 	for (;;) {
 		struct iovec iov = {buf, sizeof buf};
 		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
@@ -438,7 +440,10 @@ static void drain(int fd, struct rx *r, int stream, int connected) {
 static void show(const char *name, struct rx *r) {
 	if (!r->msgs && !r->fds && !r->creds)
 		return;
-	out(" %s[n=%d b=%ld h=%08x", name, r->msgs, r->bytes, (unsigned)(r->hash ^ (r->hash >> 32)));
+	out(" %s[", name);
+	if (!r->stream)
+		out("n=%d ", r->msgs);
+	out("b=%ld h=%08x", r->bytes, (unsigned)(r->hash ^ (r->hash >> 32)));
 	if (r->fds)
 		out(" fds=%d:%s", r->fds, r->fdtypes);
 	if (r->creds)
@@ -1113,6 +1118,7 @@ static void set_sigpipe(int how) {
 
 /* ---- liveness probes ---- */
 static void probe(int i) {
+	set_sigpipe(0); /* liveness, not signals */
 	linelen = 0;
 	out("%d probe", i);
 	int fd = sock(AF_INET, SOCK_STREAM);
@@ -1206,8 +1212,9 @@ int main(int argc, char **argv) {
 		arena_used = 0;
 		guard_used = ro_used = 0;
 		int sig = (int)rnd(3);
-		set_sigpipe(sig);
-		pipes = 0;
+		/* Setup runs with SIGPIPE ignored: the disposition drawn is
+		 * for the call alone. */
+		set_sigpipe(0);
 		static const char *kinds[] = {"connect", "sendto", "sendmsg", "sendmmsg"};
 		static const int kw[] = {15, 35, 35, 15};
 		int kr = (int)rnd(100), kind = 0;
@@ -1284,10 +1291,14 @@ int main(int argc, char **argv) {
 		if (kind != 0)
 			out(" flags=%#llx", (unsigned long long)(kind == 1 ? a3 : kind == 2 ? a2 : a3));
 		protect_ro(PROT_READ);
+		set_sigpipe(sig);
+		pipes = 0;
 		alarm(HANG_SECONDS);
 		long r = syscall(nr, (long)s.fd, a1, a2, a3, a4, a5);
 		int e = r < 0 ? errno : 0;
 		alarm(0);
+		int pipes_in_call = (int)pipes;
+		set_sigpipe(0);
 		protect_ro(PROT_READ | PROT_WRITE);
 		out(" -> %ld %s", r < 0 ? -1 : r, ename(e));
 		if (kind == 3 && r > 0) {
@@ -1305,7 +1316,7 @@ int main(int argc, char **argv) {
 			int connected = getpeername(s.fd, (struct sockaddr *)&ss, &pl) == 0;
 			out(" so=%s peer=%d", ename(soerr), connected);
 		}
-		out(" pipe=%d |", (int)pipes);
+		out(" pipe=%d |", pipes_in_call);
 
 		/* What arrived: datagrams, connections, stream bytes. */
 		struct rx ru4 = {0}, ru6 = {0}, rud = {0}, rua = {0}, rpeer = {0}, rconn = {0};
