@@ -117,13 +117,14 @@ var modes = []mode{
 	{name: "emulated", args: []string{"run", "-q", "--default", "allow", "--deny", "127.0.0.99:9=EACCES", "--allow-raw"},
 		probe: "inet", denyErrno: "EACCES"},
 	// No policy flag: the embedded default (loopback and UNIX allowed,
-	// everything else EPERM). Its deny probe is a netlink connect to the
-	// kernel, allowed natively and denied by the default.
+	// everything else EPERM). Its deny probe is a netlink connect to a
+	// user port id: natively it connects, the default denies it (netlink
+	// to the kernel is not egress, and allowed).
 	{name: "default", args: []string{"run", "-q"}, probe: "netlink", denyErrno: "EPERM"},
 }
 
 // nativeDeny is what the deny probe gets natively: nothing listens on
-// 127.0.0.99:9, and a netlink socket may connect to the kernel.
+// 127.0.0.99:9, and a netlink socket may connect to any port id.
 var nativeDeny = map[string]string{"inet": "ECONNREFUSED", "netlink": "0"}
 
 // A seed is one run of the program: calls count calls from seed, as root

@@ -18,8 +18,8 @@
  *   -u          drop to nobody (65534) once the receivers are set up
  *   -d KIND     what the deny probe connects to: inet, 127.0.0.99:9 over
  *               TCP (the test's policy denies it; natively ECONNREFUSED),
- *               or netlink, a netlink socket to the kernel (denied by the
- *               embedded default policy; natively allowed)
+ *               or netlink, a netlink socket to a user port id (denied by
+ *               the embedded default policy; natively it connects)
  *   -p N        liveness probes every N calls (default 50)
  *   -s START    make calls START..START+COUNT-1: every call draws from its
  *               own stream, so `-s 1234 SEED 1` replays call 1234 alone
@@ -266,6 +266,13 @@ static int bind_un(int type, const char *name, int passcred) {
 	return fd;
 }
 
+static unsigned char *guarded(size_t n) {
+	unsigned char *p = mmap(NULL, n + PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mprotect(p + n, PAGE, PROT_NONE))
+		die("mmap");
+	return p;
+}
+
 static void setup(void) {
 	pid_self = getpid();
 	strcpy(dir, "/tmp/difffuzz-XXXXXX");
@@ -319,10 +326,11 @@ static void setup(void) {
 		die("fd pool");
 	close(fd_closed);
 
-	data = mmap(NULL, DATA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	arena = mmap(NULL, ARENA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (data == MAP_FAILED || arena == MAP_FAILED)
-		die("mmap");
+	/* Every region ends with a PROT_NONE page: a length that runs past
+	 * it faults there, whatever the address space holds next (which
+	 * differs from run to run). */
+	data = guarded(DATA_SIZE);
+	arena = guarded(ARENA_SIZE);
 	for (size_t i = 0; i < DATA_SIZE; i += 8) {
 		uint64_t v = next64();
 		memcpy(data + i, &v, 8);
@@ -333,9 +341,7 @@ static void setup(void) {
 			die("guard page");
 	}
 	for (int i = 0; i < NRO; i++) {
-		ro[i] = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (ro[i] == MAP_FAILED)
-			die("ro page");
+		ro[i] = guarded(2 * PAGE);
 	}
 }
 
@@ -1129,7 +1135,9 @@ static void probe(int i) {
 	close(fd);
 	if (!strcmp(deny_kind, "netlink")) {
 		fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-		struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
+		/* To a user port, not the kernel: nothing checks that it
+		 * exists, and netlink to the kernel is not egress. */
+		struct sockaddr_nl nl = {.nl_family = AF_NETLINK, .nl_pid = 0x7fff1234};
 		r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&nl, sizeof nl);
 	} else {
 		fd = sock(AF_INET, SOCK_STREAM);
