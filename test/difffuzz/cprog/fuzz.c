@@ -196,6 +196,8 @@ static uint16_t port_u4, port_u6, port_t4, port_t6;
 static char abs_name[64];
 static size_t abs_len;
 static int r_u4, r_u6, r_ud, r_ua, l_t4, l_t6, l_us, l_uq;
+static int x_u4, x_u6;   /* TCP sockets holding the UDP receivers' ports */
+static int r_t4u, r_t6u; /* UDP sockets holding the TCP listeners' ports */
 static int fd_pipe_r, fd_pipe_w, fd_file, fd_opath, fd_udp, fd_unix, fd_closed;
 static const char *deny_kind = "inet";
 
@@ -266,6 +268,36 @@ static int bind_un(int type, const char *name, int passcred) {
 	return fd;
 }
 
+/* bound_pair binds a socket of type on the loopback address of family,
+ * listening if it is a stream, and *other to the same port number in the
+ * other protocol on [::] (dual stack), retrying with another port until
+ * both are free. */
+static int bound_pair(int family, int type, int *other) {
+	int otype = type == SOCK_DGRAM ? SOCK_STREAM : SOCK_DGRAM;
+	for (int try = 0; try < 200; try++) {
+		int fd = socket(family, type | SOCK_CLOEXEC | (type == SOCK_STREAM ? SOCK_NONBLOCK : 0), 0);
+		struct sockaddr_in a4 = in4("127.0.0.1", 0);
+		struct sockaddr_in6 a6 = in6_loop(0);
+		int r = family == AF_INET ? bind(fd, (struct sockaddr *)&a4, sizeof a4)
+		                          : bind(fd, (struct sockaddr *)&a6, sizeof a6);
+		if (fd < 0 || r || (type == SOCK_STREAM && listen(fd, 256)))
+			die("bind a receiver");
+		struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_port = htons(bound_port(fd))};
+		int o = socket(AF_INET6, otype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		int zero = 0;
+		if (o < 0 || setsockopt(o, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero))
+			die("reserve a port");
+		if (bind(o, (struct sockaddr *)&any, sizeof any) == 0) {
+			*other = o;
+			return fd;
+		}
+		close(o);
+		close(fd);
+	}
+	fprintf(stderr, "fuzz: no port free in both protocols\n");
+	exit(2);
+}
+
 static unsigned char *guarded(size_t n) {
 	unsigned char *p = mmap(NULL, n + PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED || mprotect(p + n, PAGE, PROT_NONE))
@@ -284,25 +316,18 @@ static void setup(void) {
 	snprintf(abs_name, sizeof abs_name, "%cconnvisor-difffuzz-%010d", 0, pid_self);
 	abs_len = 1 + strlen(abs_name + 1);
 
-	r_u4 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a4 = in4("127.0.0.1", 0);
-	if (r_u4 < 0 || bind(r_u4, (struct sockaddr *)&a4, sizeof a4))
-		die("udp4 receiver");
+	/* Each port of the program's is its own in both protocols and on
+	 * every address (a socket of the other protocol bound to [::]:port,
+	 * dual stack): a concurrent run's listener never answers for one. */
+	r_u4 = bound_pair(AF_INET, SOCK_DGRAM, &x_u4);
 	set_int(r_u4, IPPROTO_IP, IP_RECVTOS, 1);
 	port_u4 = bound_port(r_u4);
-	r_u6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in6 a6 = in6_loop(0);
-	if (r_u6 < 0 || bind(r_u6, (struct sockaddr *)&a6, sizeof a6))
-		die("udp6 receiver");
+	r_u6 = bound_pair(AF_INET6, SOCK_DGRAM, &x_u6);
 	set_int(r_u6, IPPROTO_IPV6, IPV6_RECVTCLASS, 1);
 	port_u6 = bound_port(r_u6);
-	l_t4 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (l_t4 < 0 || bind(l_t4, (struct sockaddr *)&a4, sizeof a4) || listen(l_t4, 256))
-		die("tcp4 listener");
+	l_t4 = bound_pair(AF_INET, SOCK_STREAM, &r_t4u);
 	port_t4 = bound_port(l_t4);
-	l_t6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (l_t6 < 0 || bind(l_t6, (struct sockaddr *)&a6, sizeof a6) || listen(l_t6, 256))
-		die("tcp6 listener");
+	l_t6 = bound_pair(AF_INET6, SOCK_STREAM, &r_t6u);
 	port_t6 = bound_port(l_t6);
 	r_ud = bind_un(SOCK_DGRAM, "d", 1);
 	r_ua = bind_un(SOCK_DGRAM, "@", 1);
@@ -1327,7 +1352,9 @@ int main(int argc, char **argv) {
 		out(" pipe=%d |", pipes_in_call);
 
 		/* What arrived: datagrams, connections, stream bytes. */
-		struct rx ru4 = {0}, ru6 = {0}, rud = {0}, rua = {0}, rpeer = {0}, rconn = {0};
+		struct rx ru4 = {0}, ru6 = {0}, rud = {0}, rua = {0}, rpeer = {0}, rconn = {0}, rtu = {0};
+		drain(r_t4u, &rtu, 0, 0);
+		drain(r_t6u, &rtu, 0, 0);
 		drain(r_u4, &ru4, 0, 0);
 		drain(r_u6, &ru6, 0, 0);
 		drain(r_ud, &rud, 0, 0);
@@ -1362,6 +1389,7 @@ int main(int argc, char **argv) {
 		}
 		int conns = npeers;
 		npeers = 0;
+		show("tu", &rtu);
 		show("u4", &ru4);
 		show("u6", &ru6);
 		show("ud", &rud);
