@@ -33,25 +33,16 @@ const (
 // Sender is what the kernel consults about the sending thread when it
 // reads control messages.
 type Sender struct {
-	Tgid                 uint32
-	Uids, Gids           [3]uint32 // real, effective, saved
-	CapEff               uint64
-	sigCaught, sigMasked uint64
+	Tgid       uint32
+	Uids, Gids [3]uint32 // real, effective, saved
+	CapEff     uint64
 }
 
 // Has reports whether the sender holds capability cap.
 func (s *Sender) Has(cap int) bool { return s.CapEff&(1<<cap) != 0 }
 
-// Catches reports whether the sender's process has a handler for sig that
-// the thread does not block: a signal raised while it waits in a trapped
-// call would interrupt the call instead of following its result.
-func (s *Sender) Catches(sig syscall.Signal) bool {
-	bit := uint64(1) << (sig - 1)
-	return s.sigCaught&bit != 0 && s.sigMasked&bit == 0
-}
-
-// ReadSender reads tid's ids, capabilities and signal dispositions from
-// its status file in one read.
+// ReadSender reads tid's ids and capabilities from its status file in one
+// read.
 func ReadSender(tid int) (Sender, error) {
 	var s Sender
 	path := "/proc/" + strconv.Itoa(tid) + "/status"
@@ -84,10 +75,6 @@ func ReadSender(tid int) (Sender, error) {
 			err = parseThree(f, &s.Gids)
 		case "CapEff":
 			s.CapEff, err = parseField(f, 0, 16)
-		case "SigCgt":
-			s.sigCaught, err = parseField(f, 0, 16)
-		case "SigBlk":
-			s.sigMasked, err = parseField(f, 0, 16)
 		default:
 			continue
 		}
@@ -96,8 +83,8 @@ func ReadSender(tid int) (Sender, error) {
 		}
 		seen++
 	}
-	if seen != 6 {
-		return s, fmt.Errorf("%s: %d of Tgid, Uid, Gid, CapEff, SigCgt, SigBlk", path, seen)
+	if seen != 4 {
+		return s, fmt.Errorf("%s: %d of Tgid, Uid, Gid, CapEff", path, seen)
 	}
 	return s, nil
 }

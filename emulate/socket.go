@@ -56,6 +56,48 @@ func DupTargetFD(pidfd int, fd uint64) (int, syscall.Errno, error) {
 	}
 }
 
+// RefusedBeforeDestination is the errno the kernel gives a connect on a TCP
+// socket, or a datagram send on a UDP socket, whatever its destination,
+// or 0: a policy that denies the destination must not hide it. For a TCP
+// connect the socket's state decides (__inet_stream_connect: EISCONN when
+// connected or listening, EALREADY while a connect is under way); for a
+// UDP send its size and MSG_OOB (udp_sendmsg, ip_append_data).
+func RefusedBeforeDestination(fd int, info SocketInfo, send bool, length, flags int) syscall.Errno {
+	inet := info.Domain == unix.AF_INET || info.Domain == unix.AF_INET6
+	switch {
+	case !inet:
+		return 0
+	case !send && info.Type == unix.SOCK_STREAM:
+		st, err := tcpState(fd)
+		if err != nil {
+			return 0
+		}
+		switch st {
+		case tcpSynSent, tcpSynRecv:
+			if info.NonBlock {
+				return syscall.EALREADY
+			}
+		case tcpClose:
+		default:
+			return syscall.EISCONN
+		}
+	case send && info.Type == unix.SOCK_DGRAM:
+		maxPayload := 0xffff - 8 - 20 // IPv4 and UDP headers
+		if info.Domain == unix.AF_INET6 {
+			maxPayload = 0xffff - 8
+		}
+		switch {
+		case length > 0xffff:
+			return syscall.EMSGSIZE
+		case flags&unix.MSG_OOB != 0:
+			return syscall.EOPNOTSUPP
+		case length > maxPayload:
+			return syscall.EMSGSIZE
+		}
+	}
+	return 0
+}
+
 // IsPathFD reports whether fd is an O_PATH descriptor, which pidfd_getfd
 // copies but the socket calls refuse with EBADF.
 func IsPathFD(fd int) bool {

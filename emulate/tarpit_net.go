@@ -782,6 +782,7 @@ func inetChecksum(sum uint32, b []byte) uint16 {
 const (
 	tcpEstablished = 1
 	tcpSynSent     = 2
+	tcpSynRecv     = 3
 	tcpClose       = 7
 )
 

@@ -97,6 +97,7 @@ func (s *Supervisor) completeHeld(c *call, d *policy.Decision, key repeatKey, tr
 	if tracked {
 		joined = s.repeats.finish(key)
 	}
+	c.close() // before the answer: the program's close must be the last
 	delivered := s.answer(c.n.ID, Errno(errno))
 	for _, id := range joined {
 		delivered = s.answer(id, Errno(errno)) || delivered
@@ -104,7 +105,6 @@ func (s *Supervisor) completeHeld(c *call, d *policy.Decision, key repeatKey, tr
 	if tracked && performed && !delivered {
 		s.repeats.keep(key, errno)
 	}
-	c.close()
 	s.logDecision(c, *d, errno)
 }
 

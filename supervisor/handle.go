@@ -201,7 +201,11 @@ func (s *Supervisor) handleConnect(n *Notification) {
 	d := pol.Decide(&c.dest)
 	switch d.Action {
 	case policy.Deny:
-		s.finish(c, d, d.Errno, false)
+		errno := d.Errno
+		if e := emulate.RefusedBeforeDestination(c.dup, c.info, false, 0, 0); e != 0 {
+			errno = e // natively the state refuses it before the address counts
+		}
+		s.finish(c, d, errno, false)
 	case policy.Fail:
 		s.heldOrClosed(c, d, func() { s.inject(c, d) })
 	default:
@@ -405,11 +409,18 @@ func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func()) {
 // the same call must get this result again.
 func (s *Supervisor) finish(c *call, d policy.Decision, errno syscall.Errno, performed bool) {
 	s.identifyForLog(c, d)
-	delivered := s.answer(c.n.ID, Errno(errno))
-	if !delivered && performed {
-		s.repeats.put(c, errno)
+	// The duplicate goes before the answer: a program that closes its
+	// socket right after connect must make the last close (the FIN, and
+	// what it sent meanwhile). The restart's key needs it, so it comes first.
+	var key repeatKey
+	keyed := false
+	if performed {
+		key, keyed = keyOf(c)
 	}
 	c.close()
+	if delivered := s.answer(c.n.ID, Errno(errno)); !delivered && keyed {
+		s.repeats.keep(key, errno)
+	}
 	s.logDecision(c, d, errno)
 }
 

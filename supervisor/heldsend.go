@@ -53,8 +53,8 @@ func (s *Supervisor) takeOverSend(c *call) bool {
 	h := s.sends.byTid[c.n.Tid]
 	if h == nil {
 		s.sends.mu.Unlock()
-		if sent, hit := s.repeats.takeSent(c); hit {
-			s.answer(c.n.ID, Value(sent))
+		if r, hit := s.repeats.takeSent(c); hit {
+			s.answer(c.n.ID, r)
 			return true
 		}
 		return false
@@ -114,7 +114,7 @@ func (s *Supervisor) endHeldSend(c *call, h *heldSend, gone bool) (uint64, bool)
 		delete(s.sends.byTid, c.n.Tid)
 	}
 	if gone && h.sent > 0 {
-		s.repeats.putSentKey(h.key, h.sent)
+		s.repeats.putSentKey(h.key, Value(h.sent))
 	}
 	return h.id, !gone
 }

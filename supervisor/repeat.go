@@ -102,31 +102,35 @@ func sendKeyOf(c *call) (repeatKey, bool) {
 	return k, true
 }
 
-// putSentKey stores the count an interrupted send had sent.
-func (t *repeatTable) putSentKey(k repeatKey, sent int64) {
+// putSentKey stores the answer of an interrupted send (the count it had
+// sent, or its errno) for its restart.
+func (t *repeatTable) putSentKey(k repeatKey, r Response) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sweep()
-	t.entries[k] = &repeatEntry{done: true, sent: sent, expires: time.Now().Add(repeatTTL)}
+	t.entries[k] = &repeatEntry{done: true, sent: r.Val, result: r.Errno, expires: time.Now().Add(repeatTTL)}
 }
 
-// takeSent returns the count stored for c's send, once.
-func (t *repeatTable) takeSent(c *call) (int64, bool) {
+// takeSent returns the answer stored for c's send, once.
+func (t *repeatTable) takeSent(c *call) (Response, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.entries) == 0 {
-		return 0, false
+		return Response{}, false
 	}
 	k, ok := sendKeyOf(c)
 	if !ok {
-		return 0, false
+		return Response{}, false
 	}
 	e, ok := t.entries[k]
 	if !ok {
-		return 0, false
+		return Response{}, false
 	}
 	delete(t.entries, k)
-	return e.sent, time.Now().Before(e.expires)
+	if e.result != 0 {
+		return Errno(e.result), time.Now().Before(e.expires)
+	}
+	return Value(e.sent), time.Now().Before(e.expires)
 }
 
 // take looks c up. It costs nothing while the table is empty, which is
@@ -163,13 +167,6 @@ func (t *repeatTable) take(c *call) (syscall.Errno, repeatOutcome) {
 		return 0, repeatMiss
 	}
 	return e.result, repeatHit
-}
-
-// put stores the undelivered result of a connect that was made.
-func (t *repeatTable) put(c *call, result syscall.Errno) {
-	if k, ok := keyOf(c); ok {
-		t.keep(k, result)
-	}
 }
 
 // begin registers a connect under way; end completes it and returns the

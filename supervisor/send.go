@@ -57,8 +57,7 @@ func (op *sendOp) copyHint() int {
 	return n
 }
 
-// readSender reads the target's ids, capabilities and signal dispositions
-// once per call.
+// readSender reads the target's ids and capabilities once per call.
 func (op *sendOp) readSender() (*emulate.Sender, error) {
 	if op.sender == nil {
 		s, err := emulate.ReadSender(int(op.c.n.Tid))
@@ -135,6 +134,7 @@ func (s *Supervisor) handleSend(n *Notification) {
 		defer held.Close()
 		hop := *op
 		hop.c, hop.held = hc, h
+		hop.pidfd = -1 // the loop's cached pidfds are the loop's alone
 		errno, gone := s.sendBlocking(&hop, held)
 		if id, answer := s.endHeldSend(hc, h, gone); answer {
 			hc.n.ID = id
@@ -242,9 +242,16 @@ func (s *Supervisor) prepareMessage(op *sendOp, m *emulate.Message) syscall.Errn
 		}
 	}
 	errno := s.decideSend(op.c, m, op.flags)
-	if errno != 0 && m.Faulted() && !op.stream() {
-		// Nothing is sent either way; the program sees the fault its
-		// own datagram has, as natively.
+	if errno == 0 {
+		return 0
+	}
+	// Nothing is sent either way; what the kernel refuses without looking
+	// at the destination, or the fault of the program's own datagram, is
+	// what it sees natively.
+	if e := emulate.RefusedBeforeDestination(op.c.dup, op.c.info, true, m.Len, op.flags); e != 0 {
+		return e
+	}
+	if m.Faulted() && !op.stream() {
 		return syscall.EFAULT
 	}
 	return errno
@@ -466,6 +473,9 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 		}
 		if sndbuf, err := unix.GetsockoptInt(c.dup, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && m.Len > sndbuf-32 {
 			return 0, syscall.EMSGSIZE
+		}
+		if m.Faulted() {
+			return 0, syscall.EFAULT // the data is copied before the name is looked up
 		}
 		decide := func(canonical string) syscall.Errno {
 			// A send retried while it would block is decided again only
@@ -738,40 +748,65 @@ func (s *Supervisor) writeMsgLen(c *call, i, sent int) bool {
 
 // answerSend answers a send with the count sent, or errno when nothing
 // was, and raises SIGPIPE where the kernel would: on a stream socket whose
-// send failed with EPIPE without MSG_NOSIGNAL. A target that handles
-// SIGPIPE gets its answer first (a signal during the trapped wait would
-// turn EPIPE into EINTR); otherwise the signal comes first, so a target
-// it kills runs no further, as natively.
+// send failed with EPIPE without MSG_NOSIGNAL.
+//
+// A call whose answer finds nobody was interrupted (a signal) and will be
+// restarted (SA_RESTART) or retried: it must get this answer, not be made
+// again, so the answer is kept for it. That is also how SIGPIPE comes out
+// as natively: the kernel makes it pending before the failed call returns,
+// so a handler runs before the program sees EPIPE. Raised before the
+// answer, it interrupts the trapped wait; the handler runs, and the
+// restart (or the retry after EINTR) gets EPIPE. A default disposition
+// kills the program at once, an ignored or blocked signal changes nothing,
+// as natively.
 func (s *Supervisor) answerSend(op *sendOp, sent int64, errno syscall.Errno) {
 	c := op.c
-	// The duplicate goes first: a program that closes its socket right
-	// after the call must make the last close, which sends what TCP_CORK or
-	// MSG_MORE held back, and the FIN.
-	c.close()
 	resp := Value(sent)
 	// A stream send and a sendmmsg return what they sent; the error is
 	// left for the next call.
 	if errno != 0 && (sent == 0 || !(op.stream() || int(c.n.Nr) == unix.SYS_SENDMMSG)) {
 		resp = Errno(errno)
 	}
-	if !(errno == syscall.EPIPE && sent == 0 && op.stream() && op.flags&unix.MSG_NOSIGNAL == 0) {
-		s.answer(c.n.ID, resp)
+	sigpipe := errno == syscall.EPIPE && sent == 0 && op.stream() && op.flags&unix.MSG_NOSIGNAL == 0
+	keep := sent > 0 || sigpipe
+	// The restart's key needs the duplicate. On a connection-mode socket
+	// the duplicate goes before the answer: a program that closes its
+	// socket right after the call must make the last close, which sends
+	// what TCP_CORK or MSG_MORE held back, and the FIN.
+	var key repeatKey
+	keyed := false
+	if c.info.Type == syscall.SOCK_DGRAM {
+		defer c.close()
+	} else {
+		if keep {
+			key, keyed = sendKeyOf(c)
+		}
+		c.close()
+	}
+	if sigpipe {
+		s.raise(op, unix.SIGPIPE)
+	}
+	if delivered := s.answer(c.n.ID, resp); delivered || !keep {
 		return
 	}
-	sender, err := op.readSender()
-	if err == nil && sender.Catches(unix.SIGPIPE) {
-		s.answer(c.n.ID, resp)
-		s.raise(c, unix.SIGPIPE)
-		return
+	if !keyed {
+		key, keyed = sendKeyOf(c)
 	}
-	s.raise(c, unix.SIGPIPE)
-	s.answer(c.n.ID, resp)
+	if keyed {
+		s.repeats.putSentKey(key, resp)
+	}
 }
 
-// raise sends sig to the target thread, as the kernel's send_sig does.
-func (s *Supervisor) raise(c *call, sig unix.Signal) {
-	if pidfd, err := emulate.OpenThread(int(c.n.Tid)); err == nil {
-		unix.PidfdSendSignal(pidfd, sig, nil, pidfdSignalThread)
-		unix.Close(pidfd)
+// raise sends sig to the target thread, as the kernel's send_sig does,
+// through the call's pidfd when it has one.
+func (s *Supervisor) raise(op *sendOp, sig unix.Signal) {
+	pidfd := op.pidfd
+	if pidfd < 0 {
+		var err error
+		if pidfd, err = emulate.OpenThread(int(op.c.n.Tid)); err != nil {
+			return
+		}
+		defer unix.Close(pidfd)
 	}
+	unix.PidfdSendSignal(pidfd, sig, nil, pidfdSignalThread)
 }

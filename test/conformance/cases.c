@@ -3262,17 +3262,28 @@ CASE(send_seqpacket_epipe_no_sigpipe, "send=EPIPE alive")
 	ob("alive");
 }
 
-// A stream's EPIPE raises SIGPIPE; a handler without SA_RESTART runs and the
-// call still returns EPIPE.
-CASE(send_stream_epipe_handler, "send=EPIPE sigs=1")
+// A stream's EPIPE raises SIGPIPE before the call returns: the handler has
+// run when the program sees EPIPE, with or without SA_RESTART (no restart
+// after a completed call).
+static void epipe_handler(int sa_flags)
 {
-	handle(SIGPIPE, 0);
+	handle(SIGPIPE, sa_flags);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
 		die("socketpair");
 	close(sv[1]);
 	ob("send=%s", R(sendmsg(sv[0], &(struct msghdr){.msg_iov = &(struct iovec){"x", 1}, .msg_iovlen = 1}, 0)));
 	ob("sigs=%s", sigcount());
+}
+
+CASE(send_stream_epipe_handler_sa_restart, "send=EPIPE sigs=1")
+{
+	epipe_handler(SA_RESTART);
+}
+
+CASE(send_stream_epipe_handler, "send=EPIPE sigs=1")
+{
+	epipe_handler(0);
 }
 
 CASE(send_stream_epipe_default_kills, "status=SIGPIPE")

@@ -64,8 +64,8 @@ var knownDifferences = map[string]string{
 	"unix_stream_peercred_names_the_connecting_process": "the kernel records the pid of the process that calls connect, and connvisor connects for the program: " +
 		"SO_PEERCRED's pid is the supervisor's (uid and gid are the program's); allow-all policies and --mode continue keep it",
 	"unix_stream_as_nobody_succeeds_peer_sees_nobody": "as unix_stream_peercred_names_the_connecting_process: SO_PEERCRED's pid is the supervisor's",
-	"send_stream_epipe_handler": "a signal during the trapped wait would turn EPIPE into EINTR, so SIGPIPE is raised right after the answer " +
-		"to a program that handles it: its handler runs once, but may run just after the call returned",
+	"send_stream_epipe_handler": "SIGPIPE is raised before the answer, so the handler runs before the program sees the result, as natively; " +
+		"the signal interrupts the trapped wait, and without SA_RESTART the call fails with EINTR (its retry gets EPIPE)",
 	"send_blocking_interrupted_no_restart": "a signal without SA_RESTART that interrupts a send held for room reaches the program while it waits " +
 		"for connvisor's answer, so the call returns EINTR where natively it returns what it had sent; the program's retry of the same " +
 		"call gets that count (as a restart with SA_RESTART does)",

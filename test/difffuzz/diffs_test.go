@@ -47,6 +47,9 @@ var inherentDiffs = []diffEntry{
 	{name: "policy-denies-mmsg-entry", modes: []string{"emulated"},
 		reason: "as policy-denies, for a later entry of a sendmmsg: the call stops there and returns the count before it",
 		desc:   re(`^\d+ sendmmsg .*\{ denied\b`), native: re(success), wrapped: re(success)},
+	{name: "sigpipe-eintr",
+		reason: "SIGPIPE is raised before the answer, so that a handler runs before the program sees EPIPE, as natively: the signal interrupts the trapped wait, and a handler with SA_RESTART gets the restart answered EPIPE, but a handler without it makes the call fail with EINTR (a retry of the same call gets EPIPE)",
+		desc:   re(`^\d+ \w+ sig2 `), wrapped: re(`^-1 EINTR .*pipe=1 `)},
 }
 
 // knownDiffs are fidelity gaps still seen on main, found by this fuzzer
@@ -54,21 +57,9 @@ var inherentDiffs = []diffEntry{
 // DIFFFUZZ_STRICT=1 to fail on them). They are written as narrowly as the
 // class allows, so that a new kind of difference is not absorbed by one.
 var knownDiffs = []diffEntry{
-	{name: "sigpipe-late",
-		reason:   "(perhaps inherent: raised before the answer, the signal interrupts the trapped wait, which gives EINTR or a restart) the supervisor raises SIGPIPE after it has answered to a program that handles it: the call that got EPIPE returns before the signal (pipe=0 where natively 1), which lands later, during another call (pipe=1 there, or EINTR for a blocking connect of a program whose handler has no SA_RESTART)",
-		onlyPipe: true},
-	{name: "sigpipe-late-eintr",
-		reason: "as sigpipe-late: the late SIGPIPE interrupts the next trapped call, which fails with EINTR (a handler without SA_RESTART; or a connect on a socket with SO_SNDTIMEO, which SA_RESTART does not restart)",
-		desc:   re(`^\d+ (\w+ sig2|connect sig1) `), wrapped: re(`^-1 EINTR .*pipe=1 `)},
-	{name: "stream-close-unflushed",
-		reason: "a TCP socket connected through connvisor stays referenced by the supervisor for a while after connect returned: the program's close is not the last, so data held back (MSG_MORE, TCP_CORK) and the FIN reach the peer late (reproduced: send(MSG_MORE) then close, the peer's immediate read misses the data 168 times in 200 wrapped, never natively)",
-		desc:   re(`^\d+ \w+ sig\d tcp`), native: re(` conn\[`), wrapped: re(`conns=\d+$`)},
 	{name: "stream-partial-count",
 		reason: "a stream send that faults part way or is larger than the socket takes (iovec lengths up to 2^63): natively a partial send of what was readable and fitted, or EFAULT, wrapped another count (the copy is sent in other chunks than the kernel copies the target's memory in)",
 		desc:   re(`^\d+ \w+ sig\d (tcp|ust)`), native: re(`^(\d+ 0|-1 EFAULT) `), wrapped: re(`^(\d+ 0|-1 EFAULT) `)},
-	{name: "restart-duplicates-datagram",
-		reason: "a signal (here a late SIGPIPE) interrupts the wait of an emulated datagram send whose handler has SA_RESTART: the supervisor had already sent it, the restarted call is emulated again, and the receiver gets the datagram twice",
-		native: re(success + `.*pipe=0 .*\[n=1 `), wrapped: re(success + `.*pipe=[1-9]\d* .*\[n=2 `)},
 	{name: "policy-before-kernel-checks", modes: []string{"emulated"},
 		reason: "a denied destination is refused before the kernel's own checks: EACCES where the kernel says EISCONN, EMSGSIZE, ENETUNREACH or EINVAL without looking at the destination",
 		desc:   re(` denied\b`), native: re(`^-1 `), wrapped: re(`^-1 EACCES `)},
