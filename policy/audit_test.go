@@ -132,7 +132,7 @@ func TestPermits(t *testing.T) {
 		"unspec":                 true,
 	} {
 		for range 3 { // asking again changes nothing
-			if got := p.Permits(dest(t, dst)); got != want {
+			if got, _ := p.Permits(dest(t, dst)); got != want {
 				t.Errorf("Permits(%s) = %v, want %v", dst, got, want)
 			}
 		}
@@ -141,7 +141,10 @@ func TestPermits(t *testing.T) {
 		t.Errorf("Permits counted a match of a fault schedule")
 	}
 	allow := mustLoad(t, "default allow\ndeny tcp 10.0.0.1\n")
-	if !allow.Permits(dest(t, "tcp 10.0.0.2:1")) || allow.Permits(dest(t, "tcp 10.0.0.1:1")) {
-		t.Error("default allow with one deny: wrong answers")
+	if ok, by := allow.Permits(dest(t, "tcp 10.0.0.2:1")); !ok || by != nil {
+		t.Errorf("default allow: %v by %v", ok, by)
+	}
+	if ok, by := allow.Permits(dest(t, "tcp 10.0.0.1:1")); ok || by == nil || by.line != 2 {
+		t.Errorf("deny rule: %v by %v", ok, by)
 	}
 }

@@ -224,27 +224,28 @@ func (p *Policy) Audit() bool { return p.audit }
 
 // Permits reports whether the policy, enforced, lets a connect to d
 // through: the first rule that matches allows or logs it, or none matches
-// and the default allows it. A fault rule with a schedule (when=,
+// and the default allows it. by is the rule that decided (nil: the
+// default, or d is not egress). A fault rule with a schedule (when=,
 // probability=) is passed over, as most connects fall through it; one
 // without a schedule refuses. Unlike Decide it counts nothing and ignores
 // audit mode, so it can be asked about any destination at any time
 // (connvisor learn --merge asks which destinations a policy lacks).
-func (p *Policy) Permits(d *Dest) bool {
+func (p *Policy) Permits(d *Dest) (ok bool, by *Rule) {
 	after := int32(-1)
 	for {
 		i := p.find(d, after)
 		if i == noRule {
-			return NotEgress(d) || p.def.Action == Allow || p.def.Action == Log
+			return NotEgress(d) || p.def.Action == Allow || p.def.Action == Log, nil
 		}
 		r := p.rules[i]
 		switch {
 		case r.action == Allow || r.action == Log:
-			return true
+			return true, r
 		case r.action == Fail && r.hasSchedule():
 			after = i
 			continue
 		}
-		return false
+		return false, r
 	}
 }
 
