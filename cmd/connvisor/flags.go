@@ -48,6 +48,7 @@ type runFlags struct {
 	audit        bool
 
 	// connvisor learn only
+	learning  bool // the command is learn
 	out       string
 	merge     string
 	perExe    bool
@@ -103,7 +104,7 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"summary"}, "", "per-destination counts and latency percentiles at exit", sw(&rf.summary), false},
 		{[]string{"log-format"}, "console|json", "decision log format", str(&rf.logFormat, "console"), false},
 		{[]string{"log-file"}, "PATH", "write the decision log there instead of stderr", str(&rf.logFile, ""), false},
-		{[]string{"quiet", "q"}, "", "log warnings and errors only", sw(&rf.quiet), false},
+		{[]string{"quiet", "q"}, "", "log warnings and errors only (learn: errors only)", sw(&rf.quiet), false},
 		{[]string{"mode"}, "emulate|continue", "continue: the kernel connects (trusted programs only: the target can swap the address after the check)", str(&rf.mode, "emulate"), false},
 		{[]string{"wait-killable"}, "", "only fatal signals interrupt a trapped call once it is received", sw(&rf.waitKillable), false},
 		{[]string{"allow-io-uring"}, "", "let the command use io_uring (its connects are invisible to seccomp)", sw(&rf.allowIOUring), false},
@@ -157,7 +158,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 // parseFlags parses the flags of `connvisor run` or, with sub "learn", of
 // `connvisor learn` (the run flags and learn's own).
 func parseFlags(sub string, args []string) (*runFlags, []string, error) {
-	rf := &runFlags{}
+	rf := &runFlags{learning: sub == "learn"}
 	fs := flag.NewFlagSet("connvisor "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var table []runFlag
@@ -252,7 +253,12 @@ func newLogger(rf *runFlags) (*zap.Logger, func(), error) {
 		closer = func() { f.Close() }
 	}
 	level := zapcore.InfoLevel
-	if rf.quiet {
+	switch {
+	case rf.quiet && rf.learning:
+		// Every connect of a learning run is a would-deny (warn level) of
+		// the policy it starts from: quiet means errors only there.
+		level = zapcore.ErrorLevel
+	case rf.quiet:
 		level = zapcore.WarnLevel
 	}
 	return zap.New(zapcore.NewCore(enc, out, level)).Named("connvisor"), closer, nil
