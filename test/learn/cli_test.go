@@ -257,3 +257,51 @@ func TestLearnBounded(t *testing.T) {
 		t.Errorf("connvisor's peak RSS is %d MiB for 100,000 destinations: not bounded", rss/1024)
 	}
 }
+
+// Audit mode from a policy file: the deny rule's connect goes through and
+// is logged as would-deny with that rule and errno; side doors stay
+// closed (a raw socket, a user namespace), as under the enforced policy.
+func TestAuditModeFileAndSideDoors(t *testing.T) {
+	url := tcpServer(t)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "audit.policy")
+	text := "mode audit\ndefault deny errno=EACCES\nallow unix\ndeny tcp 127.0.0.1 port " + port(url) + " errno=ECONNREFUSED\n"
+	if err := os.WriteFile(pol, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, "log.json")
+	r := cv(t, []string{"run", "-q", "--policy", pol, "--log-format", "json", "--log-file", logFile}, "curl", "-sS", url)
+	if r.code != 0 || !strings.Contains(r.stdout, "hello from") {
+		t.Fatalf("audit mode refused the connect:\n%s", r)
+	}
+	var would []decision
+	for _, d := range decisions(t, logFile) {
+		if d.Decision == "would-deny" {
+			would = append(would, d)
+		}
+	}
+	if len(would) != 1 || would[0].Rule != pol+":4" || would[0].Errno != "ECONNREFUSED" || would[0].Dest != "tcp "+hostPort(url) {
+		t.Errorf("would-deny lines %+v, want one for %s by %s:4 with ECONNREFUSED", would, hostPort(url), pol)
+	}
+
+	raw := `import socket
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    print("raw socket: ok")
+except OSError as e:
+    print("raw socket:", e.strerror)`
+	native := run(t, "python3", "-c", raw)
+	audited := cv(t, []string{"run", "-q", "--policy", pol}, "python3", "-c", raw)
+	if os.Geteuid() == 0 && native.stdout != "raw socket: ok\n" {
+		t.Fatalf("natively, root cannot make a raw socket: %s", native)
+	}
+	if audited.stdout != "raw socket: Operation not permitted\n" {
+		t.Errorf("audit mode let a raw socket through: %s", audited)
+	}
+	if _, err := exec.LookPath("unshare"); err == nil {
+		u := cv(t, []string{"run", "-q", "--policy", pol}, "unshare", "-U", "true")
+		if u.code == 0 {
+			t.Errorf("audit mode let a user namespace through: %s", u)
+		}
+	}
+}
