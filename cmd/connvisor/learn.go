@@ -73,6 +73,12 @@ func learnCommand(args []string) int {
 	for _, warn := range pol.Warnings() {
 		fmt.Fprintf(os.Stderr, "connvisor: warning: %s\n", warn)
 	}
+	if pol.AllowsEverything() {
+		// The kernel then makes every call itself: connvisor sees connects
+		// without their socket type (rules say `any`, not tcp or udp) and
+		// no sends, and the tree runs with its side doors open.
+		fmt.Fprintln(os.Stderr, "connvisor learn: warning: the policy allows everything, so sends and socket types are not seen; learn without it, or from a policy that denies something")
+	}
 
 	cmd := newCommand(rf, pol, cmdArgs, log)
 	cmd.OnDecision = func(e supervisor.Event) {
@@ -90,7 +96,8 @@ func learnCommand(args []string) int {
 	// SIGINT and SIGTERM may be followed by a SIGKILL of connvisor itself
 	// when the command does not exit: write after forwarding them.
 	afterSignal := func(sig os.Signal) {
-		if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+		// Standard output gets one policy, at exit.
+		if (sig == syscall.SIGINT || sig == syscall.SIGTERM) && rf.out != "-" {
 			w.write(sig.String())
 		}
 	}
