@@ -156,8 +156,13 @@ func (r *Recorder) Add(c Conn) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Executables are interned: a tree runs few, and each key holds one.
 	exe, ok := r.exes[c.Exe]
-	if !ok && len(r.exes) < r.limit {
+	if !ok {
+		if len(r.exes) >= r.limit {
+			r.drop(k)
+			return
+		}
 		r.exes[c.Exe] = c.Exe
 		exe = c.Exe
 	}
@@ -166,12 +171,17 @@ func (r *Recorder) Add(c Conn) {
 		have.add(u)
 		return
 	}
-	if len(r.seen) >= r.limit || (!ok && exe != c.Exe) {
-		r.dropped++
-		r.lost[kindOf(k)]++
+	if len(r.seen) >= r.limit {
+		r.drop(k)
 		return
 	}
 	r.seen[k] = &u
+}
+
+// drop counts a call that the limit keeps from being recorded.
+func (r *Recorder) drop(k key) {
+	r.dropped++
+	r.lost[kindOf(k)]++
 }
 
 // kindOf names a destination's kind for the truncation note.

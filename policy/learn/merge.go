@@ -1,7 +1,6 @@
 package learn
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/connvisor/connvisor/policy"
@@ -76,9 +75,4 @@ func (r *Recorder) Merge(existing []byte, p *policy.Policy, opts Options) MergeR
 		}
 	}
 	return res
-}
-
-// String sums the merge up in one line.
-func (m MergeResult) String() string {
-	return fmt.Sprintf("%d rules added, %d destinations left denied by a rule", len(m.Added), len(m.Refused))
 }
