@@ -37,6 +37,7 @@ echo "== fuzz (short)"
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-15s}" "$1"; }
 fuzz ./policy FuzzParse
 fuzz ./policy/learn FuzzGeneralise
+fuzz ./policy/learn FuzzWrite
 fuzz ./emulate FuzzDecodeSockaddr
 fuzz ./emulate FuzzReadMsghdr
 fuzz ./emulate FuzzReadMmsghdr

@@ -330,3 +330,60 @@ func dest(t testing.TB, s string) *policy.Dest {
 	}
 	return &d
 }
+
+// FuzzWrite: whatever a run connected to, with whatever options, the
+// learned file loads, allows every call of the run (by its executable)
+// and has one default.
+func FuzzWrite(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1}, uint16(80), uint8(1), "/tmp/tmp.k3j2/sock", "/usr/bin/curl", true, uint8(24), uint8(64))
+	f.Add([]byte{10, 0, 0, 1}, uint16(1), uint8(0), "/x\nallow any", "/bin/a\nallow any #", false, uint8(0), uint8(0))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3}, uint16(0), uint8(2), "@x 1", "/tmp/go-build1/b001/exe/a b", false, uint8(0), uint8(0))
+	f.Fuzz(func(t *testing.T, ip []byte, port uint16, kind uint8, path, exe string, perExe bool, c4, c6 uint8) {
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok || len(path) > 107 {
+			return
+		}
+		types := []int{syscall.SOCK_STREAM, syscall.SOCK_DGRAM, syscall.SOCK_SEQPACKET, 0}
+		fam := uint16(syscall.AF_INET6)
+		if addr.Is4() {
+			fam = syscall.AF_INET
+		}
+		conns := []Conn{
+			{Dest: policy.Dest{Family: fam, SockType: types[kind%4], Addr: addr, Port: port}, Exe: exe},
+			{Dest: policy.Dest{Family: fam, SockType: types[(kind+1)%4], Addr: addr, Port: port + 1}, Exe: "/bin/other"},
+			{Dest: policy.Dest{Family: syscall.AF_NETLINK}, Exe: exe},
+		}
+		if strings.HasPrefix(path, "/") {
+			conns = append(conns, Conn{Dest: policy.Dest{Family: syscall.AF_UNIX, Path: path}, Exe: exe})
+		} else if path != "" {
+			conns = append(conns, Conn{Dest: policy.Dest{Family: syscall.AF_UNIX, Path: path, Abstract: true}, Exe: exe})
+		}
+		r := NewRecorder(0)
+		for _, c := range conns {
+			r.Add(c)
+		}
+		text := string(r.Write(Options{PerExe: perExe, CollapseIPv4: int(c4 % 33), CollapseIPv6: int(c6 % 129), Command: []string{exe, path}, NoDates: true}))
+		p, err := policy.Load(nil, "f", policy.Options{ReadFile: func(string) ([]byte, error) { return []byte(text), nil }})
+		if err != nil {
+			t.Fatalf("learned file does not load: %v\n%s", err, text)
+		}
+		if strings.Count(text, "\ndefault ") != 1 {
+			t.Fatalf("not one default:\n%s", text)
+		}
+		// No name or command can add a line of its own.
+		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			ok := line == "" || strings.HasPrefix(line, "# ") || line == "#" || line == "default deny errno=EACCES" ||
+				strings.HasPrefix(line, "allow ") && strings.Contains(line, "  # ")
+			if !ok {
+				t.Fatalf("line %q is not a comment, a commented rule or the default:\n%s", line, text)
+			}
+		}
+		for _, c := range conns {
+			d := c.Dest
+			d.Exe = c.Exe
+			if ok, by := p.Permits(&d); !ok || by == nil {
+				t.Fatalf("%s by %q is not allowed by a rule of\n%s", d, c.Exe, text)
+			}
+		}
+	})
+}
