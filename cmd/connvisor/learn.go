@@ -109,7 +109,7 @@ func learnCommand(args []string) int {
 		fmt.Fprintln(os.Stderr, "connvisor summary:")
 		cmd.Supervisor().Stats().WriteSummary(os.Stderr)
 	}
-	if !w.write("exit") {
+	if !w.final() {
 		return exitInternal
 	}
 	return code
@@ -126,7 +126,18 @@ type learnWriter struct {
 	mergeText []byte
 	mergePol  *policy.Policy
 
-	mu sync.Mutex
+	mu   sync.Mutex
+	done bool // the exit write is made: connvisor is about to exit
+}
+
+// final makes the exit write; a signal's write that comes later would be
+// cut short by the exit, leaving a temporary file, so it writes nothing.
+func (w *learnWriter) final() bool {
+	ok := w.write("exit")
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+	return ok
 }
 
 // readMerge reads and loads the --merge file; an error names its place.
@@ -164,6 +175,9 @@ func (w *learnWriter) options() learn.Options {
 func (w *learnWriter) write(why string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.done {
+		return true
+	}
 	var text []byte
 	if w.mergePol != nil {
 		m := w.rec.Merge(w.mergeText, w.mergePol, w.options())
