@@ -134,12 +134,13 @@ func TestLearnMerge(t *testing.T) {
 }
 
 // startLearn starts `connvisor learn -o out -- python3 -c script URL`: the
-// script fetches URL, prints "ready", prints "got TERM" on SIGTERM, and
-// exits when its stdin closes.
+// script fetches URL, prints "ready", prints "got SIGTERM" on SIGTERM (and
+// SIGINT likewise), and exits when its stdin closes.
 func startLearn(t *testing.T, out, url string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	t.Helper()
 	script := `import signal, sys, urllib.request
-signal.signal(signal.SIGTERM, lambda *a: print("got TERM", flush=True))
+for s in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(s, lambda n, f: print("got", signal.Signals(n).name, flush=True))
 urllib.request.urlopen(sys.argv[1]).read()
 print("ready", flush=True)
 sys.stdin.read()`
@@ -211,18 +212,22 @@ func TestLearnSIGUSR1(t *testing.T) {
 	}
 }
 
-// SIGTERM is forwarded, then the policy is written, while the command
-// (which survives it) still runs.
-func TestLearnSIGTERM(t *testing.T) {
-	url := tcpServer(t)
-	out := filepath.Join(t.TempDir(), "svc.policy")
-	cmd, stdin, lines := startLearn(t, out, url)
-	cmd.Process.Signal(syscall.SIGTERM)
-	expectLine(t, lines, "got TERM")
-	waitForFile(t, out, "allow tcp 127.0.0.1 port "+port(url)+" ")
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v", err)
+// SIGTERM and SIGINT are forwarded, then the policy is written, while the
+// command (which survives them) still runs.
+func TestLearnSIGTERMAndSIGINT(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			url := tcpServer(t)
+			out := filepath.Join(t.TempDir(), "svc.policy")
+			cmd, stdin, lines := startLearn(t, out, url)
+			cmd.Process.Signal(sig)
+			expectLine(t, lines, "got "+map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT"}[sig])
+			waitForFile(t, out, "allow tcp 127.0.0.1 port "+port(url)+" ")
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+		})
 	}
 }
 
