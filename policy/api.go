@@ -59,4 +59,11 @@ type Decision struct {
 	Timeout   time.Duration
 	// Rule is the rule that decided, nil when the default did.
 	Rule *Rule
+	// WouldDeny is set when a policy in audit mode allowed the connect
+	// although Rule (nil: the default) denies it or injects a fault:
+	// Action is then Allow, and WouldErrno is the errno the connect would
+	// have got (0 for a blackhole, which Rule says). The supervisor logs
+	// the decision as "would-deny".
+	WouldDeny  bool
+	WouldErrno syscall.Errno
 }

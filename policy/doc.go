@@ -13,13 +13,14 @@
 // before the file's.
 //
 //	policy    = { line } .
-//	line      = [ rule | default | include | resolve ] [ "#" comment ] .
+//	line      = [ rule | default | include | resolve | mode ] [ "#" comment ] .
 //	rule      = action { word } .
 //	action    = "allow" | "deny" | "log" | "fail" .
 //	default   = "default" ( "allow" | "deny" | "log" ) [ "errno=" ERRNO ] [ "delay=" DURATION ]
 //	          | "default" "deny=" ERRNO .
 //	include   = "include" FILE .                  (relative to the including file; cycles are errors)
 //	resolve   = "resolve" ( "every" DURATION | "never" ) .
+//	mode      = "mode" ( "audit" | "enforce" ) .   (audit: see Policy.Audit)
 //	word      = proto | family | address | "port" PORTS | unixsock
 //	          | "exe=" GLOB | "uid=" N [ "-" M ]
 //	          | "errno=" ERRNO | "blackhole" | "when=" WHEN
@@ -76,6 +77,14 @@
 // deterministically from the seed and the match number, so a run replays
 // exactly with the same seed. A fail rule that does not fire lets the
 // connect fall through to the next rule.
+//
+// # Audit mode
+//
+// `mode audit` (or Options.Audit) turns every decision that would deny or
+// inject a fault, the default's included, into an allow that carries what
+// it would have been (Decision.WouldDeny, WouldErrno and Rule), so a policy
+// can be tried on a running service without breaking it. Permits answers
+// the enforced question without counting anything.
 //
 // # Speed
 //

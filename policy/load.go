@@ -25,6 +25,8 @@ type loader struct {
 	flagDef  *Rule // from --default
 	interval time.Duration
 	resolveW string // where `resolve` was set
+	audit    bool   // `mode audit`
+	modeW    string // where `mode` was set
 	chain    []string
 	errs     []error
 	warnings []string
@@ -140,14 +142,16 @@ func (l *loader) line(toks []token, w where, src string) {
 		l.file(resolvePath(w.file, toks[1].s), inc)
 	case "resolve":
 		l.resolveLine(toks, w)
+	case "mode":
+		l.modeLine(toks, w)
 	default:
 		a, ok := parseAction(head.s)
 		if !ok {
-			words := []string{"allow", "deny", "log", "fail", "default", "include", "resolve"}
+			words := []string{"allow", "deny", "log", "fail", "default", "include", "resolve", "mode"}
 			if s := suggest(head.s, words); s != "" {
 				l.addErr(w.at(head.col, "unknown action %q (did you mean %s?)", head.s, s))
 			} else {
-				l.addErr(w.at(head.col, "unknown action %q (expected allow, deny, log, fail, default, include or resolve)", head.s))
+				l.addErr(w.at(head.col, "unknown action %q (expected allow, deny, log, fail, default, include, resolve or mode)", head.s))
 			}
 			return
 		}
@@ -186,6 +190,24 @@ func (l *loader) resolveLine(toks []token, w where) {
 		return
 	}
 	l.resolveW = fmt.Sprintf("%s:%d", w.file, w.line)
+}
+
+// modeLine handles `mode audit` and `mode enforce` (the default).
+func (l *loader) modeLine(toks []token, w where) {
+	if l.modeW != "" {
+		l.addErr(w.at(toks[0].col, "mode set twice (first at %s)", l.modeW))
+		return
+	}
+	if len(toks) != 2 || (toks[1].s != "audit" && toks[1].s != "enforce") {
+		col := toks[0].col
+		if len(toks) > 1 {
+			col = toks[1].col
+		}
+		l.addErr(w.at(col, "expected `mode audit` (log what would be denied, deny nothing) or `mode enforce`"))
+		return
+	}
+	l.audit = toks[1].s == "audit"
+	l.modeW = fmt.Sprintf("%s:%d", w.file, w.line)
 }
 
 // resolveAll looks up every host name once. A name that does not resolve

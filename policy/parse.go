@@ -88,7 +88,7 @@ func tokenize(line string) []token {
 
 // Keywords of the long form, for suggestions on typos.
 var keywords = []string{
-	"allow", "deny", "log", "fail", "default", "include", "resolve",
+	"allow", "deny", "log", "fail", "default", "include", "resolve", "mode",
 	"tcp", "udp", "any", "unix", "unnamed", "port", "blackhole",
 	"exe", "uid", "errno", "when", "probability", "delay", "timeout",
 }

@@ -29,6 +29,9 @@ type Options struct {
 	Context context.Context
 	// Now is used only to choose a seed; nil: time.Now.
 	Now func() time.Time
+	// Audit puts the policy in audit mode whatever its file says (`run
+	// --audit`): see Policy.Audit.
+	Audit bool
 }
 
 // FlagRule is a rule given on the command line. Flag is "allow", "deny",
@@ -46,6 +49,7 @@ type Policy struct {
 	needsExe bool
 	needsUID bool
 	interval time.Duration
+	audit    bool // see Audit
 	idx      index
 	resolve  func(ctx context.Context, host string) ([]netip.Addr, error)
 	nextID   uint64 // id of the next rule added by Prepend
@@ -134,6 +138,7 @@ func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
 	}
 	p := build(l.rules, def, seed, l.interval, opts.Resolve, l.warnings)
 	p.nextID = uint64(len(l.rules))
+	p.audit = opts.Audit || l.audit
 	return p, nil
 }
 
@@ -186,15 +191,61 @@ func (p *Policy) Decide(d *Dest) Decision {
 			if NotEgress(d) {
 				return Decision{Action: Allow}
 			}
-			return p.def
+			return p.audited(p.def)
 		}
 		r := p.rules[i]
 		if r.fires(p.seed) {
-			return r.decision
+			return p.audited(r.decision)
 		}
 		// A fault rule whose schedule did not fire lets the connect
 		// fall through to the rules after it.
 		after = i
+	}
+}
+
+// audited turns a deny or fault into an allow that says what it would
+// have been, when the policy is in audit mode. Allow, log and delays of
+// allow rules stay as they are; a fault's delay goes (nothing is injected).
+func (p *Policy) audited(d Decision) Decision {
+	if !p.audit || (d.Action != Deny && d.Action != Fail) {
+		return d
+	}
+	return Decision{Action: Allow, Rule: d.Rule, WouldDeny: true, WouldErrno: d.Errno}
+}
+
+// Audit reports whether the policy is in audit mode (`mode audit` in the
+// file, or Options.Audit): every connect that a deny or fail rule, or the
+// default, would refuse is allowed instead, and its decision says what
+// would have happened (Decision.WouldDeny). Nothing else changes: the
+// policy is not an allow-all one (AllowsEverything is computed from the
+// rules as written), so every call is still decided and performed by the
+// supervisor, and every side door stays closed.
+func (p *Policy) Audit() bool { return p.audit }
+
+// Permits reports whether the policy, enforced, lets a connect to d
+// through: the first rule that matches allows or logs it, or none matches
+// and the default allows it. by is the rule that decided (nil: the
+// default, or d is not egress). A fault rule with a schedule (when=,
+// probability=) is passed over, as most connects fall through it; one
+// without a schedule refuses. Unlike Decide it counts nothing and ignores
+// audit mode, so it can be asked about any destination at any time
+// (connvisor learn --merge asks which destinations a policy lacks).
+func (p *Policy) Permits(d *Dest) (ok bool, by *Rule) {
+	after := int32(-1)
+	for {
+		i := p.find(d, after)
+		if i == noRule {
+			return NotEgress(d) || p.def.Action == Allow || p.def.Action == Log, nil
+		}
+		r := p.rules[i]
+		switch {
+		case r.action == Allow || r.action == Log:
+			return true, r
+		case r.action == Fail && r.hasSchedule():
+			after = i
+			continue
+		}
+		return false, r
 	}
 }
 
@@ -260,6 +311,7 @@ func (p *Policy) Prepend(flags ...FlagRule) (*Policy, error) {
 	if def == nil {
 		np.def = p.def
 	}
+	np.audit = p.audit
 	return np, nil
 }
 
@@ -322,6 +374,7 @@ func (p *Policy) Reresolve(ctx context.Context, opts Options) (*Policy, []string
 	}
 	np := build(rules, p.defRule, p.seed, p.interval, resolve, p.loadWarnings)
 	np.def = p.def
+	np.audit = p.audit
 	return np, changes, nil
 }
 

@@ -456,22 +456,32 @@ func (s *Supervisor) identifyForLog(c *call, d policy.Decision) {
 // wantsIdentity reports whether the decision will be logged or reported,
 // so the process's pid and executable are worth reading.
 func (s *Supervisor) wantsIdentity(d policy.Decision) bool {
-	return s.onDecision != nil || s.log.Core().Enabled(logLevel(d.Action))
+	return s.onDecision != nil || s.log.Core().Enabled(logLevel(d))
 }
 
-// logLevel: a log rule asks for warn level; everything else, injected
-// faults included (the test author asked for them), is info, which -q
-// hides.
-func logLevel(a policy.Action) zapcore.Level {
-	if a == policy.Log {
+// logLevel: a log rule asks for warn level, and so does a would-deny of
+// audit mode (what the trial is for, so -q keeps it); everything else,
+// injected faults included (the test author asked for them), is info,
+// which -q hides.
+func logLevel(d policy.Decision) zapcore.Level {
+	if d.Action == policy.Log || d.WouldDeny {
 		return zap.WarnLevel
 	}
 	return zap.InfoLevel
 }
 
+// decisionName is the log's "decision" field: the action, or
+// "would-deny" for a connect that audit mode allowed.
+func decisionName(d policy.Decision) string {
+	if d.WouldDeny {
+		return "would-deny"
+	}
+	return d.Action.String()
+}
+
 func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errno) {
 	latency := time.Since(c.start)
-	s.stats.record(c.dest, d.Action, latency)
+	s.stats.recordDecision(c.dest, d, latency)
 	if s.onDecision != nil {
 		if c.proc.Pid == 0 {
 			c.proc, _ = emulate.Identify(int(c.n.Tid))
@@ -482,7 +492,7 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 			Delivery: c.delivery,
 		})
 	}
-	ce := s.log.Check(logLevel(d.Action), syscallName(c.n.Nr))
+	ce := s.log.Check(logLevel(d), syscallName(c.n.Nr))
 	if ce == nil {
 		return
 	}
@@ -494,8 +504,14 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 	if d.Rule != nil {
 		rule = d.Rule.Origin()
 	}
+	errno := errnoField(result)
+	if d.WouldDeny {
+		// what the rule would have answered; result says what the
+		// allowed call returned
+		errno = wouldErrnoName(d)
+	}
 	fields := []zap.Field{
-		zap.String("decision", d.Action.String()),
+		zap.String("decision", decisionName(d)),
 		zap.Int("tid", int(c.n.Tid)),
 		zap.Int("pid", c.proc.Pid),
 		zap.String("exe", c.proc.Exe),
@@ -503,8 +519,11 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 		zap.String("family", familyName(c.dest.Family)),
 		zap.String("dest", c.dest.String()),
 		zap.String("rule", rule),
-		zap.String("errno", errnoField(result)),
+		zap.String("errno", errno),
 		zap.Duration("latency", latency),
+	}
+	if d.WouldDeny {
+		fields = append(fields, zap.String("result", errnoField(result)))
 	}
 	if c.dest.Addr.IsValid() {
 		fields = append(fields, zap.String("addr", c.dest.Addr.String()), zap.Uint16("port", c.dest.Port))
@@ -524,6 +543,15 @@ func injectedName(d policy.Decision) string {
 		return "blackhole"
 	}
 	return policy.ErrnoName(d.Errno)
+}
+
+// wouldErrnoName is the errno an audited decision would have answered, or
+// "blackhole".
+func wouldErrnoName(d policy.Decision) string {
+	if d.Rule != nil && d.Rule.Decision().Blackhole {
+		return "blackhole"
+	}
+	return policy.ErrnoName(d.WouldErrno)
 }
 
 // errnoField is the errno the target got, empty for success.

@@ -21,6 +21,7 @@ type Stats struct {
 
 type destStats struct {
 	seen, allowed, denied, failed int
+	wouldDeny                     int // allowed by audit mode only
 	latencies                     []time.Duration
 }
 
@@ -40,6 +41,12 @@ func label(text string) policy.Dest { return policy.Dest{Family: labelFamily, Pa
 // text, so counting allocates nothing on the hot path; the process fields
 // are dropped from the key.
 func (s *Stats) record(dest policy.Dest, a policy.Action, latency time.Duration) {
+	s.recordDecision(dest, policy.Decision{Action: a}, latency)
+}
+
+// recordDecision counts one decision, would-denies of audit mode apart.
+func (s *Stats) recordDecision(dest policy.Dest, dec policy.Decision, latency time.Duration) {
+	a := dec.Action
 	dest.Exe, dest.UID = "", 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -62,6 +69,9 @@ func (s *Stats) record(dest policy.Dest, a policy.Action, latency time.Duration)
 	default:
 		d.allowed++
 	}
+	if dec.WouldDeny {
+		d.wouldDeny++
+	}
 	if len(d.latencies) < maxLatencySamples {
 		d.latencies = append(d.latencies, latency)
 	} else {
@@ -74,10 +84,13 @@ func (s *Stats) record(dest policy.Dest, a policy.Action, latency time.Duration)
 type DestSummary struct {
 	Dest                          string
 	Seen, Allowed, Denied, Failed int
-	P50, P90, P99                 time.Duration
+	// WouldDeny counts the connects audit mode allowed (also in Allowed).
+	WouldDeny     int
+	P50, P90, P99 time.Duration
 }
 
-// Summary returns one line per destination, most-seen first.
+// Summary returns one line per destination: those with would-denies of
+// audit mode first (what a trial run is for), then most-seen first.
 func (s *Stats) Summary() []DestSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,11 +103,14 @@ func (s *Stats) Summary() []DestSummary {
 		l := slices.Clone(d.latencies)
 		slices.Sort(l)
 		out = append(out, DestSummary{
-			Dest: name, Seen: d.seen, Allowed: d.allowed, Denied: d.denied, Failed: d.failed,
+			Dest: name, Seen: d.seen, Allowed: d.allowed, Denied: d.denied, Failed: d.failed, WouldDeny: d.wouldDeny,
 			P50: percentile(l, 50), P90: percentile(l, 90), P99: percentile(l, 99),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {
+		if wi, wj := out[i].WouldDeny > 0, out[j].WouldDeny > 0; wi != wj {
+			return wi
+		}
 		if out[i].Seen != out[j].Seen {
 			return out[i].Seen > out[j].Seen
 		}
@@ -110,13 +126,23 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[(len(sorted)-1)*p/100]
 }
 
-// WriteSummary prints the summary as a table.
+// WriteSummary prints the summary as a table; a would-deny column comes
+// when audit mode allowed anything it would have denied.
 func (s *Stats) WriteSummary(w io.Writer) error {
+	sum := s.Summary()
+	audit := len(sum) > 0 && sum[0].WouldDeny > 0
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "destination\tseen\tallowed\tdenied\tfailed\tp50\tp90\tp99\t")
-	for _, d := range s.Summary() {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%v\t%v\t%v\t\n", printable(d.Dest), d.Seen, d.Allowed, d.Denied, d.Failed,
-			d.P50.Round(time.Microsecond), d.P90.Round(time.Microsecond), d.P99.Round(time.Microsecond))
+	head := "destination\tseen\tallowed\tdenied\tfailed\t"
+	if audit {
+		head += "would-deny\t"
+	}
+	fmt.Fprintln(tw, head+"p50\tp90\tp99\t")
+	for _, d := range sum {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t", printable(d.Dest), d.Seen, d.Allowed, d.Denied, d.Failed)
+		if audit {
+			fmt.Fprintf(tw, "%d\t", d.WouldDeny)
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%v\t\n", d.P50.Round(time.Microsecond), d.P90.Round(time.Microsecond), d.P99.Round(time.Microsecond))
 	}
 	return tw.Flush()
 }

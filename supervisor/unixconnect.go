@@ -26,12 +26,14 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy, pre *policy.De
 	}
 	var d policy.Decision
 	decide := func(canonical string) syscall.Errno {
-		c.dest.Path = canonical
+		next := policy.Decision{}
 		if pre != nil {
-			d = *pre
+			c.dest.Path = canonical
+			next = *pre
 		} else {
-			d = pol.Decide(&c.dest)
+			next = decideName(pol, &c.dest, canonical, d)
 		}
+		d = next
 		switch d.Action {
 		case policy.Deny:
 			return d.Errno
@@ -47,6 +49,19 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy, pre *policy.De
 	s.blockingConnect(c, &d, true, func(gaveUp func() bool) (syscall.Errno, error) {
 		return s.deputy.WithUnixPath(tid, &sa, decide, s.unixConnector(c, gaveUp), false)
 	})
+}
+
+// decideName decides a connect to one name of a UNIX socket; a socket
+// with several names (hard links) is decided on each, and prev is the
+// decision on the name before. In audit mode every decision allows, so the
+// first would-deny is kept (with its name): the log must not lose it to a
+// later name that the policy allows.
+func decideName(pol *policy.Policy, dest *policy.Dest, name string, prev policy.Decision) policy.Decision {
+	if prev.WouldDeny {
+		return prev
+	}
+	dest.Path = name
+	return pol.Decide(dest)
 }
 
 // deferred is an errno no kernel call returns: the inline attempt stops
@@ -65,8 +80,7 @@ func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (*policy.Decisi
 	var d policy.Decision
 	decided, full := false, false
 	decide := func(canonical string) syscall.Errno {
-		c.dest.Path = canonical
-		d, decided = pol.Decide(&c.dest), true
+		d, decided = decideName(pol, &c.dest, canonical, d), true
 		switch {
 		case d.Action == policy.Deny:
 			return d.Errno

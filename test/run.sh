@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in gcc libc6-dev libseccomp-dev curl strace iproute2 libcap2-bin; do
+for pkg in gcc libc6-dev libseccomp-dev curl strace iproute2 libcap2-bin git python3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -36,6 +36,8 @@ go test -p 1 -count=1 -timeout 25m ./...
 echo "== fuzz (short)"
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-15s}" "$1"; }
 fuzz ./policy FuzzParse
+fuzz ./policy/learn FuzzGeneralise
+fuzz ./policy/learn FuzzWrite
 fuzz ./emulate FuzzDecodeSockaddr
 fuzz ./emulate FuzzReadMsghdr
 fuzz ./emulate FuzzReadMmsghdr

@@ -28,6 +28,9 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, line)
 	}
+	if p.Audit() {
+		fmt.Fprintf(stdout, "%-24s mode audit (denies nothing: what would be denied is logged as would-deny)\n", "mode:")
+	}
 	def := p.DefaultDecision()
 	fmt.Fprintf(stdout, "%-24s default %s", "default:", def.Action)
 	if def.Errno != 0 {
@@ -62,6 +65,12 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 	out := dec.Action.String()
 	if dec.Errno != 0 {
 		out += " errno=" + policy.ErrnoName(dec.Errno)
+	}
+	if dec.WouldDeny {
+		out = "would-deny errno=" + policy.ErrnoName(dec.WouldErrno) + " (mode audit: allowed)"
+		if dec.Rule != nil && dec.Rule.Decision().Blackhole {
+			out = "would-deny blackhole (mode audit: allowed)"
+		}
 	}
 	switch {
 	case dec.Rule != nil:

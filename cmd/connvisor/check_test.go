@@ -74,6 +74,52 @@ allow unix /run/postgresql/*
 	}
 }
 
+func TestCheckAndExplainAudit(t *testing.T) {
+	pol := writePolicy(t, "mode audit\ndefault deny errno=EACCES\nallow tcp 10.0.0.1\nfail tcp 10.0.0.2 blackhole\n")
+	var out, errw strings.Builder
+	if code := checkCommand([]string{pol}, &out, &errw); code != 0 {
+		t.Fatalf("check: exit %d: %s", code, errw.String())
+	}
+	assertInOrder(t, "check", out.String(), []string{"mode audit", "default deny errno=EACCES"})
+	for dst, want := range map[string]string{
+		"tcp 10.0.0.3:1": "tcp 10.0.0.3:1: would-deny errno=EACCES (mode audit: allowed) by the default",
+		"tcp 10.0.0.2:1": "would-deny blackhole (mode audit: allowed) by ",
+		"tcp 10.0.0.1:1": "tcp 10.0.0.1:1: allow by ",
+	} {
+		out.Reset()
+		explainCommand([]string{pol, dst}, &out, &errw)
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("explain %s: %q, want %q", dst, out.String(), want)
+		}
+	}
+}
+
+// TestLearnFlags: learn's own flags belong to learn only, and bad values
+// are refused before anything runs.
+func TestLearnFlags(t *testing.T) {
+	rf, cmd, err := parseFlags("learn", []string{"-o", "x.policy", "--per-exe", "--collapse-ipv4", "24", "--policy", "p", "--", "curl"})
+	if err != nil || rf.out != "x.policy" || !rf.perExe || rf.collapse4 != 24 || rf.policyFile != "p" || cmd[0] != "curl" {
+		t.Fatalf("parse: %+v %q %v", rf, cmd, err)
+	}
+	for _, tt := range []struct {
+		sub  string
+		args []string
+		want string
+	}{
+		{"run", []string{"--per-exe", "--", "true"}, "--per-exe is a flag of connvisor learn"},
+		{"learn", []string{"--collapse-ipv4", "33", "--", "true"}, "--collapse-ipv4 33: expected a prefix length from 1 to 32"},
+		{"learn", []string{"--collapse-ipv6", "-1", "--", "true"}, "--collapse-ipv6 -1"},
+		{"learn", []string{"-o", "", "--", "true"}, "-o needs a file name"},
+		{"learn", []string{"--per-ex", "--", "true"}, "did you mean --per-exe?"},
+		{"learn", []string{"-o", "x"}, "no command given: connvisor learn"},
+	} {
+		_, _, err := parseFlags(tt.sub, tt.args)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s %q: %v, want %q", tt.sub, tt.args, err, tt.want)
+		}
+	}
+}
+
 func TestCheckReportsErrorPosition(t *testing.T) {
 	pol := writePolicy(t, "allow tcp 10.0.0.0/8\ndeny 10.1.2.3 errno=ECONREFUSED\n")
 	var out, errw strings.Builder

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -44,22 +45,34 @@ type runFlags struct {
 	allowRaw     bool
 	allowUserns  bool
 	watch        bool
+	audit        bool
+
+	// connvisor learn only
+	learning  bool // the command is learn
+	out       string
+	merge     string
+	perExe    bool
+	collapse4 int
+	collapse6 int
+	noDates   bool
 }
 
 // errHelp: `connvisor run --help` asked for the usage.
 var errHelp = flag.ErrHelp
 
-// runFlag is one flag of `connvisor run`. The parser, the hint for a
-// misspelt flag and the usage text all come from runFlagTable, so a flag
-// is written once: one line there.
+// runFlag is one flag of `connvisor run` or `connvisor learn`. The parser,
+// the hint for a misspelt flag and the usage text all come from
+// runFlagTable, so a flag is written once: one line there.
 type runFlag struct {
 	names []string // the first is the one the usage shows
 	arg   string   // the argument's placeholder; "" for a switch
 	help  string
 	bind  func(fs *flag.FlagSet, name string)
+	learn bool // only `connvisor learn` takes it (learn takes every run flag too)
 }
 
-// runFlagTable lists every flag of `connvisor run`, in the usage's order.
+// runFlagTable lists every flag of `connvisor run` and `connvisor learn`,
+// in the usage's order.
 func runFlagTable(rf *runFlags) []runFlag {
 	rule := func(kind string) func(*flag.FlagSet, string) {
 		return func(fs *flag.FlagSet, name string) { fs.Var(ruleFlag{kind, &rf.rules}, name, "") }
@@ -70,6 +83,9 @@ func runFlagTable(rf *runFlags) []runFlag {
 	sw := func(p *bool) func(*flag.FlagSet, string) {
 		return func(fs *flag.FlagSet, name string) { fs.BoolVar(p, name, false, "") }
 	}
+	num := func(p *int) func(*flag.FlagSet, string) {
+		return func(fs *flag.FlagSet, name string) { fs.IntVar(p, name, 0, "") }
+	}
 	seed := func(fs *flag.FlagSet, name string) {
 		fs.Func(name, "", func(s string) error {
 			_, err := fmt.Sscan(s, &rf.seed)
@@ -78,32 +94,43 @@ func runFlagTable(rf *runFlags) []runFlag {
 		})
 	}
 	return []runFlag{
-		{[]string{"policy"}, "FILE", "rules from a policy file (format: policy/GRAMMAR.md)", str(&rf.policyFile, "")},
-		{[]string{"allow"}, "RULE", "allow destinations matching RULE (repeatable, first match wins)", rule("allow")},
-		{[]string{"deny"}, "RULE[=ERRNO]", "deny with ERRNO (default EPERM): EACCES, ENETUNREACH, ECONNREFUSED, ...", rule("deny")},
-		{[]string{"log"}, "RULE", "allow, and log the decision at warn level", rule("log")},
-		{[]string{"fail"}, "RULE=ERRNO[:OPTS]", "inject a fault: when=3..4, probability=0.05, delay=2s; ERRNO may be blackhole", rule("fail")},
-		{[]string{"default"}, "allow|deny[=ERRNO]", "what no rule matches gets", rule("default")},
-		{[]string{"seed"}, "N", "replay probability= faults exactly (logged when not given)", seed},
-		{[]string{"summary"}, "", "per-destination counts and latency percentiles at exit", sw(&rf.summary)},
-		{[]string{"log-format"}, "console|json", "decision log format", str(&rf.logFormat, "console")},
-		{[]string{"log-file"}, "PATH", "write the decision log there instead of stderr", str(&rf.logFile, "")},
-		{[]string{"quiet", "q"}, "", "log warnings and errors only", sw(&rf.quiet)},
-		{[]string{"mode"}, "emulate|continue", "continue: the kernel connects (trusted programs only: the target can swap the address after the check)", str(&rf.mode, "emulate")},
-		{[]string{"wait-killable"}, "", "only fatal signals interrupt a trapped call once it is received", sw(&rf.waitKillable)},
-		{[]string{"allow-io-uring"}, "", "let the command use io_uring (its connects are invisible to seccomp)", sw(&rf.allowIOUring)},
-		{[]string{"no-send-trap"}, "", "do not police sendto/sendmsg/sendmmsg destinations", sw(&rf.noSendTrap)},
-		{[]string{"allow-raw"}, "", "let the command create raw and packet sockets (they bypass port rules)", sw(&rf.allowRaw)},
-		{[]string{"allow-ptrace"}, "", "leave ptrace to the command: CAP_SYS_PTRACE if root, no Landlock domain (see Threat model)", sw(&rf.keepPtrace)},
-		{[]string{"allow-userns"}, "", "let the command create user namespaces (it could mount over the paths UNIX rules name)", sw(&rf.allowUserns)},
-		{[]string{"watch"}, "", "reload the policy file when it changes (SIGUSR2 reloads it too)", sw(&rf.watch)},
+		{[]string{"policy"}, "FILE", "rules from a policy file (format: policy/GRAMMAR.md)", str(&rf.policyFile, ""), false},
+		{[]string{"allow"}, "RULE", "allow destinations matching RULE (repeatable, first match wins)", rule("allow"), false},
+		{[]string{"deny"}, "RULE[=ERRNO]", "deny with ERRNO (default EPERM): EACCES, ENETUNREACH, ECONNREFUSED, ...", rule("deny"), false},
+		{[]string{"log"}, "RULE", "allow, and log the decision at warn level", rule("log"), false},
+		{[]string{"fail"}, "RULE=ERRNO[:OPTS]", "inject a fault: when=3..4, probability=0.05, delay=2s; ERRNO may be blackhole", rule("fail"), false},
+		{[]string{"default"}, "allow|deny[=ERRNO]", "what no rule matches gets", rule("default"), false},
+		{[]string{"seed"}, "N", "replay probability= faults exactly (logged when not given)", seed, false},
+		{[]string{"summary"}, "", "per-destination counts and latency percentiles at exit", sw(&rf.summary), false},
+		{[]string{"log-format"}, "console|json", "decision log format", str(&rf.logFormat, "console"), false},
+		{[]string{"log-file"}, "PATH", "write the decision log there instead of stderr", str(&rf.logFile, ""), false},
+		{[]string{"quiet", "q"}, "", "log warnings and errors only (learn: errors only)", sw(&rf.quiet), false},
+		{[]string{"mode"}, "emulate|continue", "continue: the kernel connects (trusted programs only: the target can swap the address after the check)", str(&rf.mode, "emulate"), false},
+		{[]string{"wait-killable"}, "", "only fatal signals interrupt a trapped call once it is received", sw(&rf.waitKillable), false},
+		{[]string{"allow-io-uring"}, "", "let the command use io_uring (its connects are invisible to seccomp)", sw(&rf.allowIOUring), false},
+		{[]string{"no-send-trap"}, "", "do not police sendto/sendmsg/sendmmsg destinations", sw(&rf.noSendTrap), false},
+		{[]string{"allow-raw"}, "", "let the command create raw and packet sockets (they bypass port rules)", sw(&rf.allowRaw), false},
+		{[]string{"allow-ptrace"}, "", "leave ptrace to the command: CAP_SYS_PTRACE if root, no Landlock domain (see Threat model)", sw(&rf.keepPtrace), false},
+		{[]string{"allow-userns"}, "", "let the command create user namespaces (it could mount over the paths UNIX rules name)", sw(&rf.allowUserns), false},
+		{[]string{"watch"}, "", "reload the policy file when it changes (SIGUSR2 reloads it too)", sw(&rf.watch), false},
+		{[]string{"audit"}, "", "deny nothing: log what the policy would deny as would-deny (like `mode audit`)", sw(&rf.audit), false},
+		{[]string{"o"}, "FILE", "write the learned policy there (default: standard output), atomically", str(&rf.out, "-"), true},
+		{[]string{"merge"}, "FILE", "add what the run needed and FILE does not allow to FILE (or to -o)", str(&rf.merge, ""), true},
+		{[]string{"per-exe"}, "", "exe= on the rule of a destination that one executable alone used", sw(&rf.perExe), true},
+		{[]string{"collapse-ipv4"}, "LEN", "widen IPv4 addresses to prefixes of LEN bits (e.g. 24)", num(&rf.collapse4), true},
+		{[]string{"collapse-ipv6"}, "LEN", "widen IPv6 addresses to prefixes of LEN bits (e.g. 64)", num(&rf.collapse6), true},
+		{[]string{"no-dates"}, "", "leave dates out, so that the same run writes the same bytes", sw(&rf.noDates), true},
 	}
 }
 
-// runFlagUsage is the usage's list of run flags, from the table.
-func runFlagUsage() string {
+// runFlagUsage is the usage's list of run flags (learn: of the flags only
+// learn takes), from the table.
+func runFlagUsage(learn bool) string {
 	var b strings.Builder
 	for _, f := range runFlagTable(&runFlags{}) {
+		if f.learn != learn {
+			continue
+		}
 		names := make([]string, len(f.names))
 		for i, n := range f.names {
 			names[i] = "--" + n
@@ -125,11 +152,21 @@ func runFlagUsage() string {
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error) {
-	rf := &runFlags{}
-	fs := flag.NewFlagSet("connvisor run", flag.ContinueOnError)
+	return parseFlags("run", args)
+}
+
+// parseFlags parses the flags of `connvisor run` or, with sub "learn", of
+// `connvisor learn` (the run flags and learn's own).
+func parseFlags(sub string, args []string) (*runFlags, []string, error) {
+	rf := &runFlags{learning: sub == "learn"}
+	fs := flag.NewFlagSet("connvisor "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	table := runFlagTable(rf)
-	for _, f := range table {
+	var table []runFlag
+	for _, f := range runFlagTable(rf) {
+		if f.learn && sub != "learn" {
+			continue
+		}
+		table = append(table, f)
 		for _, n := range f.names {
 			f.bind(fs, n)
 		}
@@ -138,7 +175,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil, errHelp
 		}
-		return nil, nil, flagHint(err, table)
+		return nil, nil, flagHint(err, sub, table)
 	}
 	if rf.logFormat != "console" && rf.logFormat != "json" {
 		return nil, nil, fmt.Errorf("--log-format %q: expected console or json", rf.logFormat)
@@ -149,15 +186,24 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 	if rf.watch && rf.policyFile == "" {
 		return nil, nil, fmt.Errorf("--watch needs --policy FILE")
 	}
+	if rf.collapse4 < 0 || rf.collapse4 > 32 {
+		return nil, nil, fmt.Errorf("--collapse-ipv4 %d: expected a prefix length from 1 to 32 (0: off)", rf.collapse4)
+	}
+	if rf.collapse6 < 0 || rf.collapse6 > 128 {
+		return nil, nil, fmt.Errorf("--collapse-ipv6 %d: expected a prefix length from 1 to 128 (0: off)", rf.collapse6)
+	}
+	if sub == "learn" && rf.out == "" {
+		return nil, nil, fmt.Errorf("-o needs a file name (or - for standard output)")
+	}
 	cmd := fs.Args()
 	if len(cmd) == 0 {
-		return nil, nil, fmt.Errorf("no command given: connvisor run [flags] -- CMD [ARGS...]")
+		return nil, nil, fmt.Errorf("no command given: connvisor %s [flags] -- CMD [ARGS...]", sub)
 	}
 	return rf, cmd, nil
 }
 
 // flagHint turns "flag provided but not defined: -dney" into a suggestion.
-func flagHint(err error, table []runFlag) error {
+func flagHint(err error, sub string, table []runFlag) error {
 	msg := err.Error()
 	const undefined = "flag provided but not defined: "
 	if !strings.HasPrefix(msg, undefined) {
@@ -171,7 +217,14 @@ func flagHint(err error, table []runFlag) error {
 	if best := policy.Suggest(name, known); best != "" {
 		return fmt.Errorf("unknown flag --%s (did you mean --%s?)", name, best)
 	}
-	return fmt.Errorf("unknown flag --%s (see connvisor run --help)", name)
+	if sub == "run" {
+		for _, f := range runFlagTable(&runFlags{}) {
+			if f.learn && slices.Contains(f.names, name) {
+				return fmt.Errorf("--%s is a flag of connvisor learn", name)
+			}
+		}
+	}
+	return fmt.Errorf("unknown flag --%s (see connvisor %s --help)", name, sub)
 }
 
 // newLogger builds the decision logger: console for people, JSON for
@@ -200,7 +253,12 @@ func newLogger(rf *runFlags) (*zap.Logger, func(), error) {
 		closer = func() { f.Close() }
 	}
 	level := zapcore.InfoLevel
-	if rf.quiet {
+	switch {
+	case rf.quiet && rf.learning:
+		// Every connect of a learning run is a would-deny (warn level) of
+		// the policy it starts from: quiet means errors only there.
+		level = zapcore.ErrorLevel
+	case rf.quiet:
 		level = zapcore.WarnLevel
 	}
 	return zap.New(zapcore.NewCore(enc, out, level)).Named("connvisor"), closer, nil

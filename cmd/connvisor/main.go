@@ -16,12 +16,21 @@ const usageFormat = `connvisor puts a program's outgoing connections under a pol
 
 Usage:
   connvisor run [flags] -- CMD [ARGS...]   run CMD with its connects under the policy
+  connvisor learn [-o FILE] [--merge FILE] [learn flags] [run flags] -- CMD [ARGS...]
+                                           run CMD, allowing every connect, and write the
+                                           policy that allows what it did
   connvisor check FILE                     validate a policy file and print its rules
   connvisor explain FILE DEST              show the decision for DEST ("tcp 10.0.0.1:443", "unix /run/x.sock")
   connvisor version
 
 Run flags (rules from flags come first, in order, then the file's):
 %s
+Learn flags (learn also takes the run flags; with --policy or --merge the run is
+under that policy in audit mode):
+%s
+The learned file is written at exit, on SIGINT and SIGTERM (after forwarding them) and
+on SIGUSR1, atomically. learn exits with the command's status (125: not written).
+
 RULE: any | IPv4[/LEN][:PORTS] | [IPv6[/LEN]][:PORTS] | *:PORTS | unix:PATHGLOB | unix:@ABSTRACTGLOB
       PORTS is N, N-M, a list, or *.
 
@@ -36,6 +45,9 @@ Examples:
   connvisor run --deny 127.0.0.1:8080=ECONNREFUSED -- curl http://127.0.0.1:8080/
   connvisor run --policy examples/policies/payments.policy --log-format json -- ./server
   connvisor run --fail '127.0.0.1:5432=ECONNREFUSED:when=1..2' -- ./client
+  connvisor learn -o app.policy -- ./client           # then: connvisor check app.policy
+  connvisor run --audit --policy app.policy -- ./client
+  connvisor learn --merge app.policy -- ./client --new-feature
 `
 
 func main() {
@@ -50,6 +62,8 @@ func dispatch(args []string) int {
 	switch args[0] {
 	case "run":
 		return runCommand(args[1:])
+	case "learn":
+		return learnCommand(args[1:])
 	case "check":
 		return checkCommand(args[1:], os.Stdout, os.Stderr)
 	case "explain":
@@ -61,7 +75,7 @@ func dispatch(args []string) int {
 		fmt.Print(usage())
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, check, explain or version)\n", args[0])
+	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, learn, check, explain or version)\n", args[0])
 	return exitUsage
 }
 
@@ -71,7 +85,7 @@ const (
 	exitInternal = 125 // connvisor could not run the command
 )
 
-func usage() string { return fmt.Sprintf(usageFormat, runFlagUsage()) }
+func usage() string { return fmt.Sprintf(usageFormat, runFlagUsage(false), runFlagUsage(true)) }
 
 func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {

@@ -52,6 +52,17 @@ func runCommand(args []string) int {
 		log.Warn("fault seed (replay with --seed)", zap.Int64("seed", pol.Seed()))
 	}
 
+	cmd := newCommand(rf, pol, cmdArgs, log)
+	code, started := supervise(rf, opts, cmd, log, nil)
+	if started && rf.summary {
+		fmt.Fprintln(os.Stderr, "connvisor summary:")
+		cmd.Supervisor().Stats().WriteSummary(os.Stderr)
+	}
+	return code
+}
+
+// newCommand makes the supervised command of the run flags.
+func newCommand(rf *runFlags, pol *policy.Policy, cmdArgs []string, log *zap.Logger) *supervisor.Cmd {
 	cmd := supervisor.Command(pol, cmdArgs[0], cmdArgs[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Logger = log
@@ -64,6 +75,14 @@ func runCommand(args []string) int {
 		AllowRaw:     rf.allowRaw,
 		AllowUserns:  rf.allowUserns,
 	}
+	return cmd
+}
+
+// supervise starts cmd and waits for it: it forwards signals (then calls
+// afterSignal, when set, with each one), reloads the policy on SIGUSR2 and
+// --watch, and re-resolves host names. It returns the exit code connvisor
+// should exit with, and whether the command started.
+func supervise(rf *runFlags, opts policy.Options, cmd *supervisor.Cmd, log *zap.Logger, afterSignal func(os.Signal)) (int, bool) {
 	// Catch the forwarded signals before the command exists, so none is
 	// lost in between.
 	sigs := make(chan os.Signal, 8)
@@ -77,10 +96,10 @@ func runCommand(args []string) int {
 		var se *supervisor.StartError
 		if errors.As(err, &se) {
 			fmt.Fprintf(os.Stderr, "connvisor: %s\n", se.Msg)
-			return se.ExitCode
+			return se.ExitCode, false
 		}
 		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
-		return exitInternal
+		return exitInternal, false
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -96,7 +115,7 @@ func runCommand(args []string) int {
 			log.Warn("policy warning", zap.String("warning", w))
 		}
 	}
-	go forwardSignals(sigs, cmd)
+	go forwardSignals(sigs, cmd, afterSignal)
 	go func() {
 		for range reloads {
 			if rf.policyFile == "" {
@@ -111,12 +130,7 @@ func runCommand(args []string) int {
 	}
 	go reresolve(ctx, cmd, opts, log)
 
-	err = cmd.Wait()
-	if rf.summary {
-		fmt.Fprintln(os.Stderr, "connvisor summary:")
-		cmd.Supervisor().Stats().WriteSummary(os.Stderr)
-	}
-	return supervisor.ExitCode(err)
+	return supervisor.ExitCode(cmd.Wait()), true
 }
 
 // forwardedSignals reach the command as if connvisor were not there: a
@@ -130,10 +144,14 @@ var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // SIGUSR2 would have killed connvisor rather than reached the command.
 const reloadSignal = syscall.SIGUSR2
 
-// forwardSignals passes the forwarded signals to the command.
-func forwardSignals(sigs <-chan os.Signal, cmd *supervisor.Cmd) {
+// forwardSignals passes the forwarded signals to the command, then calls
+// after (when set) with each.
+func forwardSignals(sigs <-chan os.Signal, cmd *supervisor.Cmd, after func(os.Signal)) {
 	for sig := range sigs {
 		cmd.Signal(sig)
+		if after != nil {
+			after(sig)
+		}
 	}
 }
 
@@ -196,7 +214,7 @@ func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, lo
 }
 
 func loadOptions(rf *runFlags) policy.Options {
-	opts := policy.Options{ReadFile: os.ReadFile, Resolve: resolveHost}
+	opts := policy.Options{ReadFile: os.ReadFile, Resolve: resolveHost, Audit: rf.audit}
 	if rf.seedSet {
 		seed := rf.seed
 		opts.Seed = &seed
@@ -205,7 +223,7 @@ func loadOptions(rf *runFlags) policy.Options {
 }
 
 func loadPolicy(rf *runFlags, opts policy.Options) (*policy.Policy, error) {
-	if len(rf.rules) == 0 && rf.policyFile == "" {
+	if len(rf.rules) == 0 && rf.policyFile == "" && !opts.Audit {
 		return policy.Default(), nil
 	}
 	return policy.Load(rf.rules, rf.policyFile, opts)
