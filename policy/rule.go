@@ -105,8 +105,8 @@ type Rule struct {
 	flag string // "--deny" for a flag rule
 	// origin overrides Origin for a rule added while running ("api#7").
 	origin string
-	def  bool   // from the embedded default
-	src  string // as written
+	def    bool   // from the embedded default
+	src    string // as written
 	// isDefault: the rule is a `default` line; it sets the fallback
 	// decision and is never in the rule list.
 	isDefault bool
