@@ -44,6 +44,8 @@ type runFlags struct {
 	allowRaw     bool
 	allowUserns  bool
 	watch        bool
+	control      string
+	metrics      string
 }
 
 // errHelp: `connvisor run --help` asked for the usage.
@@ -97,13 +99,18 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"allow-ptrace"}, "", "leave ptrace to the command: CAP_SYS_PTRACE if root, no Landlock domain (see Threat model)", sw(&rf.keepPtrace)},
 		{[]string{"allow-userns"}, "", "let the command create user namespaces (it could mount over the paths UNIX rules name)", sw(&rf.allowUserns)},
 		{[]string{"watch"}, "", "reload the policy file when it changes (SIGUSR2 reloads it too)", sw(&rf.watch)},
+		{[]string{"control"}, "PATH", "serve the control API (HTTP/JSON, see connvisor ctl) on a UNIX socket at PATH, mode 0600", str(&rf.control, "")},
+		{[]string{"metrics"}, "ADDR", "serve Prometheus /metrics on TCP ADDR (like 127.0.0.1:9464)", str(&rf.metrics, "")},
 	}
 }
 
 // runFlagUsage is the usage's list of run flags, from the table.
-func runFlagUsage() string {
+func runFlagUsage() string { return flagUsage(runFlagTable(&runFlags{})) }
+
+// flagUsage lists the flags of a table.
+func flagUsage(table []runFlag) string {
 	var b strings.Builder
-	for _, f := range runFlagTable(&runFlags{}) {
+	for _, f := range table {
 		names := make([]string, len(f.names))
 		for i, n := range f.names {
 			names[i] = "--" + n
@@ -138,7 +145,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil, errHelp
 		}
-		return nil, nil, flagHint(err, table)
+		return nil, nil, flagHint(err, table, "run")
 	}
 	if rf.logFormat != "console" && rf.logFormat != "json" {
 		return nil, nil, fmt.Errorf("--log-format %q: expected console or json", rf.logFormat)
@@ -157,7 +164,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, []string, error)
 }
 
 // flagHint turns "flag provided but not defined: -dney" into a suggestion.
-func flagHint(err error, table []runFlag) error {
+func flagHint(err error, table []runFlag, sub string) error {
 	msg := err.Error()
 	const undefined = "flag provided but not defined: "
 	if !strings.HasPrefix(msg, undefined) {
@@ -171,7 +178,69 @@ func flagHint(err error, table []runFlag) error {
 	if best := policy.Suggest(name, known); best != "" {
 		return fmt.Errorf("unknown flag --%s (did you mean --%s?)", name, best)
 	}
-	return fmt.Errorf("unknown flag --%s (see connvisor run --help)", name)
+	return fmt.Errorf("unknown flag --%s (see connvisor %s --help)", name, sub)
+}
+
+// ctlFlags are the flags of `connvisor ctl`.
+type ctlFlags struct {
+	control string
+	json    bool
+	after   int64
+	since   uint64
+	limit   int
+}
+
+// ctlFlagTable lists every flag of `connvisor ctl`, in the usage's order.
+func ctlFlagTable(cf *ctlFlags) []runFlag {
+	return []runFlag{
+		{[]string{"control"}, "PATH", "the control socket of a `connvisor run --control PATH` (default $CONNVISOR_CONTROL)", func(fs *flag.FlagSet, name string) {
+			fs.StringVar(&cf.control, name, os.Getenv("CONNVISOR_CONTROL"), "")
+		}},
+		{[]string{"json"}, "", "print the API's JSON answer instead of a table", func(fs *flag.FlagSet, name string) { fs.BoolVar(&cf.json, name, false, "") }},
+		{[]string{"after"}, "ID", "add: insert after the rule with this id (default: in front)", func(fs *flag.FlagSet, name string) { fs.Int64Var(&cf.after, name, -1, "") }},
+		{[]string{"since"}, "N", "decisions: only those after decision N", func(fs *flag.FlagSet, name string) { fs.Uint64Var(&cf.since, name, 0, "") }},
+		{[]string{"limit"}, "N", "decisions: at most N", func(fs *flag.FlagSet, name string) { fs.IntVar(&cf.limit, name, 0, "") }},
+	}
+}
+
+// parseCtlFlags reads ctl's flags, which may come before or after the
+// action ("ctl --json stats" and "ctl stats --json" both work).
+func parseCtlFlags(args []string) (*ctlFlags, []string, error) {
+	cf := &ctlFlags{}
+	fs := flag.NewFlagSet("connvisor ctl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	table := ctlFlagTable(cf)
+	for _, f := range table {
+		for _, n := range f.names {
+			f.bind(fs, n)
+		}
+	}
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil, errHelp
+			}
+			return nil, nil, flagHint(err, table, "ctl")
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			rest = append(rest, args[1:]...)
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+	if cf.control == "" {
+		return nil, nil, errors.New("no control socket: give --control PATH (as given to connvisor run --control) or set CONNVISOR_CONTROL")
+	}
+	if len(rest) == 0 {
+		return nil, nil, errors.New("no action: expected policy, rules, add, rm, stats, reset or decisions")
+	}
+	return cf, rest, nil
 }
 
 // newLogger builds the decision logger: console for people, JSON for

@@ -18,6 +18,7 @@ Usage:
   connvisor run [flags] -- CMD [ARGS...]   run CMD with its connects under the policy
   connvisor check FILE                     validate a policy file and print its rules
   connvisor explain FILE DEST              show the decision for DEST ("tcp 10.0.0.1:443", "unix /run/x.sock")
+  connvisor ctl [flags] ACTION [ARGS]      drive a running connvisor run --control PATH (see ctl --help)
   connvisor version
 
 Run flags (rules from flags come first, in order, then the file's):
@@ -54,6 +55,8 @@ func dispatch(args []string) int {
 		return checkCommand(args[1:], os.Stdout, os.Stderr)
 	case "explain":
 		return explainCommand(args[1:], os.Stdout, os.Stderr)
+	case "ctl":
+		return ctlCommand(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("connvisor", version())
 		return 0
@@ -61,7 +64,7 @@ func dispatch(args []string) int {
 		fmt.Print(usage())
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, check, explain or version)\n", args[0])
+	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, check, explain, ctl or version)\n", args[0])
 	return exitUsage
 }
 

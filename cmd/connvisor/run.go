@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/connvisor/connvisor/control"
 	"github.com/connvisor/connvisor/policy"
 	"github.com/connvisor/connvisor/supervisor"
 )
@@ -54,6 +55,18 @@ func runCommand(args []string) int {
 
 	cmd := supervisor.Command(pol, cmdArgs[0], cmdArgs[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// The control API and the metrics start before the command, so that
+	// the tree is kept off the socket from its first connect, and a test
+	// can reach the API as soon as the command runs.
+	ctl, err := startControl(rf, cmd, opts, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
+		return exitUsage
+	}
+	if ctl != nil {
+		defer ctl.Close()
+		log = log.WithOptions(zap.Hooks(ctl.ErrorHook))
+	}
 	cmd.Logger = log
 	cmd.Options = supervisor.Options{
 		WaitKillable: rf.waitKillable,
@@ -90,7 +103,15 @@ func runCommand(args []string) int {
 			log.Error("policy reload rejected, the old policy stays in force", zap.String("trigger", why), zap.Error(err))
 			return
 		}
-		cmd.SetPolicy(next)
+		if ctl != nil {
+			// Through the control server, which keeps the tree off its socket.
+			if err := ctl.SetPolicy(next); err != nil {
+				log.Error("policy reload rejected, the old policy stays in force", zap.String("trigger", why), zap.Error(err))
+				return
+			}
+		} else {
+			cmd.SetPolicy(next)
+		}
 		log.Info("policy reloaded", zap.String("trigger", why), zap.Int("rules", len(next.Rules())))
 		for _, w := range next.Warnings() {
 			log.Warn("policy warning", zap.String("warning", w))
@@ -117,6 +138,37 @@ func runCommand(args []string) int {
 		cmd.Supervisor().Stats().WriteSummary(os.Stderr)
 	}
 	return supervisor.ExitCode(err)
+}
+
+// startControl starts the control API (--control) and the metrics
+// (--metrics) for cmd; nil when neither is asked for.
+func startControl(rf *runFlags, cmd *supervisor.Cmd, opts policy.Options, log *zap.Logger) (*control.Server, error) {
+	if rf.control == "" && rf.metrics == "" {
+		return nil, nil
+	}
+	srv := control.New(cmd, control.Config{
+		Logger:      log,
+		LoadOptions: policy.Options{Resolve: opts.Resolve},
+		HeldCalls: func() int {
+			if s := cmd.Supervisor(); s != nil {
+				return s.HeldCalls()
+			}
+			return 0
+		},
+	})
+	cmd.OnDecision = srv.Observe
+	if rf.control != "" {
+		if err := srv.Listen(rf.control); err != nil {
+			return nil, fmt.Errorf("--control: %w", err)
+		}
+	}
+	if rf.metrics != "" {
+		if _, err := srv.ServeMetrics(rf.metrics); err != nil {
+			srv.Close()
+			return nil, err
+		}
+	}
+	return srv, nil
 }
 
 // forwardedSignals reach the command as if connvisor were not there: a
