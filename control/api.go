@@ -38,6 +38,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/reset", s.reset)
 	mux.HandleFunc("GET /v1/decisions", s.getDecisions)
 	mux.Handle("GET /metrics", s.MetricsHandler())
+	// The same paths with any other method: 405 naming the ones allowed
+	// (a pattern with a method is more specific, so it wins).
+	for path, allow := range map[string]string{
+		"/v1/policy": "GET, PUT", "/v1/rules": "GET, POST", "/v1/rules/{id}": "DELETE", "/v1/stats": "GET",
+		"/v1/reset": "POST", "/v1/decisions": "GET", "/metrics": "GET",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			fail(w, http.StatusMethodNotAllowed, "%s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, allow)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such endpoint %s %s (see GET /v1/policy, /v1/stats, /v1/decisions, /metrics)", r.Method, r.URL.Path)
 	})

@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -38,9 +35,6 @@ Examples:
   connvisor ctl --control /tmp/cv.sock --json stats
 `
 
-// ctlTimeout bounds one API call: the API answers from memory.
-const ctlTimeout = 30 * time.Second
-
 func ctlCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cf, rest, err := parseCtlFlags(args)
 	if errors.Is(err, errHelp) {
@@ -51,7 +45,7 @@ func ctlCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connvisor ctl: %v\n", err)
 		return exitUsage
 	}
-	c := newCtlClient(cf.control)
+	c := control.NewClient(cf.control)
 	action, params := rest[0], rest[1:]
 	var (
 		method, path, ctype string
@@ -130,9 +124,9 @@ func ctlCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connvisor ctl: %s takes no arguments\n", action)
 		return exitUsage
 	}
-	code, out, err := c.do(method, path, ctype, body)
+	code, out, err := c.Do(method, path, ctype, body)
 	if err != nil {
-		fmt.Fprintf(stderr, "connvisor ctl: %v\n", err)
+		fmt.Fprintf(stderr, "connvisor ctl: %v (is connvisor run --control %s running?)\n", err, cf.control)
 		return 1
 	}
 	if code >= 300 {
@@ -153,36 +147,6 @@ func ctlCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-type ctlClient struct {
-	http *http.Client
-	sock string
-}
-
-func newCtlClient(sock string) *ctlClient {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}
-	return &ctlClient{http: &http.Client{Transport: tr, Timeout: ctlTimeout}, sock: sock}
-}
-
-func (c *ctlClient) do(method, path, ctype string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequest(method, "http://connvisor"+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("control socket %s: %w (is connvisor run --control %s running?)", c.sock, errors.Unwrap(err), c.sock)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
 }
 
 func showPolicy(w io.Writer) func([]byte) error {
