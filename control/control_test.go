@@ -177,6 +177,7 @@ func TestSocketAndGuard(t *testing.T) {
 		t.Fatalf("socket mode %v uid %d, want a socket 0600 of uid %d", st.Mode(), st.Sys().(*syscall.Stat_t).Uid, os.Geteuid())
 	}
 	sockDest := &policy.Dest{Family: syscall.AF_UNIX, Path: s.Path()}
+	seenIDs := map[uint64]string{}
 	for _, text := range []string{"default allow", "allow unix\ndefault allow", "allow unix " + s.Path() + "\nallow any"} {
 		if code, out := call(t, c, "PUT", "/v1/policy", "text/plain", text); code != 200 {
 			t.Fatalf("PUT %q: %d %s", text, code, out)
@@ -187,6 +188,16 @@ func TestSocketAndGuard(t *testing.T) {
 		d := h.Policy().Decide(sockDest)
 		if d.Action != policy.Deny || d.Errno != syscall.EACCES {
 			t.Errorf("policy %q: a connect to the control socket gets %v %v, want deny EACCES", text, d.Action, d.Errno)
+		}
+		// ids are never reused, across PUTs too
+		var info PolicyInfo
+		_, body := call(t, c, "GET", "/v1/policy", "", "")
+		json.Unmarshal([]byte(body), &info)
+		for _, r := range info.Rules {
+			if was, ok := seenIDs[r.ID]; ok && was != r.Origin+" "+r.Rule {
+				t.Errorf("id %d names %q, and named %q before", r.ID, r.Origin+" "+r.Rule, was)
+			}
+			seenIDs[r.ID] = r.Origin + " " + r.Rule
 		}
 		if strings.Contains(policyText(t, c), guardOrigin) {
 			t.Errorf("the API shows the guard rule:\n%s", policyText(t, c))

@@ -103,3 +103,13 @@ func (p *Policy) Reset() {
 func (p *Policy) InWindow(r *Rule) bool {
 	return !r.winSet || r.inWindow(p.now().UnixNano())
 }
+
+// Succeed numbers the rules of next, a policy just loaded to replace p
+// and not yet in force, after p's ids, so that an id names one rule for
+// the life of a run across replaced policies too. It changes next.
+func (p *Policy) Succeed(next *Policy) {
+	for _, r := range next.rules {
+		r.id += p.nextID
+	}
+	next.nextID += p.nextID
+}

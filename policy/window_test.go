@@ -185,3 +185,18 @@ func TestInsertRemoveReset(t *testing.T) {
 		t.Fatal("a failed insert changed the policy")
 	}
 }
+
+// TestSucceed: a replacing policy's ids follow the replaced one's.
+func TestSucceed(t *testing.T) {
+	clk := &fakeClock{time.Unix(0, 0)}
+	old := loadAt(t, clk, "allow 10.0.0.1\nallow 10.0.0.2")
+	old, _, _ = old.Insert("api", "allow 10.0.0.3", -1)
+	next := loadAt(t, clk, "allow 10.0.0.4\nallow 10.0.0.5")
+	old.Succeed(next)
+	if r := next.Rules(); r[0].ID() != 3 || r[1].ID() != 4 {
+		t.Fatalf("ids %d %d, want 3 4", r[0].ID(), r[1].ID())
+	}
+	if _, r, _ := next.Insert("api", "allow any", -1); r.ID() != 5 {
+		t.Fatalf("next insert id %d, want 5", r.ID())
+	}
+}

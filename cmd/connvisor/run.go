@@ -104,7 +104,9 @@ func runCommand(args []string) int {
 			return
 		}
 		if ctl != nil {
-			// Through the control server, which keeps the tree off its socket.
+			// Through the control server, which keeps the tree off its
+			// socket; ids go on from the policy replaced.
+			cmd.Policy().Succeed(next)
 			if err := ctl.SetPolicy(next); err != nil {
 				log.Error("policy reload rejected, the old policy stays in force", zap.String("trigger", why), zap.Error(err))
 				return
