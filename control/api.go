@@ -199,8 +199,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	s.target.Policy().Succeed(p)
-	if err := s.applyLocked(p); err != nil {
+	if err := s.replaceLocked(p); err != nil {
 		fail(w, http.StatusInternalServerError, "%v", err)
 		return
 	}

@@ -354,3 +354,30 @@ func TestConcurrentAPIWhileConnecting(t *testing.T) {
 	}
 	t.Logf("%d decisions under %d concurrent API calls; program saw: %s", last, 4*25*7, strings.ReplaceAll(out.String(), "\n", ", "))
 }
+
+// TestReloadKeepsGuard: a policy reloaded by the holder (SIGUSR2) goes
+// through SetPolicy, which keeps the tree off the socket and numbers the
+// new rules after every id given; CompareAndSwap refuses a stale base.
+func TestReloadKeepsGuard(t *testing.T) {
+	h := &holder{}
+	h.SetPolicy(load(t, "default allow"))
+	s, c := serve(t, h, Config{AllowSameProcess: true})
+	var added RuleInfo
+	_, body := call(t, c, "POST", "/v1/rules", "application/json", `{"rule": "allow any"}`)
+	json.Unmarshal([]byte(body), &added)
+	if err := s.SetPolicy(load(t, "allow unix\ndefault allow")); err != nil {
+		t.Fatal(err)
+	}
+	rules := h.Policy().Rules()
+	if !isGuard(rules[0]) || len(rules) != 2 || rules[1].ID() <= added.ID {
+		t.Fatalf("after reload: %v (added id %d)", rules, added.ID)
+	}
+	if d := h.Policy().Decide(&policy.Dest{Family: syscall.AF_UNIX, Path: s.Path()}); d.Action != policy.Deny {
+		t.Fatalf("after reload the socket gets %v", d.Action)
+	}
+	old := h.Policy()
+	call(t, c, "POST", "/v1/rules", "application/json", `{"rule": "allow any"}`)
+	if s.CompareAndSwap(old, old) {
+		t.Fatal("CompareAndSwap accepted a policy derived from a stale one")
+	}
+}

@@ -175,13 +175,34 @@ func (s *Server) Path() string {
 	return s.path
 }
 
-// SetPolicy replaces the policy in force with p, keeping the tree off the
-// control socket. A holder that reloads the policy (SIGUSR2, --watch)
-// goes through here, not through the Target.
+// SetPolicy replaces the policy in force with p, a policy just loaded (it
+// changes p: its rules are numbered after the ids already given), keeping
+// the tree off the control socket. A holder that reloads the policy
+// (SIGUSR2, --watch) goes through here, not through the Target.
 func (s *Server) SetPolicy(p *policy.Policy) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.replaceLocked(p)
+}
+
+func (s *Server) replaceLocked(p *policy.Policy) error {
+	s.target.Policy().Succeed(p)
 	return s.applyLocked(p)
+}
+
+// CompareAndSwap puts next in force if old is still the policy in force,
+// under the lock that orders the API's changes, so that a holder deriving
+// a policy from the one in force (re-resolving host names) never undoes
+// a change made meanwhile. next must already hold the guard rule (derive
+// it from old, which does).
+func (s *Server) CompareAndSwap(old, next *policy.Policy) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.target.Policy() != old {
+		return false
+	}
+	s.target.SetPolicy(next)
+	return true
 }
 
 // Policy is the policy in force as the API shows it: without the rule

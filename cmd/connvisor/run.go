@@ -105,8 +105,7 @@ func runCommand(args []string) int {
 		}
 		if ctl != nil {
 			// Through the control server, which keeps the tree off its
-			// socket; ids go on from the policy replaced.
-			cmd.Policy().Succeed(next)
+			// socket and numbers the rules after the ids it gave.
 			if err := ctl.SetPolicy(next); err != nil {
 				log.Error("policy reload rejected, the old policy stays in force", zap.String("trigger", why), zap.Error(err))
 				return
@@ -132,7 +131,11 @@ func runCommand(args []string) int {
 	if rf.watch {
 		go watchFile(ctx, rf.policyFile, reload)
 	}
-	go reresolve(ctx, cmd, opts, log)
+	swap := func(old, next *policy.Policy) bool { cmd.SetPolicy(next); return true }
+	if ctl != nil {
+		swap = ctl.CompareAndSwap
+	}
+	go reresolve(ctx, cmd, opts, log, swap)
 
 	err = cmd.Wait()
 	if rf.summary {
@@ -220,7 +223,9 @@ func watchFile(ctx context.Context, path string, reload func(string)) {
 
 // reresolve looks host names up again at the interval the policy sets, and
 // logs the names whose addresses changed.
-func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, log *zap.Logger) {
+// swap puts the re-resolved policy in force unless the policy changed
+// meanwhile (through the control API): then the next round starts over.
+func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, log *zap.Logger, swap func(old, next *policy.Policy) bool) {
 	for {
 		every := cmd.Policy().ResolveInterval()
 		if every <= 0 {
@@ -243,8 +248,8 @@ func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, lo
 		for _, c := range changes {
 			log.Info("host name addresses changed", zap.String("change", c))
 		}
-		if len(changes) > 0 {
-			cmd.SetPolicy(next)
+		if len(changes) > 0 && !swap(cur, next) {
+			log.Info("policy changed while re-resolving host names; trying again at the next interval")
 		}
 	}
 }
