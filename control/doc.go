@@ -23,8 +23,12 @@
 //     it.
 //   - A connection whose peer is connvisor's own process is closed at
 //     accept: emulated connects of the tree are made by the supervisor, so
-//     SO_PEERCRED names its pid. This covers the socket renamed by the tree
-//     (the rule above then no longer names it).
+//     SO_PEERCRED names its pid. So is a peer whose parent chain in /proc
+//     leads to connvisor (a connect the kernel made, --mode continue).
+//     This covers the socket renamed by the tree (the rule above then no
+//     longer names it). Under --mode continue, which trusts the program,
+//     a process re-parented out of the tree (double fork) that connects
+//     through a symlink, a hard link or a new name is not caught.
 //
 // A peer of another user (root excepted) is refused too.
 //

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +74,8 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			why = err.Error()
 		case p.Pid == l.self && !l.allowSelf:
 			why = "the peer is connvisor itself: a connect made for the wrapped tree"
+		case descendantOf(p.Pid, l.self):
+			why = "the peer is a process of the wrapped tree"
 		case p.UID != l.uid && p.UID != 0:
 			why = "the peer runs as another user"
 		}
@@ -83,6 +86,37 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			zap.Int32("peer_pid", p.Pid), zap.Uint32("peer_uid", p.UID))
 		c.Close()
 	}
+}
+
+// maxTreeDepth bounds the walk up a peer's parents.
+const maxTreeDepth = 128
+
+// descendantOf reports whether pid is a child, grandchild... of ancestor,
+// from the parent pids in /proc: what the kernel shows when it made the
+// connect itself (--mode continue, an allow-all policy). A process of the
+// tree re-parented to init (a double fork) is not found this way.
+func descendantOf(pid, ancestor int32) bool {
+	for range maxTreeDepth {
+		if pid <= 1 {
+			return false
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// "PID (COMM) STATE PPID ...": COMM may hold spaces and parens.
+		rest := b[bytes.LastIndexByte(b, ')')+1:]
+		var state string
+		var ppid int32
+		if _, err := fmt.Sscan(string(rest), &state, &ppid); err != nil {
+			return false
+		}
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
 }
 
 func newGuardedListener(ln net.Listener, log *zap.Logger, allowSelf bool) *guardedListener {

@@ -264,17 +264,30 @@ func TestCountersMetricsReset(t *testing.T) {
 
 // TestTreeCannotUseControl: a program of the tree tries the control
 // socket by its path, a symlink, a hard link, and renamed, under the
-// embedded default policy and under policies that allow every UNIX
-// socket. It never gets an answer.
+// embedded default policy, under policies that allow every UNIX socket,
+// and with --mode continue. It never gets an answer.
 func TestTreeCannotUseControl(t *testing.T) {
 	allowUnix := filepath.Join(t.TempDir(), "allow.policy")
 	os.WriteFile(allowUnix, []byte("allow unix\ndefault allow\n"), 0o600)
-	for _, flags := range [][]string{nil, {"--default", "allow"}, {"--policy", allowUnix}} {
+	emulated := "path: EACCES\nsymlink: EACCES\nhardlink: EACCES\nrenamed: no answer\n"
+	// --mode continue lets the kernel connect on the path the program
+	// gave: the rule sees the symlink's and the hard link's names, and the
+	// server refuses the peer as a descendant of connvisor.
+	continued := "path: EACCES\nsymlink: no answer\nhardlink: no answer\nrenamed: no answer\n"
+	for _, row := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, emulated},
+		{[]string{"--default", "allow"}, emulated},
+		{[]string{"--policy", allowUnix}, emulated},
+		{[]string{"--mode", "continue", "--policy", allowUnix}, continued},
+	} {
+		flags, want := row.flags, row.want
 		r := start(t, flags, dialer, "probe", "{sock}")
 		if err := r.cmd.Wait(); err != nil {
 			t.Fatalf("%v: %v\n%s", flags, err, r.errOut.String())
 		}
-		want := "path: EACCES\nsymlink: EACCES\nhardlink: EACCES\nrenamed: no answer\n"
 		if got := r.out.String(); got != want {
 			t.Errorf("policy %v: the tree saw\n%s\nwant\n%s", flags, got, want)
 		}
