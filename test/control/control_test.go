@@ -33,9 +33,10 @@ func TestTimeWindowGo(t *testing.T) {
 	jsonUnmarshal(t, r.call("POST", "/v1/rules", "application/json", rule, 201), &added)
 	after := time.Now()
 	end := after.Add(1500 * time.Millisecond)
-	log := r.waitFor("a connect after the window", func(ds []control.Decision) bool {
+	r.waitFor("a connect after the window", func(ds []control.Decision) bool {
 		return len(ds) > 0 && ds[len(ds)-1].Time.After(end.Add(300*time.Millisecond))
 	})
+	log := r.settle() // every connect the program made is in the log
 	counts := r.stop()
 	const margin = 200 * time.Millisecond
 	opens, closes := before.Add(500*time.Millisecond), after.Add(1500*time.Millisecond)
@@ -108,7 +109,8 @@ func TestAtomicSwap32(t *testing.T) {
 	swapped := r.decisions()
 	s := swapped[len(swapped)-1].Seq
 	wg.Wait()
-	log := r.waitFor("300 decisions after the swap", func(d []control.Decision) bool { return len(d) >= len(swapped)+300 })
+	r.waitFor("300 decisions after the swap", func(d []control.Decision) bool { return len(d) >= len(swapped)+300 })
+	log := r.settle()
 	var p control.PolicyInfo
 	r.get("/v1/policy", &p)
 	counts := r.stop()
