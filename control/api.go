@@ -357,9 +357,11 @@ func (s *Server) getDecisions(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, Decisions{out, next, dropped})
 }
 
+// logChange logs a change with who made it, at warn level so that -q
+// keeps this audit trail (as it keeps the fault seed).
 func (s *Server) logChange(r *http.Request, what string, fields ...zap.Field) {
 	p := peerOf(r.Context())
-	s.log.Info(what, append([]zap.Field{zap.Uint32("peer_uid", p.UID), zap.Int32("peer_pid", p.Pid)}, fields...)...)
+	s.log.Warn(what, append([]zap.Field{zap.Uint32("peer_uid", p.UID), zap.Int32("peer_pid", p.Pid)}, fields...)...)
 }
 
 // readBody reads a bounded body; an oversized one is 413.

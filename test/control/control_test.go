@@ -38,6 +38,9 @@ func TestTimeWindowGo(t *testing.T) {
 	})
 	log := r.settle() // every connect the program made is in the log
 	counts := r.stop()
+	if want := fmt.Sprintf(`"peer_uid": %d, "peer_pid": %d, "id": %d`, os.Geteuid(), os.Getpid(), added.ID); !strings.Contains(r.errOut.String(), "rule added") || !strings.Contains(r.errOut.String(), want) {
+		t.Errorf("the change is not logged with its peer (%s):\n%s", want, r.errOut.String())
+	}
 	const margin = 200 * time.Millisecond
 	opens, closes := before.Add(500*time.Millisecond), after.Add(1500*time.Millisecond)
 	var failed, allowed, allowedAfter int
