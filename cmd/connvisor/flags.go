@@ -84,7 +84,7 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"allow"}, "RULE", "allow destinations matching RULE (repeatable, first match wins)", rule("allow")},
 		{[]string{"deny"}, "RULE[=ERRNO]", "deny with ERRNO (default EPERM): EACCES, ENETUNREACH, ECONNREFUSED, ...", rule("deny")},
 		{[]string{"log"}, "RULE", "allow, and log the decision at warn level", rule("log")},
-		{[]string{"fail"}, "RULE=ERRNO[:OPTS]", "inject a fault: when=3..4, probability=0.05, delay=2s; ERRNO may be blackhole", rule("fail")},
+		{[]string{"fail"}, "RULE=ERRNO[:OPTS]", "inject a fault: when=3..4, probability=0.05, delay=2s, for=10s, after=5s, every=30s; ERRNO may be blackhole", rule("fail")},
 		{[]string{"default"}, "allow|deny[=ERRNO]", "what no rule matches gets", rule("default")},
 		{[]string{"seed"}, "N", "replay probability= faults exactly (logged when not given)", seed},
 		{[]string{"summary"}, "", "per-destination counts and latency percentiles at exit", sw(&rf.summary)},
