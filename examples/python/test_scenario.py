@@ -40,13 +40,15 @@ class Database:
 
 
 class ScenarioTest(unittest.TestCase):
+    threads = 1
+
     def setUp(self):
         self.db = Database()
         self.dir = tempfile.mkdtemp()
         self.sock = os.path.join(self.dir, "cv.sock")
         self.proc = subprocess.Popen(
             [os.environ.get("CONNVISOR", "connvisor"), "run", "-q", "--control", self.sock, "--",
-             sys.executable, os.path.join(HERE, "service.py"), str(self.db.port)],
+             sys.executable, os.path.join(HERE, "service.py"), str(self.db.port), str(self.threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.cv = Control(self.sock)
         self.cv.wait_ready()
@@ -104,6 +106,51 @@ class ScenarioTest(unittest.TestCase):
         self.assertEqual(e.exception.status, 400)
         self.assertIn("policy:2:16:", e.exception.message)
         self.assertEqual(self.cv.policy()["text"], before)
+
+
+    def settle(self):
+        """Pause the service and wait until the decision log stops growing:
+        then it holds every connect the service printed."""
+        self.proc.stdin.write("pause\n")
+        self.proc.stdin.flush()
+        last = -1
+        while True:
+            log = self.cv.decisions(limit=10000)["decisions"]
+            if len(log) == last:
+                return log
+            last = len(log)
+            time.sleep(0.2)
+
+
+class SwapUnder32ThreadsTest(ScenarioTest):
+    """32 threads connect while the policy is replaced: every connect is
+    decided by the old policy or the new one, as a whole."""
+
+    threads = 32
+
+    def test_refuse_the_database_for_a_second(self):
+        pass  # the one-thread scenario above
+
+    def test_atomic_policy_swap(self):
+        self.wait_for(lambda ls: len(ls) >= 100)
+        new = ("allow unix\n"
+               "fail tcp 127.0.0.1 port %d errno=ECONNREFUSED\n"
+               "allow any 127.0.0.0/8\n"
+               "default deny\n" % self.db.port)
+        self.cv.set_policy(new)
+        start = len(self.lines)
+        self.wait_for(lambda ls: ls[start:].count("ECONNREFUSED") >= 100)
+        log = self.settle()
+        dest = "tcp 127.0.0.1:%d" % self.db.port
+        old_rule, new_rule = "default", "policy:2"  # the embedded default's loopback rule
+        by_rule = {}
+        for d in log:
+            if d["dest"] == dest:
+                by_rule[d["rule"]] = by_rule.get(d["rule"], 0) + 1
+        self.assertEqual(set(by_rule), {old_rule, new_rule}, by_rule)
+        with self.seen:
+            printed = {r: self.lines.count(r) for r in set(self.lines)}
+        self.assertEqual(printed, {"ok": by_rule[old_rule], "ECONNREFUSED": by_rule[new_rule]})
 
 
 if __name__ == "__main__":
