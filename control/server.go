@@ -128,6 +128,7 @@ func (s *Server) Listen(path string) error {
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			p, _ := readPeer(c)
 			return context.WithValue(ctx, peerKey{}, p)
