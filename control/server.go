@@ -293,3 +293,34 @@ func removeStale(path string) error {
 	}
 	return os.Remove(path)
 }
+
+// ForCommand wires a server to cmd before it starts, as `connvisor run`
+// does (and any other holder of a Cmd can): cmd's decisions feed the
+// server, the held-calls gauge reads cmd's supervisor, and the API listens
+// on socket ("" for none) and the metrics on metricsAddr ("" for none).
+// Call it before cmd.Start, so the tree is kept off the socket from its
+// first connect; Close the server when cmd is done.
+func ForCommand(cmd *supervisor.Cmd, socket, metricsAddr string, cfg Config) (*Server, error) {
+	if cfg.HeldCalls == nil {
+		cfg.HeldCalls = func() int {
+			if s := cmd.Supervisor(); s != nil {
+				return s.HeldCalls()
+			}
+			return 0
+		}
+	}
+	srv := New(cmd, cfg)
+	cmd.OnDecision = srv.Observe
+	if socket != "" {
+		if err := srv.Listen(socket); err != nil {
+			return nil, err
+		}
+	}
+	if metricsAddr != "" {
+		if _, err := srv.ServeMetrics(metricsAddr); err != nil {
+			srv.Close()
+			return nil, err
+		}
+	}
+	return srv, nil
+}

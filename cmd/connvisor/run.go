@@ -151,29 +151,10 @@ func startControl(rf *runFlags, cmd *supervisor.Cmd, opts policy.Options, log *z
 	if rf.control == "" && rf.metrics == "" {
 		return nil, nil
 	}
-	srv := control.New(cmd, control.Config{
+	return control.ForCommand(cmd, rf.control, rf.metrics, control.Config{
 		Logger:      log,
 		LoadOptions: policy.Options{Resolve: opts.Resolve},
-		HeldCalls: func() int {
-			if s := cmd.Supervisor(); s != nil {
-				return s.HeldCalls()
-			}
-			return 0
-		},
 	})
-	cmd.OnDecision = srv.Observe
-	if rf.control != "" {
-		if err := srv.Listen(rf.control); err != nil {
-			return nil, fmt.Errorf("--control: %w", err)
-		}
-	}
-	if rf.metrics != "" {
-		if _, err := srv.ServeMetrics(rf.metrics); err != nil {
-			srv.Close()
-			return nil, err
-		}
-	}
-	return srv, nil
 }
 
 // forwardedSignals reach the command as if connvisor were not there: a
