@@ -212,6 +212,25 @@ func TestSocketAndGuard(t *testing.T) {
 	if err := New(h, Config{}).Listen(s.Path()); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("Listen on a live socket: %v", err)
 	}
+	// A socket left by a killed connvisor (nobody listens) is replaced.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	s2 := New(h, Config{AllowSameProcess: true})
+	if err := s2.Listen(stale); err != nil {
+		t.Errorf("Listen on a stale socket: %v", err)
+	}
+	s2.Close()
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Errorf("the socket outlives Close: %v", err)
+	}
+	if err := New(&holder{}, Config{}).Listen(filepath.Join(t.TempDir(), "x.sock")); err == nil {
+		t.Error("Listen for a target without a policy")
+	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, []byte("x"), 0o600)
 	if err := New(h, Config{}).Listen(file); err == nil || !strings.Contains(err.Error(), "not a socket") {

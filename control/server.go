@@ -69,6 +69,7 @@ type Server struct {
 	ln      net.Listener
 	srv     *http.Server
 	metrSrv *http.Server
+	metrLn  net.Listener
 }
 
 // New returns a server driving t. Call Observe for every decision, then
@@ -108,6 +109,10 @@ func (s *Server) Listen(path string) error {
 		return err
 	}
 	s.mu.Lock()
+	if s.target.Policy() == nil {
+		s.mu.Unlock()
+		return errors.New("control socket: the target has no policy yet")
+	}
 	s.path = canon
 	err = s.applyLocked(s.userPolicy(s.target.Policy()))
 	s.mu.Unlock()
@@ -149,6 +154,7 @@ func (s *Server) ServeMetrics(addr string) (net.Addr, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
 	s.metrSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.metrLn = ln
 	go s.metrSrv.Serve(ln)
 	s.log.Info("metrics listening", zap.Stringer("addr", ln.Addr()))
 	return ln.Addr(), nil
@@ -164,6 +170,13 @@ func (s *Server) Close() error {
 				errs = append(errs, srv.Close())
 			}
 			cancel()
+		}
+	}
+	// Serve closes its listener, but may not have started yet: close it
+	// here too, so the socket file is gone when Close returns.
+	for _, ln := range []net.Listener{s.ln, s.metrLn} {
+		if ln != nil {
+			ln.Close()
 		}
 	}
 	return errors.Join(errs...)
