@@ -40,7 +40,11 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(bin)
 	connvisor, dialer = filepath.Join(bin, "connvisor"), filepath.Join(bin, "dialer")
 	for out, pkg := range map[string]string{connvisor: "./cmd/connvisor", dialer: "./test/control/dialer"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
+		args := []string{"build", "-o", out, pkg}
+		if raceBuild {
+			args = append(args[:1], append([]string{"-race"}, args[1:]...)...)
+		}
+		cmd := exec.Command("go", args...)
 		cmd.Dir = repoRoot
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, msg)
