@@ -25,6 +25,7 @@
 //	          | "exe=" GLOB | "uid=" N [ "-" M ]
 //	          | "errno=" ERRNO | "blackhole" | "when=" WHEN
 //	          | "probability=" P | "delay=" DURATION | "timeout=" DURATION
+//	          | "after=" DURATION | "for=" DURATION | "every=" DURATION
 //	          | compact .
 //	proto     = "tcp" | "udp" | "any" .           (default any; tcp is SOCK_STREAM, udp SOCK_DGRAM)
 //	family    = "unix" | "unspec" | "netlink" | "packet" | "vsock" | ... | "AF_NAME" | "afN" .
@@ -40,7 +41,7 @@
 //	compact   = [ ( "tcp" | "udp" | "any" ) ":" ] dest [ "=" ( ERRNO | "blackhole" ) ] [ ":" option { "," option } ] .
 //	dest      = ( IPV4[/LEN] | "[" IPV6[/LEN] "]" | HOST | "*" ) [ ":" PORTS ] | IPV6[/LEN]
 //	          | "unix" | "unix:/" GLOB | "unix:@" GLOB | "unix:unnamed" | "any" | family .
-//	option    = ( "when" | "probability" | "delay" | "timeout" | "errno" ) "=" VALUE .
+//	option    = ( "when" | "probability" | "delay" | "timeout" | "errno" | "after" | "for" | "every" ) "=" VALUE .
 //
 // # Matching
 //
@@ -75,8 +76,12 @@
 // FIRST only; FIRST..LAST; every STEP-th from FIRST ("FIRST+" is every one
 // from FIRST). probability=P fails a matching connect with probability P,
 // deterministically from the seed and the match number, so a run replays
-// exactly with the same seed. A fail rule that does not fire lets the
-// connect fall through to the next rule.
+// exactly with the same seed. after=, for= and every= give a fail rule a
+// time window, counted from when the rule entered the policy (Load,
+// Prepend, Insert; Reset restarts it) on the clock of Options.Now: it
+// fires from after= on, for for= (then it expires), again every every=
+// (flapping). A connect outside the window is not counted by when=. A fail
+// rule that does not fire lets the connect fall through to the next rule.
 //
 // # Audit mode
 //

@@ -21,6 +21,8 @@ func FuzzParse(f *testing.F) {
 		"allow [::1]:80-90,100\nresolve every 5m\ndeny netlink\ninclude other.policy",
 		"allow unix:/[a-",
 		"fail tcp:[::ffff:1.2.3.4/120]:1=EIO:when=1..2+3,delay=1ms",
+		"fail 127.0.0.1:5432=ECONNREFUSED:after=5s,every=30s,for=5s,when=2+",
+		"fail tcp 10.0.0.1 port 80 blackhole for=1h30m probability=0.5 after=0s",
 	} {
 		f.Add(s)
 	}

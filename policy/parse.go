@@ -91,6 +91,7 @@ var keywords = []string{
 	"allow", "deny", "log", "fail", "default", "include", "resolve", "mode",
 	"tcp", "udp", "any", "unix", "unnamed", "port", "blackhole",
 	"exe", "uid", "errno", "when", "probability", "delay", "timeout",
+	"after", "for", "every",
 }
 
 func parseAction(s string) (Action, bool) {
@@ -134,6 +135,7 @@ type ruleBuilder struct {
 	dest string // "", "inet", "unix", "family", "any": what kind of destination the words so far named
 	// columns of words, for errors about combinations
 	protoCol, portCol, errnoCol, blackholeCol, whenCol, probCol, delayCol, timeoutCol int
+	afterCol, forCol, everyCol                                                        int
 	destCol                                                                           int
 	errnoSet                                                                          bool
 	sawStar                                                                           bool // * (every address) was given
@@ -247,7 +249,7 @@ func parseRuleWords(action Action, toks []token, w where) (*Rule, error) {
 
 func isOptionKey(k string) bool {
 	switch k {
-	case "exe", "uid", "errno", "when", "probability", "delay", "timeout":
+	case "exe", "uid", "errno", "when", "probability", "delay", "timeout", "after", "for", "every":
 		return true
 	}
 	return false
@@ -440,6 +442,24 @@ func (b *ruleBuilder) option(k, v string, col, vcol int) error {
 		} else {
 			r.timeout = d
 		}
+	case "after", "for", "every":
+		c := map[string]*int{"after": &b.afterCol, "for": &b.forCol, "every": &b.everyCol}[k]
+		if err := twice(c); err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d == 0 && k != "after" {
+			return b.w.at(vcol, "invalid %s %q (expected a positive duration like 5s or 2m)", k, v)
+		}
+		r.winSet = true
+		switch k {
+		case "after":
+			r.winAfter = d
+		case "for":
+			r.winFor = d
+		case "every":
+			r.winEvery = d
+		}
 	}
 	return nil
 }
@@ -488,7 +508,7 @@ func (b *ruleBuilder) compact(s string, col int) error {
 		for _, o := range strings.Split(opts, ",") {
 			k, v, ok := strings.Cut(o, "=")
 			if !ok || !isOptionKey(k) || k == "exe" || k == "uid" {
-				return b.w.at(ocol, "unknown option %q (expected when=, probability=, delay=, timeout= or errno=)", o)
+				return b.w.at(ocol, "unknown option %q (expected %s)", o, optionList)
 			}
 			if err := b.option(k, v, ocol, ocol+len(k)+1); err != nil {
 				return err
@@ -502,7 +522,7 @@ func (b *ruleBuilder) compact(s string, col int) error {
 		s = s[:i]
 		if j := strings.IndexByte(out, ':'); j >= 0 {
 			// Known options were taken above: what is left is not one.
-			return b.w.at(ocol+j+1, "unknown option %q (expected when=, probability=, delay=, timeout= or errno=)", out[j+1:])
+			return b.w.at(ocol+j+1, "unknown option %q (expected %s)", out[j+1:], optionList)
 		}
 		if out == "blackhole" {
 			if b.blackholeCol != 0 {
@@ -580,10 +600,13 @@ func (b *ruleBuilder) compact(s string, col int) error {
 	return b.inetDest(s, col)
 }
 
+// optionList names the options of the compact form, for errors.
+const optionList = "when=, probability=, delay=, timeout=, errno=, after=, for= or every="
+
 // optionStart finds the ':' that begins a compact word's options, or -1.
 func optionStart(s string) int {
 	best := -1
-	for _, k := range []string{":when=", ":probability=", ":delay=", ":timeout=", ":errno="} {
+	for _, k := range []string{":when=", ":probability=", ":delay=", ":timeout=", ":errno=", ":after=", ":for=", ":every="} {
 		if i := strings.Index(s, k); i >= 0 && (best < 0 || i < best) {
 			best = i
 		}
@@ -751,7 +774,8 @@ func (b *ruleBuilder) finish() (*Rule, error) {
 		for _, c := range []struct {
 			col  int
 			what string
-		}{{b.errnoCol, "errno"}, {b.blackholeCol, "blackhole"}, {b.whenCol, "when"}, {b.probCol, "probability"}, {b.timeoutCol, "timeout"}} {
+		}{{b.errnoCol, "errno"}, {b.blackholeCol, "blackhole"}, {b.whenCol, "when"}, {b.probCol, "probability"}, {b.timeoutCol, "timeout"},
+			{b.afterCol, "after"}, {b.forCol, "for"}, {b.everyCol, "every"}} {
 			if c.col != 0 {
 				return nil, w.at(c.col, "%s does not apply to %s (only to fail%s)", c.what, r.action, map[bool]string{true: " and deny", false: ""}[c.what == "errno"])
 			}
@@ -760,7 +784,8 @@ func (b *ruleBuilder) finish() (*Rule, error) {
 		for _, c := range []struct {
 			col  int
 			what string
-		}{{b.blackholeCol, "blackhole"}, {b.whenCol, "when"}, {b.probCol, "probability"}, {b.timeoutCol, "timeout"}, {b.delayCol, "delay"}} {
+		}{{b.blackholeCol, "blackhole"}, {b.whenCol, "when"}, {b.probCol, "probability"}, {b.timeoutCol, "timeout"}, {b.delayCol, "delay"},
+			{b.afterCol, "after"}, {b.forCol, "for"}, {b.everyCol, "every"}} {
 			if c.col != 0 {
 				return nil, w.at(c.col, "%s does not apply to deny (use fail for injected faults)", c.what)
 			}
@@ -776,6 +801,10 @@ func (b *ruleBuilder) finish() (*Rule, error) {
 			return nil, w.at(0, "fail needs errno=NAME or blackhole (like fail 127.0.0.1:5432=ECONNREFUSED)")
 		case b.timeoutCol != 0 && !r.blackhole:
 			return nil, w.at(b.timeoutCol, "timeout applies to blackhole only (errno faults answer after delay=)")
+		case b.everyCol != 0 && b.forCol == 0:
+			return nil, w.at(b.everyCol, "every needs for= (how long each window lasts, like every=30s for=5s)")
+		case b.everyCol != 0 && r.winFor >= r.winEvery:
+			return nil, w.at(b.forCol, "for=%v must be shorter than every=%v (the rule would never stop failing)", r.winFor, r.winEvery)
 		}
 	}
 	r.decision = Decision{Action: r.action, Errno: r.errno, Delay: r.delay, Blackhole: r.blackhole, Timeout: r.timeout, Rule: r}

@@ -34,7 +34,7 @@ func TestErrors(t *testing.T) {
 		{"fail 10.0.0.1=EIO:when=0", `test.policy:1:24: invalid when "0" (expected FIRST, FIRST..LAST, FIRST+STEP or FIRST..LAST+STEP, counting from 1)`},
 		{"fail 10.0.0.1=EIO:when=5..3", `test.policy:1:24: invalid when "5..3" (expected FIRST, FIRST..LAST, FIRST+STEP or FIRST..LAST+STEP, counting from 1)`},
 		{"fail 10.0.0.1=EIO:probability=1.5", `test.policy:1:31: invalid probability "1.5" (expected a number from 0 to 1, like 0.05)`},
-		{"fail 10.0.0.1=EIO:frob=1", `test.policy:1:19: unknown option "frob=1" (expected when=, probability=, delay=, timeout= or errno=)`},
+		{"fail 10.0.0.1=EIO:frob=1", `test.policy:1:19: unknown option "frob=1" (expected when=, probability=, delay=, timeout=, errno=, after=, for= or every=)`},
 		{"allow 10.0.0.1 delay=-1s", `test.policy:1:22: invalid delay "-1s" (expected a duration like 250ms or 2s)`},
 		{"allow uid=abc", `test.policy:1:11: invalid uid "abc" (expected a number like 1000 or a range 1000-1999)`},
 		{"allow unix /run/[x", `test.policy:1:12: glob "/run/[x": unterminated character class (expected ']')`},

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,7 +26,9 @@ type Options struct {
 	ReadFile func(path string) ([]byte, error)
 	// Context bounds name resolution; nil: context.Background().
 	Context context.Context
-	// Now is used only to choose a seed; nil: time.Now.
+	// Now is the policy's clock: it chooses a seed when none is given, and
+	// times the windows of fail rules (after=, for=, every=). nil:
+	// time.Now. Tests pass a fake clock to step through windows.
 	Now func() time.Time
 	// Audit puts the policy in audit mode whatever its file says (`run
 	// --audit`): see Policy.Audit.
@@ -53,6 +54,8 @@ type Policy struct {
 	idx      index
 	resolve  func(ctx context.Context, host string) ([]netip.Addr, error)
 	nextID   uint64 // id of the next rule added by Prepend
+	now      func() time.Time
+	timed    bool // a rule has a time window: Decide reads the clock
 
 	allowsAll    bool      // see AllowsEverything; asked on every trapped call
 	loadWarnings []string  // found while loading (names that did not resolve)
@@ -119,24 +122,23 @@ func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
 	if err := l.resolveAll(ctx); err != nil {
 		return nil, err
 	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
 	var seed int64
 	if opts.Seed != nil {
 		seed = *opts.Seed
 	} else {
-		now := time.Now
-		if opts.Now != nil {
-			now = opts.Now
-		}
 		// 31 bits: short enough to type back as --seed.
 		seed = int64(splitmix(uint64(now().UnixNano())) >> 33)
 	}
+	start := now().UnixNano()
 	for i, r := range l.rules {
 		r.id = uint64(i)
-		if r.hasSchedule() {
-			r.count = new(atomic.Uint64)
-		}
+		r.startClock(start)
 	}
-	p := build(l.rules, def, seed, l.interval, opts.Resolve, l.warnings)
+	p := build(l.rules, def, seed, l.interval, opts.Resolve, l.warnings, now)
 	p.nextID = uint64(len(l.rules))
 	p.audit = opts.Audit || l.audit
 	return p, nil
@@ -145,8 +147,9 @@ func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
 // build makes a policy of rules (numbered in this order) and derives the
 // index and summary flags.
 func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
-	resolve func(context.Context, string) ([]netip.Addr, error), warnings []string) *Policy {
+	resolve func(context.Context, string) ([]netip.Addr, error), warnings []string, now func() time.Time) *Policy {
 	p := &Policy{
+		now:          now,
 		rules:        rules,
 		defRule:      def,
 		seed:         seed,
@@ -162,6 +165,7 @@ func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
 	for _, r := range rules {
 		p.needsExe = p.needsExe || r.exe != nil
 		p.needsUID = p.needsUID || r.uidSet
+		p.timed = p.timed || r.winSet
 		if r.id >= p.nextID {
 			p.nextID = r.id + 1
 		}
@@ -184,6 +188,10 @@ func NotEgress(d *Dest) bool {
 // queries; getifaddrs needs them). A rule that names them still applies.
 // It allocates nothing.
 func (p *Policy) Decide(d *Dest) Decision {
+	var now int64
+	if p.timed {
+		now = p.now().UnixNano()
+	}
 	after := int32(-1)
 	for {
 		i := p.find(d, after)
@@ -194,7 +202,7 @@ func (p *Policy) Decide(d *Dest) Decision {
 			return p.audited(p.def)
 		}
 		r := p.rules[i]
-		if r.fires(p.seed) {
+		if r.fires(p.seed, now) {
 			return p.audited(r.decision)
 		}
 		// A fault rule whose schedule did not fire lets the connect
@@ -284,7 +292,7 @@ func (p *Policy) ResolveInterval() time.Duration { return p.interval }
 // counting across the change ("fail the next 3 connects to X now" does not
 // restart the others). A --default flag replaces the default.
 func (p *Policy) Prepend(flags ...FlagRule) (*Policy, error) {
-	l := &loader{opts: Options{Resolve: p.resolve}}
+	l := &loader{opts: Options{Resolve: p.resolve, Now: p.now}}
 	for _, f := range flags {
 		l.flag(f)
 	}
@@ -295,19 +303,18 @@ func (p *Policy) Prepend(flags ...FlagRule) (*Policy, error) {
 		return nil, err
 	}
 	id := p.nextID
+	start := p.now().UnixNano()
 	for _, r := range l.rules {
 		r.id = id
 		id++
-		if r.hasSchedule() {
-			r.count = new(atomic.Uint64)
-		}
+		r.startClock(start)
 	}
 	def := p.defRule
 	if l.flagDef != nil {
 		def = l.flagDef
 	}
 	rules := append(l.rules, p.rules...)
-	np := build(rules, def, p.seed, p.interval, p.resolve, append(slices.Clone(p.loadWarnings), l.warnings...))
+	np := build(rules, def, p.seed, p.interval, p.resolve, append(slices.Clone(p.loadWarnings), l.warnings...), p.now)
 	if def == nil {
 		np.def = p.def
 	}
@@ -372,7 +379,7 @@ func (p *Policy) Reresolve(ctx context.Context, opts Options) (*Policy, []string
 		nr.resolved = hostPrefixes(nr.hostAddrs)
 		rules[i] = &nr
 	}
-	np := build(rules, p.defRule, p.seed, p.interval, resolve, p.loadWarnings)
+	np := build(rules, p.defRule, p.seed, p.interval, resolve, p.loadWarnings, p.now)
 	np.def = p.def
 	np.audit = p.audit
 	return np, changes, nil

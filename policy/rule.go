@@ -88,12 +88,25 @@ type Rule struct {
 	count     *atomic.Uint64 // connects that matched; shared across policy versions
 	id        uint64         // stable number of the rule for probability replay
 
+	// Time window (fail rules): the rule fires from winAfter past its
+	// start, for winFor (0: no end), again every winEvery (0: once).
+	// start is the window's clock origin in Unix nanoseconds, set when the
+	// rule enters a policy (Load, Prepend, Insert) and by Reset; it is
+	// shared across policy versions, like count.
+	winSet   bool
+	winAfter time.Duration
+	winFor   time.Duration
+	winEvery time.Duration
+	start    *atomic.Int64
+
 	// Where the rule came from, for errors, warnings and decisions.
 	file string
 	line int
 	flag string // "--deny" for a flag rule
-	def  bool   // from the embedded default
-	src  string // as written
+	// origin overrides Origin for a rule added while running ("api#7").
+	origin string
+	def    bool   // from the embedded default
+	src    string // as written
 	// isDefault: the rule is a `default` line; it sets the fallback
 	// decision and is never in the rule list.
 	isDefault bool
@@ -119,6 +132,8 @@ func (r *Rule) Decision() Decision { return r.decision }
 // ("--deny"), or "default" for the embedded default policy.
 func (r *Rule) Origin() string {
 	switch {
+	case r.origin != "":
+		return r.origin
 	case r.def:
 		return "default"
 	case r.flag != "":
@@ -135,7 +150,45 @@ func (r *Rule) Addresses() []netip.Prefix { return slices.Clone(r.resolved) }
 
 // hasSchedule reports whether the rule may decline a matching connect (and
 // so let it fall through to the next rule).
-func (r *Rule) hasSchedule() bool { return r.whenSet || r.probSet }
+func (r *Rule) hasSchedule() bool { return r.whenSet || r.probSet || r.winSet }
+
+// ID is the rule's number, stable for the life of the rule: it names the
+// rule in the control API (Insert after it, Remove it) and seeds its
+// probability= draws.
+func (r *Rule) ID() uint64 { return r.id }
+
+// Window returns the rule's time window: it fires from after past its
+// start, for forDur (0: no end), again every period (0: once). ok is false
+// for a rule without after=, for= or every=.
+func (r *Rule) Window() (after, forDur, every time.Duration, ok bool) {
+	return r.winAfter, r.winFor, r.winEvery, r.winSet
+}
+
+// inWindow reports whether now (Unix nanoseconds) falls in the rule's
+// time window.
+func (r *Rule) inWindow(now int64) bool {
+	el := time.Duration(now - r.start.Load())
+	if el < r.winAfter {
+		return false
+	}
+	el -= r.winAfter
+	if r.winEvery > 0 {
+		el %= r.winEvery
+	}
+	return r.winFor == 0 || el < r.winFor
+}
+
+// startClock gives the rule fresh schedule state: a match counter from 0
+// and a window starting at now (Unix nanoseconds).
+func (r *Rule) startClock(now int64) {
+	if r.hasSchedule() {
+		r.count = new(atomic.Uint64)
+	}
+	if r.winSet {
+		r.start = new(atomic.Int64)
+		r.start.Store(now)
+	}
+}
 
 // matchRest checks everything but the family and address, which the index
 // has already checked. It must not allocate.
@@ -241,11 +294,16 @@ func (r *Rule) matches(d *Dest) bool {
 }
 
 // fires decides whether a matching connect is the rule's to answer: always
-// for rules without a schedule; for fault rules it counts the match and
-// applies when= and probability=.
-func (r *Rule) fires(seed int64) bool {
+// for rules without a schedule; for fault rules it checks the time window
+// (now, in Unix nanoseconds), then counts the match and applies when= and
+// probability=. A connect outside the window is not counted, so that
+// `after=5s when=1..2` fails the first two connects after 5 s.
+func (r *Rule) fires(seed int64, now int64) bool {
 	if !r.hasSchedule() {
 		return true
+	}
+	if r.winSet && !r.inWindow(now) {
+		return false
 	}
 	n := r.count.Add(1)
 	if r.whenSet {
@@ -364,6 +422,15 @@ func (r *Rule) optionWords() []string {
 	}
 	if r.timeout > 0 {
 		w = append(w, "timeout="+r.timeout.String())
+	}
+	if r.winAfter > 0 {
+		w = append(w, "after="+r.winAfter.String())
+	}
+	if r.winEvery > 0 {
+		w = append(w, "every="+r.winEvery.String())
+	}
+	if r.winFor > 0 {
+		w = append(w, "for="+r.winFor.String())
 	}
 	return w
 }

@@ -47,6 +47,10 @@ type Cmd struct {
 	// event costs a look at /proc for the process's pid and executable.
 	Record bool
 
+	// mu guards policy and sup, which SetPolicy, Policy and Supervisor
+	// may read and write from other goroutines (a control API serving
+	// while Start runs).
+	mu      sync.Mutex
 	sup     *Supervisor
 	cmd     *exec.Cmd
 	policy  *policy.Policy
@@ -157,6 +161,8 @@ func Command(p *policy.Policy, name string, args ...string) *Cmd {
 // SetPolicy swaps the policy, atomically: every later decision uses p, every
 // decision already made used exactly one policy.
 func (c *Cmd) SetPolicy(p *policy.Policy) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.policy = p
 	if c.sup != nil {
 		c.sup.SetPolicy(p)
@@ -165,6 +171,8 @@ func (c *Cmd) SetPolicy(p *policy.Policy) {
 
 // Policy returns the policy in force.
 func (c *Cmd) Policy() *policy.Policy {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.sup != nil {
 		return c.sup.Policy()
 	}
@@ -172,7 +180,11 @@ func (c *Cmd) Policy() *policy.Policy {
 }
 
 // Supervisor is the running supervisor, nil before Start.
-func (c *Cmd) Supervisor() *Supervisor { return c.sup }
+func (c *Cmd) Supervisor() *Supervisor {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sup
+}
 
 // Process is the command's main process, nil before Start.
 func (c *Cmd) Process() *os.Process {
@@ -197,7 +209,10 @@ func (c *Cmd) Start() error {
 	if c.cmd != nil {
 		return errors.New("connvisor: Start called twice")
 	}
-	if c.policy == nil {
+	// The policy the filter and the stub are made for; a SetPolicy from
+	// another goroutine meanwhile is picked up when the supervisor starts.
+	pol := c.Policy()
+	if pol == nil {
 		return errors.New("connvisor: no policy")
 	}
 	if len(c.Args) == 0 {
@@ -223,7 +238,7 @@ func (c *Cmd) Start() error {
 		AllowRaw:     c.Options.AllowRaw,
 		// Under an allow-all policy nothing needs the namespaces closed,
 		// and clone3 keeps working as natively.
-		AllowUserns: c.Options.AllowUserns || c.policy.AllowsEverything(),
+		AllowUserns: c.Options.AllowUserns || pol.AllowsEverything(),
 	})
 	if err != nil {
 		return err
@@ -244,7 +259,7 @@ func (c *Cmd) Start() error {
 	switch {
 	case c.Options.KeepPtrace:
 		mode += stubKeepPtrace
-	case c.policy.AllowsEverything():
+	case pol.AllowsEverything():
 		// Nothing is denied, so nothing needs confining, and the tree
 		// keeps mount (which a Landlock domain refuses): an allow-all
 		// policy stays invisible. A policy reloaded later does not
@@ -288,11 +303,17 @@ func (c *Cmd) Start() error {
 		cmd.Wait()
 		return fmt.Errorf("prepare to act for the command: %w", err)
 	}
-	c.sup = newSupervisor(listener, c.policy, c.Logger, c.Options, deputy)
+	sup := newSupervisor(listener, pol, c.Logger, c.Options, deputy)
 	if c.Record || c.OnDecision != nil {
-		c.sup.onDecision = c.record
+		sup.onDecision = c.record
 	}
-	c.sup.start()
+	c.mu.Lock()
+	if c.policy != pol {
+		sup.SetPolicy(c.policy) // changed since pol was read
+	}
+	c.sup = sup
+	c.mu.Unlock()
+	sup.start()
 	// The command has started once exec closed the status pipe; anything
 	// written before that is the stub's error.
 	msg, _ := io.ReadAll(p.statusR)

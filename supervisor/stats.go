@@ -31,6 +31,21 @@ const maxLatencySamples = 256
 
 func newStats() *Stats { return &Stats{dests: make(map[policy.Dest]*destStats)} }
 
+// NewStats returns empty counters, for a holder of a supervisor that keeps
+// counts of its own from OnDecision events (the control API, whose
+// counters reset without touching the exit summary's).
+func NewStats() *Stats { return newStats() }
+
+// Record counts one decision, as the supervisor counts its own.
+func (s *Stats) Record(e Event) { s.record(e.Dest, e.Decision.Action, e.Latency) }
+
+// Reset forgets every count.
+func (s *Stats) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.dests)
+}
+
 // labelFamily marks a summary line that is a label (Path), not a
 // destination: refused side doors, and the destinations past the bound.
 const labelFamily = 0xffff

@@ -169,6 +169,10 @@ func (s *Supervisor) warnLimits(p *policy.Policy) {
 // Policy returns the policy in force.
 func (s *Supervisor) Policy() *policy.Policy { return s.policy.Load() }
 
+// HeldCalls is the number of trapped calls held off the notification loop
+// right now (blocking connects, delays, blackholes), for a gauge.
+func (s *Supervisor) HeldCalls() int { return len(s.heldSem) }
+
 // Stats returns the counters of the decisions made so far.
 func (s *Supervisor) Stats() *Stats { return s.stats }
 

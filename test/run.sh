@@ -33,6 +33,10 @@ echo "== tests"
 # 0755 copy): what a test author who is not root gets is checked too.
 go test -p 1 -count=1 -timeout 25m ./...
 
+echo "== race: the control API used concurrently while a wrapped program connects"
+go test -race -count=1 -run Concurrent ./control
+go test -race -count=1 ./test/control   # connvisor itself built with -race
+
 echo "== fuzz (short)"
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-15s}" "$1"; }
 fuzz ./policy FuzzParse

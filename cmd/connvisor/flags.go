@@ -46,6 +46,8 @@ type runFlags struct {
 	allowUserns  bool
 	watch        bool
 	audit        bool
+	control      string
+	metrics      string
 
 	// connvisor learn only
 	learning  bool // the command is learn
@@ -98,7 +100,7 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"allow"}, "RULE", "allow destinations matching RULE (repeatable, first match wins)", rule("allow"), false},
 		{[]string{"deny"}, "RULE[=ERRNO]", "deny with ERRNO (default EPERM): EACCES, ENETUNREACH, ECONNREFUSED, ...", rule("deny"), false},
 		{[]string{"log"}, "RULE", "allow, and log the decision at warn level", rule("log"), false},
-		{[]string{"fail"}, "RULE=ERRNO[:OPTS]", "inject a fault: when=3..4, probability=0.05, delay=2s; ERRNO may be blackhole", rule("fail"), false},
+		{[]string{"fail"}, "RULE=ERRNO[:OPTS]", "inject a fault: when=3..4, probability=0.05, delay=2s, for=10s, after=5s, every=30s; ERRNO may be blackhole", rule("fail"), false},
 		{[]string{"default"}, "allow|deny[=ERRNO]", "what no rule matches gets", rule("default"), false},
 		{[]string{"seed"}, "N", "replay probability= faults exactly (logged when not given)", seed, false},
 		{[]string{"summary"}, "", "per-destination counts and latency percentiles at exit", sw(&rf.summary), false},
@@ -114,6 +116,8 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"allow-userns"}, "", "let the command create user namespaces (it could mount over the paths UNIX rules name)", sw(&rf.allowUserns), false},
 		{[]string{"watch"}, "", "reload the policy file when it changes (SIGUSR2 reloads it too)", sw(&rf.watch), false},
 		{[]string{"audit"}, "", "deny nothing: log what the policy would deny as would-deny (like `mode audit`)", sw(&rf.audit), false},
+		{[]string{"control"}, "PATH", "serve the control API (HTTP/JSON, see connvisor ctl) on a UNIX socket at PATH, mode 0600", str(&rf.control, ""), false},
+		{[]string{"metrics"}, "ADDR", "serve Prometheus /metrics on TCP ADDR (like 127.0.0.1:9464)", str(&rf.metrics, ""), false},
 		{[]string{"o"}, "FILE", "write the learned policy there (default: standard output), atomically", str(&rf.out, "-"), true},
 		{[]string{"merge"}, "FILE", "add what the run needed and FILE does not allow to FILE (or to -o)", str(&rf.merge, ""), true},
 		{[]string{"per-exe"}, "", "exe= on the rule of a destination that one executable alone used", sw(&rf.perExe), true},
@@ -126,11 +130,19 @@ func runFlagTable(rf *runFlags) []runFlag {
 // runFlagUsage is the usage's list of run flags (learn: of the flags only
 // learn takes), from the table.
 func runFlagUsage(learn bool) string {
-	var b strings.Builder
+	var table []runFlag
 	for _, f := range runFlagTable(&runFlags{}) {
-		if f.learn != learn {
-			continue
+		if f.learn == learn {
+			table = append(table, f)
 		}
+	}
+	return flagUsage(table)
+}
+
+// flagUsage lists the flags of a table.
+func flagUsage(table []runFlag) string {
+	var b strings.Builder
+	for _, f := range table {
 		names := make([]string, len(f.names))
 		for i, n := range f.names {
 			names[i] = "--" + n
@@ -200,6 +212,68 @@ func parseFlags(sub string, args []string) (*runFlags, []string, error) {
 		return nil, nil, fmt.Errorf("no command given: connvisor %s [flags] -- CMD [ARGS...]", sub)
 	}
 	return rf, cmd, nil
+}
+
+// ctlFlags are the flags of `connvisor ctl`.
+type ctlFlags struct {
+	control string
+	json    bool
+	after   int64
+	since   uint64
+	limit   int
+}
+
+// ctlFlagTable lists every flag of `connvisor ctl`, in the usage's order.
+func ctlFlagTable(cf *ctlFlags) []runFlag {
+	return []runFlag{
+		{[]string{"control"}, "PATH", "the control socket of a `connvisor run --control PATH` (default $CONNVISOR_CONTROL)", func(fs *flag.FlagSet, name string) {
+			fs.StringVar(&cf.control, name, os.Getenv("CONNVISOR_CONTROL"), "")
+		}, false},
+		{[]string{"json"}, "", "print the API's JSON answer instead of a table", func(fs *flag.FlagSet, name string) { fs.BoolVar(&cf.json, name, false, "") }, false},
+		{[]string{"after"}, "ID", "add: insert after the rule with this id (default: in front)", func(fs *flag.FlagSet, name string) { fs.Int64Var(&cf.after, name, -1, "") }, false},
+		{[]string{"since"}, "N", "decisions: only those after decision N", func(fs *flag.FlagSet, name string) { fs.Uint64Var(&cf.since, name, 0, "") }, false},
+		{[]string{"limit"}, "N", "decisions: at most N", func(fs *flag.FlagSet, name string) { fs.IntVar(&cf.limit, name, 0, "") }, false},
+	}
+}
+
+// parseCtlFlags reads ctl's flags, which may come before or after the
+// action ("ctl --json stats" and "ctl stats --json" both work).
+func parseCtlFlags(args []string) (*ctlFlags, []string, error) {
+	cf := &ctlFlags{}
+	fs := flag.NewFlagSet("connvisor ctl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	table := ctlFlagTable(cf)
+	for _, f := range table {
+		for _, n := range f.names {
+			f.bind(fs, n)
+		}
+	}
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil, errHelp
+			}
+			return nil, nil, flagHint(err, "ctl", table)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			rest = append(rest, args[1:]...)
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+	if cf.control == "" {
+		return nil, nil, errors.New("no control socket: give --control PATH (as given to connvisor run --control) or set CONNVISOR_CONTROL")
+	}
+	if len(rest) == 0 {
+		return nil, nil, errors.New("no action: expected policy, rules, add, rm, stats, reset or decisions")
+	}
+	return cf, rest, nil
 }
 
 // flagHint turns "flag provided but not defined: -dney" into a suggestion.

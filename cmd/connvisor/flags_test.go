@@ -37,3 +37,27 @@ func TestFlagHintFromTable(t *testing.T) {
 		t.Errorf("misspelt flag: %v, want a hint naming --allow-ptrace", err)
 	}
 }
+
+// ctl's flags come from their table, before or after the action.
+func TestCtlFlags(t *testing.T) {
+	var out strings.Builder
+	if code := ctlCommand([]string{"--help"}, nil, &out, io.Discard); code != 0 {
+		t.Fatalf("ctl --help exits %d", code)
+	}
+	for _, f := range ctlFlagTable(&ctlFlags{}) {
+		if !strings.Contains(out.String(), "--"+f.names[0]) {
+			t.Errorf("ctl usage does not list --%s", f.names[0])
+		}
+	}
+	cf, rest, err := parseCtlFlags([]string{"--control", "/x.sock", "add", "--after", "3", "fail", "10.0.0.1=EIO:for=1s", "--json"})
+	if err != nil || cf.control != "/x.sock" || cf.after != 3 || !cf.json || strings.Join(rest, " ") != "add fail 10.0.0.1=EIO:for=1s" {
+		t.Errorf("parseCtlFlags: %+v %q %v", cf, rest, err)
+	}
+	t.Setenv("CONNVISOR_CONTROL", "")
+	if _, _, err := parseCtlFlags([]string{"stats"}); err == nil || !strings.Contains(err.Error(), "--control PATH") {
+		t.Errorf("no socket: %v", err)
+	}
+	if _, _, err := parseCtlFlags([]string{"--contrl", "/x", "stats"}); err == nil || !strings.Contains(err.Error(), "did you mean --control?") {
+		t.Errorf("misspelt flag: %v", err)
+	}
+}

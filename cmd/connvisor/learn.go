@@ -101,7 +101,7 @@ func learnCommand(args []string) int {
 			w.write(sig.String())
 		}
 	}
-	code, started := supervise(rf, opts, cmd, log, afterSignal)
+	code, started := supervise(rf, opts, cmd, log, nil, afterSignal)
 	if !started {
 		return code
 	}

@@ -21,6 +21,7 @@ Usage:
                                            policy that allows what it did
   connvisor check FILE                     validate a policy file and print its rules
   connvisor explain FILE DEST              show the decision for DEST ("tcp 10.0.0.1:443", "unix /run/x.sock")
+  connvisor ctl [flags] ACTION [ARGS]      drive a running connvisor run --control PATH (see ctl --help)
   connvisor version
 
 Run flags (rules from flags come first, in order, then the file's):
@@ -68,6 +69,8 @@ func dispatch(args []string) int {
 		return checkCommand(args[1:], os.Stdout, os.Stderr)
 	case "explain":
 		return explainCommand(args[1:], os.Stdout, os.Stderr)
+	case "ctl":
+		return ctlCommand(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("connvisor", version())
 		return 0
@@ -75,7 +78,7 @@ func dispatch(args []string) int {
 		fmt.Print(usage())
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, learn, check, explain or version)\n", args[0])
+	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, learn, check, explain, ctl or version)\n", args[0])
 	return exitUsage
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/connvisor/connvisor/control"
 	"github.com/connvisor/connvisor/policy"
 	"github.com/connvisor/connvisor/supervisor"
 )
@@ -53,7 +54,19 @@ func runCommand(args []string) int {
 	}
 
 	cmd := newCommand(rf, pol, cmdArgs, log)
-	code, started := supervise(rf, opts, cmd, log, nil)
+	// The control API and the metrics start before the command, so that
+	// the tree is kept off the socket from its first connect, and a test
+	// can reach the API as soon as the command runs.
+	ctl, err := startControl(rf, cmd, opts, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "connvisor: %v\n", err)
+		return exitUsage
+	}
+	if ctl != nil {
+		defer ctl.Close()
+		cmd.Logger = log.WithOptions(zap.Hooks(ctl.ErrorHook))
+	}
+	code, started := supervise(rf, opts, cmd, cmd.Logger, ctl, nil)
 	if started && rf.summary {
 		fmt.Fprintln(os.Stderr, "connvisor summary:")
 		cmd.Supervisor().Stats().WriteSummary(os.Stderr)
@@ -80,9 +93,10 @@ func newCommand(rf *runFlags, pol *policy.Policy, cmdArgs []string, log *zap.Log
 
 // supervise starts cmd and waits for it: it forwards signals (then calls
 // afterSignal, when set, with each one), reloads the policy on SIGUSR2 and
-// --watch, and re-resolves host names. It returns the exit code connvisor
+// --watch, and re-resolves host names; policy changes go through ctl, the
+// control server, when there is one. It returns the exit code connvisor
 // should exit with, and whether the command started.
-func supervise(rf *runFlags, opts policy.Options, cmd *supervisor.Cmd, log *zap.Logger, afterSignal func(os.Signal)) (int, bool) {
+func supervise(rf *runFlags, opts policy.Options, cmd *supervisor.Cmd, log *zap.Logger, ctl *control.Server, afterSignal func(os.Signal)) (int, bool) {
 	// Catch the forwarded signals before the command exists, so none is
 	// lost in between.
 	sigs := make(chan os.Signal, 8)
@@ -109,7 +123,16 @@ func supervise(rf *runFlags, opts policy.Options, cmd *supervisor.Cmd, log *zap.
 			log.Error("policy reload rejected, the old policy stays in force", zap.String("trigger", why), zap.Error(err))
 			return
 		}
-		cmd.SetPolicy(next)
+		if ctl != nil {
+			// Through the control server, which keeps the tree off its
+			// socket and numbers the rules after the ids it gave.
+			if err := ctl.SetPolicy(next); err != nil {
+				log.Error("policy reload rejected, the old policy stays in force", zap.String("trigger", why), zap.Error(err))
+				return
+			}
+		} else {
+			cmd.SetPolicy(next)
+		}
 		log.Info("policy reloaded", zap.String("trigger", why), zap.Int("rules", len(next.Rules())))
 		for _, w := range next.Warnings() {
 			log.Warn("policy warning", zap.String("warning", w))
@@ -128,9 +151,25 @@ func supervise(rf *runFlags, opts policy.Options, cmd *supervisor.Cmd, log *zap.
 	if rf.watch {
 		go watchFile(ctx, rf.policyFile, reload)
 	}
-	go reresolve(ctx, cmd, opts, log)
+	swap := func(old, next *policy.Policy) bool { cmd.SetPolicy(next); return true }
+	if ctl != nil {
+		swap = ctl.CompareAndSwap
+	}
+	go reresolve(ctx, cmd, opts, log, swap)
 
 	return supervisor.ExitCode(cmd.Wait()), true
+}
+
+// startControl starts the control API (--control) and the metrics
+// (--metrics) for cmd; nil when neither is asked for.
+func startControl(rf *runFlags, cmd *supervisor.Cmd, opts policy.Options, log *zap.Logger) (*control.Server, error) {
+	if rf.control == "" && rf.metrics == "" {
+		return nil, nil
+	}
+	return control.ForCommand(cmd, rf.control, rf.metrics, control.Config{
+		Logger:      log,
+		LoadOptions: policy.Options{Resolve: opts.Resolve},
+	})
 }
 
 // forwardedSignals reach the command as if connvisor were not there: a
@@ -184,7 +223,9 @@ func watchFile(ctx context.Context, path string, reload func(string)) {
 
 // reresolve looks host names up again at the interval the policy sets, and
 // logs the names whose addresses changed.
-func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, log *zap.Logger) {
+// swap puts the re-resolved policy in force unless the policy changed
+// meanwhile (through the control API): then the next round starts over.
+func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, log *zap.Logger, swap func(old, next *policy.Policy) bool) {
 	for {
 		every := cmd.Policy().ResolveInterval()
 		if every <= 0 {
@@ -207,8 +248,8 @@ func reresolve(ctx context.Context, cmd *supervisor.Cmd, opts policy.Options, lo
 		for _, c := range changes {
 			log.Info("host name addresses changed", zap.String("change", c))
 		}
-		if len(changes) > 0 {
-			cmd.SetPolicy(next)
+		if len(changes) > 0 && !swap(cur, next) {
+			log.Info("policy changed while re-resolving host names; trying again at the next interval")
 		}
 	}
 }
