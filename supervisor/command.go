@@ -320,7 +320,7 @@ func (c *Cmd) Start() error {
 	go func() { c.waitErr <- cmd.Wait() }()
 	if len(msg) > 0 {
 		err := <-c.waitErr
-		c.sup.stop()
+		c.sup.Stop()
 		return &StartError{Path: c.Path, Msg: string(bytes.TrimSpace(msg)), ExitCode: ExitCode(err)}
 	}
 	return nil
@@ -348,7 +348,7 @@ func (c *Cmd) Wait() error {
 	c.waitErr <- err // a second Wait gets the same answer
 	c.once.Do(func() {
 		c.sup.waitTreeGone()
-		c.sup.stop()
+		c.sup.Stop()
 	})
 	return err
 }

@@ -12,6 +12,17 @@
 // report every decision (an Event: destination, rule, errno, and for an
 // injected fault how it reached the program, Event.Delivery).
 //
+// # Supervising a listener made elsewhere
+//
+// A container runtime loads the filter itself, from an OCI seccomp profile
+// written from FilterRules (`connvisor profile`), and hands the listener to
+// an agent. Supervise runs the same engine on such a listener: the
+// processes are not children, so there is no stub and no exec. Done says
+// when they are all gone, Stop closes the listener (their trapped calls
+// then fail with ENOSYS), and Detach hands a duplicate to another process
+// (an agent's upgrade). SuperviseConfig.Stats lets several listeners of
+// one container count into one summary.
+//
 // # The binary is its own child stub
 //
 // Start re-executes the calling binary (os.Executable) as a small stub

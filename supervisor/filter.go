@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"syscall"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
@@ -49,40 +50,20 @@ func buildFilter(opts FilterOptions) ([]unix.SockFilter, error) {
 		return nil, err
 	}
 	defer f.Release()
-	add := ruleAdder(f, native)
-	if err := add("connect"); err != nil {
+	if err := addRules(f, native, FilterRules(opts)); err != nil {
 		return nil, err
-	}
-	if !opts.AllowIOUring {
-		if err := add("io_uring_setup"); err != nil {
-			return nil, err
-		}
-	}
-	if opts.TrapSends {
-		if err := addSendRules(add); err != nil {
-			return nil, err
-		}
-	}
-	if !opts.AllowRaw {
-		if err := addRawSocketRules(add); err != nil {
-			return nil, err
-		}
-	}
-	if err := addSockoptRules(add); err != nil {
-		return nil, err
-	}
-	if !opts.AllowUserns {
-		if err := addUsernsRules(f, add); err != nil {
-			return nil, err
-		}
 	}
 	// The compat ABIs get their own filters, merged in: their calls are
 	// trapped without conditions, because i386's socketcall(2) keeps the
 	// arguments in memory where no condition can look, and the
 	// supervisor refuses them all.
 	for _, arch := range compatArches() {
-		cf, err := compatFilter(arch, opts)
+		cf, err := newArchFilter(arch)
 		if err != nil {
+			return nil, err
+		}
+		if err := addRules(cf, arch, compatRules(opts)); err != nil {
+			cf.Release()
 			return nil, err
 		}
 		if err := f.Merge(cf); err != nil {
@@ -122,68 +103,85 @@ func newArchFilter(arch seccomp.ScmpArch) (*seccomp.ScmpFilter, error) {
 	return f, nil
 }
 
-// ruleAdder adds notify rules to f by the call's name. libseccomp takes
-// the number as the native arch's and translates it for each arch of the
-// filter (i386's connect becomes socketcall(SYS_CONNECT) and connect).
-func ruleAdder(f *seccomp.ScmpFilter, arch seccomp.ScmpArch) addRuleFunc {
-	return func(name string, conds ...seccomp.ScmpCondition) error {
-		nr, err := seccomp.GetSyscallFromName(name)
-		if err != nil {
-			return fmt.Errorf("syscall %s on %v: %w", name, arch, err)
-		}
-		if len(conds) == 0 {
-			err = f.AddRule(nr, seccomp.ActNotify)
-		} else {
-			err = f.AddRuleConditional(nr, seccomp.ActNotify, conds)
-		}
-		if err != nil {
-			return fmt.Errorf("rule for %s on %v: %w", name, arch, err)
-		}
-		return nil
-	}
+// FilterRule is one rule of the filter, as data. buildFilter hands the
+// rules to libseccomp, and `connvisor profile` writes the same rules as an
+// OCI seccomp profile for container runtimes, so the two cannot drift.
+type FilterRule struct {
+	Syscall string
+	// Errno, when not zero, makes the filter itself fail the call with
+	// it; otherwise the call notifies the supervisor.
+	Errno syscall.Errno
+	// Args must all hold for the rule to apply (none: always).
+	Args []ArgCondition
 }
 
-// compatFilter traps every call of a compat ABI that can reach a
-// destination or hide one from seccomp.
-func compatFilter(arch seccomp.ScmpArch, opts FilterOptions) (*seccomp.ScmpFilter, error) {
-	f, err := newArchFilter(arch)
-	if err != nil {
-		return nil, err
+// ArgCondition compares one argument register of a call.
+type ArgCondition struct {
+	Index uint
+	Op    ArgOp
+	// Mask applies to ArgMaskedEqual only: (arg & Mask) == Value.
+	Mask  uint64
+	Value uint64
+}
+
+// ArgOp is how an ArgCondition compares.
+type ArgOp uint8
+
+const (
+	ArgEqual ArgOp = iota + 1
+	ArgNotEqual
+	ArgMaskedEqual
+)
+
+// FilterRules returns the rules of the filter for the native ABI: the
+// calls that notify the supervisor (connect and the other doors), with
+// the argument conditions that keep the rest in the kernel, and the calls
+// the filter fails by itself (clone3).
+func FilterRules(opts FilterOptions) []FilterRule {
+	rules := []FilterRule{{Syscall: "connect"}}
+	if !opts.AllowIOUring {
+		rules = append(rules, FilterRule{Syscall: "io_uring_setup"})
 	}
-	add := ruleAdder(f, arch)
-	for _, name := range []string{"connect", "sendto", "sendmsg", "sendmmsg", "io_uring_setup", "setsockopt"} {
-		if err := add(name); err != nil {
-			f.Release()
-			return nil, err
-		}
+	if opts.TrapSends {
+		rules = append(rules, sendRules()...)
 	}
-	if err := addRawSocketRules(add); err != nil {
-		f.Release()
-		return nil, err
+	if !opts.AllowRaw {
+		rules = append(rules, rawSocketRules()...)
 	}
+	rules = append(rules, sockoptRules()...)
 	if !opts.AllowUserns {
-		if err := addUsernsRules(f, add); err != nil {
-			f.Release()
-			return nil, err
-		}
+		rules = append(rules, usernsRules()...)
 	}
-	if arch == seccomp.ArchX86 {
-		// socketcall(2) keeps the socket's type in memory, so raw sockets
-		// cannot be told apart: every socket it creates is refused, with
-		// the calls that can reach a destination.
-		for _, call := range []uint64{sysSocket, sysConnect, sysSetsockopt, sysSendto, sysSendmsg, sysSendmmsg} {
-			c, err := seccomp.MakeCondition(0, seccomp.CompareEqual, call)
-			if err != nil {
-				f.Release()
-				return nil, fmt.Errorf("socketcall condition: %w", err)
-			}
-			if err := add("socketcall", c); err != nil {
-				f.Release()
-				return nil, err
-			}
-		}
+	return rules
+}
+
+// compatRules traps every call of a compat ABI that can reach a
+// destination or hide one from seccomp, without conditions: the
+// supervisor refuses them all.
+func compatRules(opts FilterOptions) []FilterRule {
+	var rules []FilterRule
+	for _, name := range []string{"connect", "sendto", "sendmsg", "sendmmsg", "io_uring_setup", "setsockopt"} {
+		rules = append(rules, FilterRule{Syscall: name})
 	}
-	return f, nil
+	rules = append(rules, rawSocketRules()...)
+	if !opts.AllowUserns {
+		rules = append(rules, usernsRules()...)
+	}
+	return append(rules, SocketcallRules()...)
+}
+
+// SocketcallRules trap i386's socketcall(2) for each call that can reach
+// a destination. socketcall keeps the socket's type and the call's
+// arguments in memory, so raw sockets and sends without a destination
+// cannot be told apart: libseccomp writes no socketcall rule for a rule
+// with argument conditions, and these trap the whole call instead.
+// Architectures without socketcall ignore them.
+func SocketcallRules() []FilterRule {
+	var rules []FilterRule
+	for _, call := range []uint64{sysSocket, sysConnect, sysSetsockopt, sysSendto, sysSendmsg, sysSendmmsg} {
+		rules = append(rules, FilterRule{Syscall: "socketcall", Args: []ArgCondition{{Index: 0, Op: ArgEqual, Value: call}}})
+	}
+	return rules
 }
 
 // socketcall(2) call numbers (include/uapi/linux/net.h).
@@ -196,7 +194,53 @@ const (
 	sysSendmmsg   = 20
 )
 
-// addRawSocketRules traps the creation of raw and packet sockets: they
+// addRules adds rules to f. libseccomp takes each call's number as the
+// native arch's and translates it for each arch of the filter (i386's
+// connect becomes socketcall(SYS_CONNECT) and connect); a call the arch
+// does not have (socketcall on x86_64) adds nothing.
+func addRules(f *seccomp.ScmpFilter, arch seccomp.ScmpArch, rules []FilterRule) error {
+	for _, r := range rules {
+		nr, err := seccomp.GetSyscallFromName(r.Syscall)
+		if err != nil {
+			return fmt.Errorf("syscall %s on %v: %w", r.Syscall, arch, err)
+		}
+		act := seccomp.ActNotify
+		if r.Errno != 0 {
+			act = seccomp.ActErrno.SetReturnCode(int16(r.Errno))
+		}
+		conds := make([]seccomp.ScmpCondition, 0, len(r.Args))
+		for _, a := range r.Args {
+			c, err := a.condition()
+			if err != nil {
+				return fmt.Errorf("rule for %s on %v: %w", r.Syscall, arch, err)
+			}
+			conds = append(conds, c)
+		}
+		if len(conds) == 0 {
+			err = f.AddRule(nr, act)
+		} else {
+			err = f.AddRuleConditional(nr, act, conds)
+		}
+		if err != nil {
+			return fmt.Errorf("rule for %s on %v: %w", r.Syscall, arch, err)
+		}
+	}
+	return nil
+}
+
+func (a ArgCondition) condition() (seccomp.ScmpCondition, error) {
+	switch a.Op {
+	case ArgEqual:
+		return seccomp.MakeCondition(a.Index, seccomp.CompareEqual, a.Value)
+	case ArgNotEqual:
+		return seccomp.MakeCondition(a.Index, seccomp.CompareNotEqual, a.Value)
+	case ArgMaskedEqual:
+		return seccomp.MakeCondition(a.Index, seccomp.CompareMaskedEqual, a.Mask, a.Value)
+	}
+	return seccomp.ScmpCondition{}, fmt.Errorf("argument %d: unknown comparison %d", a.Index, a.Op)
+}
+
+// rawSocketRules trap the creation of raw and packet sockets: they
 // reach the network without connect, with addresses no port rule can
 // match (a raw IP datagram names no port). socket(AF_INET, SOCK_PACKET) is
 // a packet socket too: __sock_create turns it into AF_PACKET for old
@@ -204,12 +248,9 @@ const (
 //
 // Netlink sockets are SOCK_RAW too but talk to the kernel only (getaddrinfo
 // and getifaddrs need them), so the rule names the IP families.
-func addRawSocketRules(add addRuleFunc) error {
+func rawSocketRules() []FilterRule {
+	var rules []FilterRule
 	for _, family := range []uint64{unix.AF_INET, unix.AF_INET6} {
-		inFamily, err := intArg(0, family)
-		if err != nil {
-			return fmt.Errorf("socket condition: %w", err)
-		}
 		types := []uint64{unix.SOCK_RAW}
 		if family == unix.AF_INET {
 			// Only PF_INET is turned into a packet socket; an IPv6
@@ -217,28 +258,21 @@ func addRawSocketRules(add addRuleFunc) error {
 			types = append(types, unix.SOCK_PACKET)
 		}
 		for _, typ := range types {
-			t, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, sockTypeMask, typ)
-			if err != nil {
-				return fmt.Errorf("socket condition: %w", err)
-			}
-			if err := add("socket", inFamily, t); err != nil {
-				return err
-			}
+			rules = append(rules, FilterRule{Syscall: "socket", Args: []ArgCondition{
+				intArg(0, family),
+				{Index: 1, Op: ArgMaskedEqual, Mask: sockTypeMask, Value: typ},
+			}})
 		}
 	}
-	packet, err := intArg(0, unix.AF_PACKET)
-	if err != nil {
-		return fmt.Errorf("socket condition: %w", err)
-	}
-	return add("socket", packet)
+	return append(rules, FilterRule{Syscall: "socket", Args: []ArgCondition{intArg(0, unix.AF_PACKET)}})
 }
 
 // intArg is a condition "argument arg, read as an int, equals v". The
 // kernel reads socket's domain, setsockopt's level and option name and
 // the like as ints, so only the low 32 bits count: a plain 64-bit
 // comparison would let (1<<32)|AF_INET slip past a rule for AF_INET.
-func intArg(arg uint, v uint64) (seccomp.ScmpCondition, error) {
-	return seccomp.MakeCondition(arg, seccomp.CompareMaskedEqual, lowInt, v)
+func intArg(arg uint, v uint64) ArgCondition {
+	return ArgCondition{Index: arg, Op: ArgMaskedEqual, Mask: lowInt, Value: v}
 }
 
 // lowInt masks an argument register to the int the kernel reads from it.
@@ -248,29 +282,15 @@ const lowInt = 0xffffffff
 // SOCK_NONBLOCK and SOCK_CLOEXEC (SOCK_TYPE_MASK).
 const sockTypeMask = 0xf
 
-type addRuleFunc func(name string, conds ...seccomp.ScmpCondition) error
-
-// addSendRules traps only the sends that can carry a destination: a
-// sendto with a NULL address and no MSG_FASTOPEN is decided in the filter.
-func addSendRules(add addRuleFunc) error {
-	withAddr, err := seccomp.MakeCondition(4, seccomp.CompareNotEqual, 0)
-	if err != nil {
-		return fmt.Errorf("sendto condition: %w", err)
+// sendRules trap only the sends that can carry a destination: a sendto
+// with a NULL address and no MSG_FASTOPEN is decided in the filter.
+func sendRules() []FilterRule {
+	return []FilterRule{
+		{Syscall: "sendto", Args: []ArgCondition{{Index: 4, Op: ArgNotEqual, Value: 0}}},
+		{Syscall: "sendto", Args: []ArgCondition{{Index: 3, Op: ArgMaskedEqual, Mask: unix.MSG_FASTOPEN, Value: unix.MSG_FASTOPEN}}},
+		{Syscall: "sendmsg"},
+		{Syscall: "sendmmsg"},
 	}
-	fastOpen, err := seccomp.MakeCondition(3, seccomp.CompareMaskedEqual, unix.MSG_FASTOPEN, unix.MSG_FASTOPEN)
-	if err != nil {
-		return fmt.Errorf("sendto condition: %w", err)
-	}
-	if err := add("sendto", withAddr); err != nil {
-		return err
-	}
-	if err := add("sendto", fastOpen); err != nil {
-		return err
-	}
-	if err := add("sendmsg"); err != nil {
-		return err
-	}
-	return add("sendmmsg")
 }
 
 const (
@@ -322,66 +342,39 @@ func sockoptWhy(level, name uint64) string {
 	return ""
 }
 
-// addUsernsRules traps the calls that create or enter a user namespace:
-// in one, an unprivileged program can mount a tmpfs over a directory that
-// a UNIX path rule allows and bind-mount a denied socket into it, or
+// usernsRules trap the calls that create or enter a user namespace: in
+// one, an unprivileged program can mount a tmpfs over a directory that a
+// UNIX path rule allows and bind-mount a denied socket into it, or
 // bind-mount any binary over the path an exe= rule names. unshare and
 // clone take their flags in a register; setns takes a namespace type (0:
 // any). clone3 keeps its flags in memory, where the filter cannot look,
 // so it fails with ENOSYS in the filter, as container runtimes do: the C
 // libraries then fall back to clone (glibc's __clone_internal, and Go and
 // musl use clone anyway).
-func addUsernsRules(f *seccomp.ScmpFilter, add addRuleFunc) error {
-	newUser, err := seccomp.MakeCondition(0, seccomp.CompareMaskedEqual, unix.CLONE_NEWUSER, unix.CLONE_NEWUSER)
-	if err != nil {
-		return fmt.Errorf("clone condition: %w", err)
+func usernsRules() []FilterRule {
+	newUser := func(arg uint) []ArgCondition {
+		return []ArgCondition{{Index: arg, Op: ArgMaskedEqual, Mask: unix.CLONE_NEWUSER, Value: unix.CLONE_NEWUSER}}
 	}
-	for _, name := range []string{"unshare", "clone"} {
-		if err := add(name, newUser); err != nil {
-			return err
-		}
+	return []FilterRule{
+		{Syscall: "unshare", Args: newUser(0)},
+		{Syscall: "clone", Args: newUser(0)},
+		{Syscall: "setns", Args: newUser(1)},
+		{Syscall: "setns", Args: []ArgCondition{intArg(1, 0)}},
+		{Syscall: "clone3", Errno: unix.ENOSYS},
 	}
-	setnsUser, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, unix.CLONE_NEWUSER, unix.CLONE_NEWUSER)
-	if err != nil {
-		return fmt.Errorf("setns condition: %w", err)
-	}
-	setnsAny, err := intArg(1, 0)
-	if err != nil {
-		return fmt.Errorf("setns condition: %w", err)
-	}
-	if err := add("setns", setnsUser); err != nil {
-		return err
-	}
-	if err := add("setns", setnsAny); err != nil {
-		return err
-	}
-	nr, err := seccomp.GetSyscallFromName("clone3")
-	if err != nil {
-		return fmt.Errorf("syscall clone3: %w", err)
-	}
-	if err := f.AddRule(nr, seccomp.ActErrno.SetReturnCode(int16(unix.ENOSYS))); err != nil {
-		return fmt.Errorf("rule for clone3: %w", err)
-	}
-	return nil
 }
 
-// addSockoptRules traps only the setsockopt calls of trappedSockopts;
-// every other setsockopt stays in the filter.
-func addSockoptRules(add addRuleFunc) error {
+// sockoptRules trap only the setsockopt calls of trappedSockopts; every
+// other setsockopt stays in the filter.
+func sockoptRules() []FilterRule {
+	rules := make([]FilterRule, 0, len(trappedSockopts))
 	for _, o := range trappedSockopts {
-		level, err := intArg(setsockoptLevelArg, uint64(o.level))
-		if err != nil {
-			return fmt.Errorf("setsockopt condition: %w", err)
-		}
-		name, err := intArg(setsockoptOptionArg, uint64(o.name))
-		if err != nil {
-			return fmt.Errorf("setsockopt condition: %w", err)
-		}
-		if err := add("setsockopt", level, name); err != nil {
-			return err
-		}
+		rules = append(rules, FilterRule{Syscall: "setsockopt", Args: []ArgCondition{
+			intArg(setsockoptLevelArg, uint64(o.level)),
+			intArg(setsockoptOptionArg, uint64(o.name)),
+		}})
 	}
-	return nil
+	return rules
 }
 
 // exportBPF takes the compiled program out of libseccomp (2.5 has no

@@ -63,6 +63,8 @@ type Supervisor struct {
 	// process's pid (CAP_SYS_ADMIN), so a target's own pid goes as is.
 	claimsAnyPid bool
 
+	stopOnce sync.Once
+
 	warnedMu sync.Mutex
 	warned   map[string]bool // fault rules already warned about, by origin and text
 }
