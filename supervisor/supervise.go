@@ -35,9 +35,6 @@ type SuperviseConfig struct {
 	OnDecision func(Event)
 }
 
-// NewStats returns empty counters, to share between supervisors.
-func NewStats() *Stats { return newStats() }
-
 // Supervise answers the notifications of listener, a seccomp listener
 // whose filter another process loaded, under p, until the listener hangs
 // up (every process behind it is gone; Done is closed) or Stop or Detach

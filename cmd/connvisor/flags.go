@@ -337,3 +337,74 @@ func newLogger(rf *runFlags) (*zap.Logger, func(), error) {
 	}
 	return zap.New(zapcore.NewCore(enc, out, level)).Named("connvisor"), closer, nil
 }
+
+// agentFlags are the flags of `connvisor agent`.
+type agentFlags struct {
+	listen    string
+	policyDir string
+	policy    string
+	upgrade   bool
+	summary   bool
+	log       runFlags // the log flags, shared with run's logger
+}
+
+// agentFlagTable lists every flag of `connvisor agent`, in the usage's order.
+func agentFlagTable(af *agentFlags) []runFlag {
+	str := func(p *string, def string) func(*flag.FlagSet, string) {
+		return func(fs *flag.FlagSet, name string) { fs.StringVar(p, name, def, "") }
+	}
+	sw := func(p *bool) func(*flag.FlagSet, string) {
+		return func(fs *flag.FlagSet, name string) { fs.BoolVar(p, name, false, "") }
+	}
+	return []runFlag{
+		{[]string{"listen"}, "PATH", "the UNIX socket runtimes hand listeners to (the profile's listenerPath), mode 0600", str(&af.listen, ""), false},
+		{[]string{"policy-dir"}, "DIR", "policy files named by listenerMetadata or the org.connvisor.policy annotation", str(&af.policyDir, ""), false},
+		{[]string{"policy"}, "FILE", "the policy of containers that name none (without it they are refused: ENOSYS)", str(&af.policy, ""), false},
+		{[]string{"upgrade"}, "", "take every listener over from the agent running on --listen, which then exits", sw(&af.upgrade), false},
+		{[]string{"summary"}, "", "per-container counts at exit (SIGUSR1 prints them at any time)", sw(&af.summary), false},
+		{[]string{"log-format"}, "console|json", "decision log format", str(&af.log.logFormat, "console"), false},
+		{[]string{"log-file"}, "PATH", "write the decision log there instead of stderr", str(&af.log.logFile, ""), false},
+		{[]string{"quiet", "q"}, "", "log warnings and errors only", sw(&af.log.quiet), false},
+	}
+}
+
+// profileFlags are the flags of `connvisor profile`.
+type profileFlags struct {
+	listener string
+	metadata string
+	base     string
+}
+
+// profileFlagTable lists every flag of `connvisor profile`.
+func profileFlagTable(pf *profileFlags) []runFlag {
+	str := func(p *string, def string) func(*flag.FlagSet, string) {
+		return func(fs *flag.FlagSet, name string) { fs.StringVar(p, name, def, "") }
+	}
+	return []runFlag{
+		{[]string{"listener"}, "PATH", "the agent's socket (listenerPath)", str(&pf.listener, "/run/connvisor/agent.sock"), false},
+		{[]string{"metadata"}, "NAME", "listenerMetadata: the policy file (in the agent's --policy-dir) for containers of this profile", str(&pf.metadata, ""), false},
+		{[]string{"base"}, "FILE", "merge into this profile (OCI linux.seccomp, Docker's format, or a config.json)", str(&pf.base, ""), false},
+	}
+}
+
+// parseTable parses args against table for the subcommand cmd; positional
+// arguments are an error.
+func parseTable(cmd string, table []runFlag, args []string) error {
+	fs := flag.NewFlagSet("connvisor "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, f := range table {
+		for _, n := range f.names {
+			f.bind(fs, n)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return flagHint(err, cmd, table)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see connvisor %s --help)", fs.Arg(0), cmd)
+	}
+	return nil
+}

@@ -22,6 +22,10 @@ Usage:
   connvisor check FILE                     validate a policy file and print its rules
   connvisor explain FILE DEST              show the decision for DEST ("tcp 10.0.0.1:443", "unix /run/x.sock")
   connvisor ctl [flags] ACTION [ARGS]      drive a running connvisor run --control PATH (see ctl --help)
+  connvisor agent --listen PATH [--policy-dir DIR] [--policy FILE]
+                                           supervise containers (runc, crun, containerd)
+  connvisor profile [--listener PATH] [--metadata NAME] [--base FILE]
+                                           print the OCI seccomp profile that hands them over
   connvisor version
 
 Run flags (rules from flags come first, in order, then the file's):
@@ -71,6 +75,10 @@ func dispatch(args []string) int {
 		return explainCommand(args[1:], os.Stdout, os.Stderr)
 	case "ctl":
 		return ctlCommand(args[1:], os.Stdin, os.Stdout, os.Stderr)
+	case "agent":
+		return agentCommand(args[1:])
+	case "profile":
+		return profileCommand(args[1:])
 	case "version", "--version":
 		fmt.Println("connvisor", version())
 		return 0
@@ -78,7 +86,7 @@ func dispatch(args []string) int {
 		fmt.Print(usage())
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, learn, check, explain, ctl or version)\n", args[0])
+	fmt.Fprintf(os.Stderr, "connvisor: unknown command %q (expected run, learn, check, explain, ctl, agent, profile or version)\n", args[0])
 	return exitUsage
 }
 

@@ -1,0 +1,310 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// The upgrade protocol, over a SOCK_SEQPACKET socket (one record per
+// message): the old agent sends a "listener" record for each listener,
+// with the listener by SCM_RIGHTS; a "socket" record with the socket the
+// runtimes connect to; then "end". The new agent answers "ok" once it
+// supervises them all, and the old one exits. Until that "ok" the old
+// agent keeps its duplicates, and takes everything back if the new one
+// fails.
+type upgradeRecord struct {
+	Kind string `json:"kind"` // "listener", "socket", "end", "ok"
+	// State is the listener's hand-off, reduced to what the agent uses.
+	State *specs.ContainerProcessState `json:"state,omitempty"`
+	// Policy is the file the container's policy came from.
+	Policy string `json:"policy,omitempty"`
+}
+
+const (
+	upgradeListener = "listener"
+	upgradeSocket   = "socket"
+	upgradeEnd      = "end"
+	upgradeOK       = "ok"
+	// upgradeTimeout bounds each step of an upgrade.
+	upgradeTimeout = 30 * time.Second
+	// maxUpgradeRecord bounds one record (a reduced hand-off).
+	maxUpgradeRecord = 128 << 10
+)
+
+// acceptUpgrades waits for a successor; once one took everything over it
+// closes upgraded.
+func (a *Agent) acceptUpgrades(upgraded chan<- struct{}) {
+	for {
+		conn, err := a.upgrade.AcceptUnix()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				a.log.Error("accept an upgrade", zap.Error(err))
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		ok := a.handOver(conn)
+		conn.Close()
+		if ok {
+			close(upgraded)
+			return
+		}
+	}
+}
+
+// handOver gives every listener and the socket to the agent on conn. On
+// failure it takes them back and goes on serving.
+func (a *Agent) handOver(conn *net.UnixConn) bool {
+	if !sameUser(conn) {
+		a.log.Warn("upgrade refused: the new agent runs as another user")
+		return false
+	}
+	a.log.Info("upgrade: handing every listener to the new agent")
+	sock, err := a.socket.File()
+	if err != nil {
+		a.log.Error("upgrade: duplicate the socket", zap.Error(err))
+		return false
+	}
+	defer sock.Close()
+	// Connections not yet accepted wait in the socket's backlog, which the
+	// new agent takes with the socket; the ones being read finish here.
+	a.socket.Close()
+	a.handoffs.Wait()
+
+	a.mu.Lock()
+	ls := make([]*listener, 0, len(a.listeners))
+	for l := range a.listeners {
+		ls = append(ls, l)
+	}
+	a.mu.Unlock()
+	type detached struct {
+		l  *listener
+		fd int
+	}
+	var sent []detached
+	fail := func(why string, err error) bool {
+		a.log.Error("upgrade failed, this agent goes on supervising", zap.String("step", why), zap.Error(err))
+		for _, d := range sent {
+			a.readopt(d.l, d.fd)
+		}
+		if l, err := net.FileListener(sock); err == nil {
+			a.socket = l.(*net.UnixListener)
+			a.socket.SetUnlinkOnClose(false)
+			go a.acceptHandoffs()
+		} else {
+			a.log.Error("upgrade: take the socket back; no more hand-offs are accepted", zap.Error(err))
+		}
+		return false
+	}
+	for _, l := range ls {
+		a.mu.Lock()
+		l.handed = true
+		a.mu.Unlock()
+		fd, err := l.sup.Detach()
+		if err != nil {
+			return fail("detach", err)
+		}
+		sent = append(sent, detached{l, fd})
+		if err := sendRecord(conn, upgradeRecord{Kind: upgradeListener, State: l.reduced(), Policy: l.c.source}, fd); err != nil {
+			return fail("send a listener", err)
+		}
+	}
+	if err := sendRecord(conn, upgradeRecord{Kind: upgradeSocket}, int(sock.Fd())); err != nil {
+		return fail("send the socket", err)
+	}
+	if err := sendRecord(conn, upgradeRecord{Kind: upgradeEnd}, -1); err != nil {
+		return fail("send the end", err)
+	}
+	rec, fd, err := readRecord(conn)
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	if err == nil && rec.Kind != upgradeOK {
+		err = fmt.Errorf("answer %q, want %q", rec.Kind, upgradeOK)
+	}
+	if err != nil {
+		return fail("wait for the new agent", err)
+	}
+	for _, d := range sent {
+		unix.Close(d.fd)
+	}
+	a.log.Info("upgrade done: the new agent supervises every listener", zap.Int("listeners", len(sent)))
+	return true
+}
+
+// readopt supervises again a listener this agent had detached.
+func (a *Agent) readopt(l *listener, fd int) {
+	var st specs.ContainerProcessState
+	if err := json.Unmarshal(l.raw, &st); err != nil {
+		unix.Close(fd)
+		a.log.Error("upgrade: take a listener back", zap.String("container", l.c.id), zap.Error(err))
+		return
+	}
+	if err := a.adopt(handoff{state: st, raw: l.raw, listener: fd}, l.c.source); err != nil {
+		a.log.Error("upgrade: take a listener back", zap.String("container", l.c.id), zap.Error(err))
+	}
+}
+
+// reduced is the hand-off as the next agent needs it: id, pid, metadata
+// and the annotations the agent reads (the runtime's may be large).
+func (l *listener) reduced() *specs.ContainerProcessState {
+	var st specs.ContainerProcessState
+	json.Unmarshal(l.raw, &st) // it was read from this JSON
+	keep := map[string]string{}
+	for _, k := range []string{annotationPod, annotationNamespace, annotationContainer, PolicyAnnotation} {
+		if v, ok := st.State.Annotations[k]; ok {
+			keep[k] = v
+		}
+	}
+	st.State.Annotations = keep
+	st.State.Bundle = ""
+	return &st
+}
+
+// takeOver connects to the running agent and takes its listeners and
+// socket.
+func (a *Agent) takeOver() error {
+	path := UpgradePath(a.cfg.Listen)
+	c, err := net.DialTimeout("unixpacket", path, upgradeTimeout)
+	if err != nil {
+		return fmt.Errorf("--upgrade: no agent to take over at %s: %w", path, err)
+	}
+	conn := c.(*net.UnixConn)
+	defer conn.Close()
+	n := 0
+	for {
+		rec, fd, err := readRecord(conn)
+		if err != nil {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			return fmt.Errorf("--upgrade: %w", err)
+		}
+		switch rec.Kind {
+		case upgradeListener:
+			if fd < 0 || rec.State == nil {
+				return errors.New("--upgrade: a listener record without its listener or state")
+			}
+			raw, _ := json.Marshal(rec.State)
+			h := handoff{state: *rec.State, raw: raw, listener: fd}
+			if err := a.adopt(h, rec.Policy); err != nil {
+				a.log.Error("upgrade: listener refused: its container's trapped calls fail with ENOSYS",
+					append(containerFields(h.state), zap.Error(err))...)
+				continue
+			}
+			n++
+		case upgradeSocket:
+			if fd < 0 {
+				return errors.New("--upgrade: the socket record came without the socket")
+			}
+			l, err := net.FileListener(os.NewFile(uintptr(fd), "agent socket"))
+			unix.Close(fd)
+			if err != nil {
+				return fmt.Errorf("--upgrade: the socket: %w", err)
+			}
+			a.socket = l.(*net.UnixListener)
+			a.socket.SetUnlinkOnClose(false)
+		case upgradeEnd:
+			if a.socket == nil {
+				return errors.New("--upgrade: the old agent sent no socket")
+			}
+			if err := sendRecord(conn, upgradeRecord{Kind: upgradeOK}, -1); err != nil {
+				return fmt.Errorf("--upgrade: answer: %w", err)
+			}
+			a.log.Info("upgrade: took over", zap.Int("listeners", n))
+			// The old agent closes its upgrade socket as it exits; make
+			// ours in its place once it has.
+			waitGone(path)
+			return nil
+		default:
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			return fmt.Errorf("--upgrade: unknown record %q", rec.Kind)
+		}
+	}
+}
+
+// waitGone waits (a little) until nobody accepts on path any more.
+func waitGone(path string) {
+	deadline := time.Now().Add(upgradeTimeout)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("unixpacket", path, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func sendRecord(conn *net.UnixConn, rec upgradeRecord, fd int) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	conn.SetWriteDeadline(time.Now().Add(upgradeTimeout))
+	_, _, err = conn.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+// readRecord reads one record and the descriptor that came with it (-1:
+// none); on error the descriptor, if any, is the caller's to close.
+func readRecord(conn *net.UnixConn) (upgradeRecord, int, error) {
+	var rec upgradeRecord
+	buf := make([]byte, maxUpgradeRecord)
+	oob := make([]byte, unix.CmsgSpace(4*maxHandoffFDs))
+	conn.SetReadDeadline(time.Now().Add(upgradeTimeout))
+	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+	fd := -1
+	if oobn > 0 {
+		fds, perr := parseRights(oob[:oobn])
+		for i, f := range fds {
+			if i == 0 {
+				fd = f
+			} else {
+				unix.Close(f)
+			}
+		}
+		if perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		return rec, fd, fmt.Errorf("read a record: %w", err)
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n == 0 {
+		return rec, fd, fmt.Errorf("record truncated or empty (%d bytes)", n)
+	}
+	if err := json.Unmarshal(buf[:n], &rec); err != nil {
+		return rec, fd, fmt.Errorf("record: %w", err)
+	}
+	return rec, fd, nil
+}
+
+// sameUser reports whether the peer runs as this agent's user (the socket
+// is 0600 already; this also holds when it was made by another means).
+func sameUser(conn *net.UnixConn) bool {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	return err == nil && cred != nil && int(cred.Uid) == os.Geteuid()
+}
