@@ -232,6 +232,14 @@ func (a *Agent) acceptHandoffs() {
 // serveHandoff takes one runtime's listener and supervises it, or refuses
 // it with a log line.
 func (a *Agent) serveHandoff(conn *net.UnixConn) {
+	// A bug met by one hand-off must not take every container's
+	// supervision down with the agent.
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("internal error reading a hand-off: connection closed, the agent goes on",
+				zap.Any("panic", r), zap.Stack("stack"))
+		}
+	}()
 	h, err := readHandoff(conn, a.cfg.HandoffTimeout)
 	if err != nil {
 		a.log.Warn("hand-off refused, connection closed", zap.Error(err), zap.String("container", h.state.State.ID))

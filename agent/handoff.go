@@ -58,6 +58,7 @@ func readHandoff(conn *net.UnixConn, timeout time.Duration) (h handoff, err erro
 	var data []byte
 	for {
 		n, oobn, flags, _, rerr := conn.ReadMsgUnix(buf, oob)
+		n, oobn = max(n, 0), max(oobn, 0)
 		if oobn > 0 {
 			got, perr := parseRights(oob[:oobn])
 			fds = append(fds, got...)

@@ -1,0 +1,404 @@
+package containers
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runtimeUnderTest runs one OCI runtime with a private state root.
+type runtimeUnderTest struct {
+	name string
+	root string
+}
+
+// runtimes are the runtimes every case runs on.
+var runtimes = []string{"runc", "crun"}
+
+func newRuntime(t *testing.T, name string) *runtimeUnderTest {
+	t.Helper()
+	if why := missing[name]; why != "" {
+		t.Skip(why)
+	}
+	if why := missing["busybox"]; why != "" {
+		t.Skip(why)
+	}
+	return &runtimeUnderTest{name: name, root: t.TempDir()}
+}
+
+// cmd is the runtime with args. crun 1.8.1 fails on the mixed cgroup
+// v1/v2 mount of some machines, so it runs in a private mount namespace
+// without the v2 hierarchy (shared/OCI.md).
+func (r *runtimeUnderTest) cmd(args ...string) *exec.Cmd {
+	if r.name == "crun" {
+		sh := `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun "$@"`
+		return exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", sh, "crun", "--root", r.root}, args...)...)
+	}
+	return exec.Command(r.name, append([]string{"--root", r.root}, args...)...)
+}
+
+// container is one container of a test.
+type container struct {
+	rt     *runtimeUnderTest
+	id     string
+	bundle string
+	shared string // bind-mounted at /shared in the container
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+var containerSeq atomic.Int64
+
+// newContainer makes a bundle whose process runs script (sh -c) under the
+// profile `connvisor profile` writes with profileArgs, with annotations.
+func newContainer(t *testing.T, rt *runtimeUnderTest, script string, annotations map[string]string, profileArgs ...string) *container {
+	t.Helper()
+	c := &container{
+		rt:     rt,
+		id:     fmt.Sprintf("cv-%s-%d-%d", rt.name, os.Getpid(), containerSeq.Add(1)),
+		bundle: t.TempDir(),
+		done:   make(chan struct{}),
+	}
+	c.shared = filepath.Join(c.bundle, "shared")
+	rootfs := filepath.Join(c.bundle, "rootfs")
+	for _, d := range []string{filepath.Join(rootfs, "bin"), filepath.Join(rootfs, "shared"), c.shared, filepath.Join(rootfs, "proc"), filepath.Join(rootfs, "dev"), filepath.Join(rootfs, "tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busybox, _ := exec.LookPath("busybox")
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"sh", "nc", "sleep", "cat", "echo", "touch", "true", "test", "["} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("runc", "spec", "--bundle", c.bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	var spec map[string]any
+	readJSON(t, filepath.Join(c.bundle, "config.json"), &spec)
+	profile, err := exec.Command(connvisor, append([]string{"profile"}, profileArgs...)...).Output()
+	if err != nil {
+		t.Fatalf("connvisor profile: %v", err)
+	}
+	var seccomp any
+	if err := json.Unmarshal(profile, &seccomp); err != nil {
+		t.Fatal(err)
+	}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"sh", "-c", script}
+	linux := spec["linux"].(map[string]any)
+	linux["seccomp"] = seccomp
+	// The host's network namespace: the test's servers are on its loopback.
+	var nss []any
+	for _, ns := range linux["namespaces"].([]any) {
+		if ns.(map[string]any)["type"] != "network" {
+			nss = append(nss, ns)
+		}
+	}
+	linux["namespaces"] = nss
+	spec["mounts"] = append(spec["mounts"].([]any), map[string]any{
+		"destination": "/shared", "type": "bind", "source": c.shared, "options": []string{"rbind", "rw"},
+	})
+	if len(annotations) > 0 {
+		spec["annotations"] = annotations
+	}
+	writeJSON(t, filepath.Join(c.bundle, "config.json"), spec)
+	t.Cleanup(func() { c.remove(t) })
+	return c
+}
+
+// start runs the container in the foreground of a background process.
+func (c *container) start(t *testing.T) {
+	t.Helper()
+	c.cmd = c.rt.cmd("run", "--bundle", c.bundle, c.id)
+	c.cmd.Stdout, c.cmd.Stderr = &lockedWriter{w: &c.out}, &lockedWriter{w: &c.out}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("%s run: %v", c.rt.name, err)
+	}
+	go func() { c.err = c.cmd.Wait(); close(c.done) }()
+}
+
+// wait waits for the container's process to exit and returns its output.
+func (c *container) wait(t *testing.T, d time.Duration) (string, error) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(d):
+		c.cmd.Process.Kill()
+		<-c.done
+		t.Fatalf("container %s still running after %v; output:\n%s", c.id, d, c.output())
+	}
+	return c.output(), c.err
+}
+
+// run runs the container to its end.
+func (c *container) run(t *testing.T) (string, error) {
+	t.Helper()
+	c.start(t)
+	return c.wait(t, containerTimeout)
+}
+
+// containerTimeout bounds one container's run (not a timed assertion: a
+// hung container fails the test instead of the suite's deadline).
+const containerTimeout = 60 * time.Second
+
+func (c *container) output() string {
+	outMu.Lock()
+	defer outMu.Unlock()
+	return c.out.String()
+}
+
+// remove deletes the container and its state (killed first if running).
+func (c *container) remove(t *testing.T) {
+	c.rt.cmd("kill", c.id, "KILL").Run()
+	if c.cmd != nil && c.cmd.Process != nil {
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			c.cmd.Process.Kill()
+		}
+	}
+	if out, err := c.rt.cmd("delete", "--force", c.id).CombinedOutput(); err != nil && !strings.Contains(string(out), "not exist") && !strings.Contains(string(out), "not found") {
+		t.Logf("%s delete %s: %v %s", c.rt.name, c.id, err, out)
+	}
+}
+
+// waitFile waits for the container to create name in /shared.
+func (c *container) waitFile(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.Now().Add(containerTimeout)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(c.shared, name)); err == nil {
+			return
+		}
+		select {
+		case <-c.done:
+			if _, err := os.Stat(filepath.Join(c.shared, name)); err == nil {
+				return // made just before it exited
+			}
+			t.Fatalf("container %s exited before making /shared/%s: %v\n%s", c.id, name, c.err, c.output())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("container %s made no /shared/%s; output:\n%s", c.id, name, c.output())
+}
+
+func (c *container) touch(t *testing.T, name string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(c.shared, name), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *container) file(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.shared, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var outMu sync.Mutex
+
+type lockedWriter struct{ w *bytes.Buffer }
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	return l.w.Write(p)
+}
+
+// agentProc is a running `connvisor agent`.
+type agentProc struct {
+	socket string
+	log    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	err    error
+}
+
+// startAgent runs `connvisor agent --listen SOCKET` with args, logging
+// JSON to a file, and waits until it accepts.
+func startAgent(t *testing.T, dir string, args ...string) *agentProc {
+	t.Helper()
+	a := &agentProc{socket: filepath.Join(dir, "agent.sock")}
+	return a.launch(t, args...)
+}
+
+func (a *agentProc) launch(t *testing.T, args ...string) *agentProc {
+	t.Helper()
+	n := &agentProc{socket: a.socket, log: fmt.Sprintf("%s.%d.log", a.socket, containerSeq.Add(1)), done: make(chan struct{})}
+	all := append([]string{"agent", "--listen", n.socket, "--log-format", "json", "--log-file", n.log}, args...)
+	n.cmd = exec.Command(connvisor, all...)
+	var stderr bytes.Buffer
+	n.cmd.Stderr = &lockedWriter{w: &stderr}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.err = n.cmd.Wait(); close(n.done) }()
+	t.Cleanup(func() {
+		n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.done:
+		case <-time.After(10 * time.Second):
+			n.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(n.log)
+			outMu.Lock()
+			t.Logf("agent %v log:\n%s\nstderr:\n%s", all, b, stderr.String())
+			outMu.Unlock()
+		}
+	})
+	n.waitLog(t, func(e logEvent) bool { return e.msg() == "agent listening" })
+	return n
+}
+
+// logEvent is one line of the agent's JSON log.
+type logEvent map[string]any
+
+func (e logEvent) str(k string) string {
+	s, _ := e[k].(string)
+	return s
+}
+
+func (e logEvent) msg() string { return e.str("msg") }
+
+func (e logEvent) String() string { b, _ := json.Marshal(e); return string(b) }
+
+func (a *agentProc) events(t *testing.T) []logEvent {
+	t.Helper()
+	f, err := os.Open(a.log)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var evs []logEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e logEvent
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			evs = append(evs, e)
+		}
+	}
+	return evs
+}
+
+// waitLog waits until an event matches (a runtime's hand-off and the
+// agent's log line are not ordered with the container's own output).
+func (a *agentProc) waitLog(t *testing.T, match func(logEvent) bool) logEvent {
+	t.Helper()
+	deadline := time.Now().Add(containerTimeout)
+	for time.Now().Before(deadline) {
+		for _, e := range a.events(t) {
+			if match(e) {
+				return e
+			}
+		}
+		select {
+		case <-a.done:
+			t.Fatalf("agent exited: %v", a.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no such event in the agent's log")
+	return nil
+}
+
+// decisions are the agent's decision events for container id.
+func (a *agentProc) decisions(t *testing.T, id string) []logEvent {
+	var out []logEvent
+	for _, e := range a.events(t) {
+		if e.str("container") == id && e.str("decision") != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// server is a loopback TCP server that greets and counts its clients.
+type server struct {
+	port     int
+	accepted atomic.Int64
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{port: l.Addr().(*net.TCPAddr).Port}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			c.Write([]byte("hi\n"))
+			c.Close()
+		}
+	}()
+	return s
+}
+
+// dial is a container command: a connect to 127.0.0.1:port with busybox
+// nc, which prints the server's greeting or its error.
+func dial(port int) string { return fmt.Sprintf("echo | nc 127.0.0.1 %d 2>&1", port) }
+
+func writePolicy(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
