@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ type runtimeUnderTest struct {
 // runtimes are the runtimes every case runs on.
 var runtimes = []string{"runc", "crun"}
 
-func newRuntime(t *testing.T, name string) *runtimeUnderTest {
+func newRuntime(t testing.TB, name string) *runtimeUnderTest {
 	t.Helper()
 	if why := missing[name]; why != "" {
 		t.Skip(why)
@@ -64,7 +65,7 @@ var containerSeq atomic.Int64
 
 // newContainer makes a bundle whose process runs script (sh -c) under the
 // profile `connvisor profile` writes with profileArgs, with annotations.
-func newContainer(t *testing.T, rt *runtimeUnderTest, script string, annotations map[string]string, profileArgs ...string) *container {
+func newContainer(t testing.TB, rt *runtimeUnderTest, script string, annotations map[string]string, profileArgs ...string) *container {
 	t.Helper()
 	c := &container{
 		rt:     rt,
@@ -97,19 +98,23 @@ func newContainer(t *testing.T, rt *runtimeUnderTest, script string, annotations
 	}
 	var spec map[string]any
 	readJSON(t, filepath.Join(c.bundle, "config.json"), &spec)
-	profile, err := exec.Command(connvisor, append([]string{"profile"}, profileArgs...)...).Output()
-	if err != nil {
-		t.Fatalf("connvisor profile: %v", err)
-	}
 	var seccomp any
-	if err := json.Unmarshal(profile, &seccomp); err != nil {
-		t.Fatal(err)
+	if profileArgs != nil { // nil: no seccomp profile, no agent
+		profile, err := exec.Command(connvisor, append([]string{"profile"}, profileArgs...)...).Output()
+		if err != nil {
+			t.Fatalf("connvisor profile: %v", err)
+		}
+		if err := json.Unmarshal(profile, &seccomp); err != nil {
+			t.Fatal(err)
+		}
 	}
 	proc := spec["process"].(map[string]any)
 	proc["terminal"] = false
 	proc["args"] = []string{"sh", "-c", script}
 	linux := spec["linux"].(map[string]any)
-	linux["seccomp"] = seccomp
+	if seccomp != nil {
+		linux["seccomp"] = seccomp
+	}
 	// The host's network namespace: the test's servers are on its loopback.
 	var nss []any
 	for _, ns := range linux["namespaces"].([]any) {
@@ -130,7 +135,7 @@ func newContainer(t *testing.T, rt *runtimeUnderTest, script string, annotations
 }
 
 // start runs the container in the foreground of a background process.
-func (c *container) start(t *testing.T) {
+func (c *container) start(t testing.TB) {
 	t.Helper()
 	c.cmd = c.rt.cmd("run", "--bundle", c.bundle, c.id)
 	c.cmd.Stdout, c.cmd.Stderr = &lockedWriter{w: &c.out}, &lockedWriter{w: &c.out}
@@ -141,7 +146,7 @@ func (c *container) start(t *testing.T) {
 }
 
 // wait waits for the container's process to exit and returns its output.
-func (c *container) wait(t *testing.T, d time.Duration) (string, error) {
+func (c *container) wait(t testing.TB, d time.Duration) (string, error) {
 	t.Helper()
 	select {
 	case <-c.done:
@@ -154,7 +159,7 @@ func (c *container) wait(t *testing.T, d time.Duration) (string, error) {
 }
 
 // run runs the container to its end.
-func (c *container) run(t *testing.T) (string, error) {
+func (c *container) run(t testing.TB) (string, error) {
 	t.Helper()
 	c.start(t)
 	return c.wait(t, containerTimeout)
@@ -171,7 +176,7 @@ func (c *container) output() string {
 }
 
 // remove deletes the container and its state (killed first if running).
-func (c *container) remove(t *testing.T) {
+func (c *container) remove(t testing.TB) {
 	c.rt.cmd("kill", c.id, "KILL").Run()
 	if c.cmd != nil && c.cmd.Process != nil {
 		select {
@@ -186,7 +191,7 @@ func (c *container) remove(t *testing.T) {
 }
 
 // waitFile waits for the container to create name in /shared.
-func (c *container) waitFile(t *testing.T, name string) {
+func (c *container) waitFile(t testing.TB, name string) {
 	t.Helper()
 	deadline := time.Now().Add(containerTimeout)
 	for time.Now().Before(deadline) {
@@ -205,14 +210,14 @@ func (c *container) waitFile(t *testing.T, name string) {
 	t.Fatalf("container %s made no /shared/%s; output:\n%s", c.id, name, c.output())
 }
 
-func (c *container) touch(t *testing.T, name string) {
+func (c *container) touch(t testing.TB, name string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(c.shared, name), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (c *container) file(t *testing.T, name string) string {
+func (c *container) file(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(c.shared, name))
 	if err != nil {
@@ -242,13 +247,13 @@ type agentProc struct {
 
 // startAgent runs `connvisor agent --listen SOCKET` with args, logging
 // JSON to a file, and waits until it accepts.
-func startAgent(t *testing.T, dir string, args ...string) *agentProc {
+func startAgent(t testing.TB, dir string, args ...string) *agentProc {
 	t.Helper()
 	a := &agentProc{socket: filepath.Join(dir, "agent.sock")}
 	return a.launch(t, args...)
 }
 
-func (a *agentProc) launch(t *testing.T, args ...string) *agentProc {
+func (a *agentProc) launch(t testing.TB, args ...string) *agentProc {
 	t.Helper()
 	n := &agentProc{socket: a.socket, log: fmt.Sprintf("%s.%d.log", a.socket, containerSeq.Add(1)), done: make(chan struct{})}
 	all := append([]string{"agent", "--listen", n.socket, "--log-format", "json", "--log-file", n.log}, args...)
@@ -273,6 +278,17 @@ func (a *agentProc) launch(t *testing.T, args ...string) *agentProc {
 			outMu.Unlock()
 		}
 	})
+	if slices.Contains(args, "-q") {
+		// Quiet: no "listening" line. The upgrade socket is made last.
+		deadline := time.Now().Add(containerTimeout)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(n.socket + ".upgrade"); err == nil {
+				return n
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("the agent made no socket")
+	}
 	n.waitLog(t, func(e logEvent) bool { return e.msg() == "agent listening" })
 	return n
 }
@@ -289,7 +305,7 @@ func (e logEvent) msg() string { return e.str("msg") }
 
 func (e logEvent) String() string { b, _ := json.Marshal(e); return string(b) }
 
-func (a *agentProc) events(t *testing.T) []logEvent {
+func (a *agentProc) events(t testing.TB) []logEvent {
 	t.Helper()
 	f, err := os.Open(a.log)
 	if err != nil {
@@ -310,7 +326,7 @@ func (a *agentProc) events(t *testing.T) []logEvent {
 
 // waitLog waits until an event matches (a runtime's hand-off and the
 // agent's log line are not ordered with the container's own output).
-func (a *agentProc) waitLog(t *testing.T, match func(logEvent) bool) logEvent {
+func (a *agentProc) waitLog(t testing.TB, match func(logEvent) bool) logEvent {
 	t.Helper()
 	deadline := time.Now().Add(containerTimeout)
 	for time.Now().Before(deadline) {
@@ -330,7 +346,7 @@ func (a *agentProc) waitLog(t *testing.T, match func(logEvent) bool) logEvent {
 }
 
 // decisions are the agent's decision events for container id.
-func (a *agentProc) decisions(t *testing.T, id string) []logEvent {
+func (a *agentProc) decisions(t testing.TB, id string) []logEvent {
 	var out []logEvent
 	for _, e := range a.events(t) {
 		if e.str("container") == id && e.str("decision") != "" {
@@ -346,7 +362,7 @@ type server struct {
 	accepted atomic.Int64
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t testing.TB) *server {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -372,7 +388,7 @@ func newServer(t *testing.T) *server {
 // nc, which prints the server's greeting or its error.
 func dial(port int) string { return fmt.Sprintf("echo | nc 127.0.0.1 %d 2>&1", port) }
 
-func writePolicy(t *testing.T, dir, name, text string) string {
+func writePolicy(t testing.TB, dir, name, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
@@ -381,7 +397,7 @@ func writePolicy(t *testing.T, dir, name, text string) string {
 	return p
 }
 
-func readJSON(t *testing.T, path string, v any) {
+func readJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -392,7 +408,7 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 }
 
-func writeJSON(t *testing.T, path string, v any) {
+func writeJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	b, err := json.MarshalIndent(v, "", " ")
 	if err != nil {
