@@ -145,10 +145,16 @@ func UpgradePath(listen string) string { return listen + ".upgrade" }
 // agent took everything over: supervision goes on there.
 func (a *Agent) Serve(ctx context.Context) error {
 	if a.cfg.Upgrade {
-		if err := a.takeOver(); err != nil {
+		err := a.takeOver()
+		if errors.Is(err, errNoPredecessor) {
+			// A DaemonSet's new pod on a fresh node has nobody to take
+			// over from: it starts as the first agent.
+			a.log.Warn("--upgrade: no agent runs here, starting as the first one", zap.Error(err))
+		} else if err != nil {
 			return err
 		}
-	} else {
+	}
+	if a.socket == nil {
 		l, err := listenUnix(a.cfg.Listen, "unix")
 		if err != nil {
 			return err

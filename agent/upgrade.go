@@ -39,6 +39,9 @@ const (
 	maxUpgradeRecord = 128 << 10
 )
 
+// errNoPredecessor: --upgrade found no agent to take over from.
+var errNoPredecessor = errors.New("no agent to take over")
+
 // acceptUpgrades waits for a successor; once one took everything over it
 // closes upgraded.
 func (a *Agent) acceptUpgrades(upgraded chan<- struct{}) {
@@ -176,7 +179,10 @@ func (a *Agent) takeOver() error {
 	path := UpgradePath(a.cfg.Listen)
 	c, err := net.DialTimeout("unixpacket", path, upgradeTimeout)
 	if err != nil {
-		return fmt.Errorf("--upgrade: no agent to take over at %s: %w", path, err)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED) {
+			return fmt.Errorf("%w at %s: %v", errNoPredecessor, path, err)
+		}
+		return fmt.Errorf("--upgrade: reach the agent at %s: %w", path, err)
 	}
 	conn := c.(*net.UnixConn)
 	defer conn.Close()
