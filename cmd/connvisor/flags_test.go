@@ -61,3 +61,33 @@ func TestCtlFlags(t *testing.T) {
 		t.Errorf("misspelt flag: %v", err)
 	}
 }
+
+// agent and profile: every flag of their tables is in their usage, a
+// misspelt one gets a hint, and a stray argument is an error.
+func TestAgentAndProfileFlags(t *testing.T) {
+	tables := map[string][]runFlag{
+		"agent":   agentFlagTable(&agentFlags{}),
+		"profile": profileFlagTable(&profileFlags{}),
+	}
+	for cmd, table := range tables {
+		u := flagUsage(table)
+		for _, f := range table {
+			if !strings.Contains(u, "--"+f.names[0]) {
+				t.Errorf("%s usage does not list --%s", cmd, f.names[0])
+			}
+		}
+		if err := parseTable(cmd, table, []string{"--help"}); !errors.Is(err, errHelp) {
+			t.Errorf("%s --help: %v", cmd, err)
+		}
+		if err := parseTable(cmd, table, []string{"stray"}); err == nil || !strings.Contains(err.Error(), "unexpected argument") {
+			t.Errorf("%s with a stray argument: %v", cmd, err)
+		}
+	}
+	err := parseTable("agent", tables["agent"], []string{"--polcy-dir", "/x"})
+	if err == nil || !strings.Contains(err.Error(), "did you mean --policy-dir?") {
+		t.Errorf("misspelt agent flag: %v", err)
+	}
+	if !strings.Contains(usage(), "connvisor agent") || !strings.Contains(usage(), "connvisor profile") {
+		t.Error("the main usage names neither agent nor profile")
+	}
+}

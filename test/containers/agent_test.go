@@ -210,6 +210,15 @@ func TestTwoContainers(t *testing.T) {
 				t.Errorf("container %d decided %v and %v: want its own server allowed only", i+1, ds[0], ds[1])
 			}
 		}
+		// SIGUSR1: one table per container, each with its own counts.
+		sum := a.summary(t, c1.id, c2.id)
+		for i, c := range []*container{c1, c2} {
+			_, table, _ := strings.Cut(sum, "container "+c.id)
+			own := []int{s1.port, s2.port}[i]
+			if !strings.Contains(table, fmt.Sprintf("tcp 127.0.0.1:%d     1        1       0", own)) {
+				t.Errorf("the summary of container %d does not count its allowed connect:\n%s", i+1, sum)
+			}
+		}
 	})
 }
 

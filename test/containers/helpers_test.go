@@ -243,6 +243,7 @@ type agentProc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	err    error
+	stderr *bytes.Buffer // the summaries
 }
 
 // startAgent runs `connvisor agent --listen SOCKET` with args, logging
@@ -259,6 +260,7 @@ func (a *agentProc) launch(t testing.TB, args ...string) *agentProc {
 	all := append([]string{"agent", "--listen", n.socket, "--log-format", "json", "--log-file", n.log}, args...)
 	n.cmd = exec.Command(connvisor, all...)
 	var stderr bytes.Buffer
+	n.stderr = &stderr
 	n.cmd.Stderr = &lockedWriter{w: &stderr}
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -291,6 +293,29 @@ func (a *agentProc) launch(t testing.TB, args ...string) *agentProc {
 	}
 	n.waitLog(t, func(e logEvent) bool { return e.msg() == "agent listening" })
 	return n
+}
+
+// summary asks the agent for its summary (SIGUSR1) and returns it once it
+// names every one of ids.
+func (a *agentProc) summary(t testing.TB, ids ...string) string {
+	t.Helper()
+	a.cmd.Process.Signal(syscall.SIGUSR1)
+	deadline := time.Now().Add(containerTimeout)
+	for time.Now().Before(deadline) {
+		outMu.Lock()
+		s := a.stderr.String()
+		outMu.Unlock()
+		all := true
+		for _, id := range ids {
+			all = all && strings.Contains(s, "container "+id)
+		}
+		if all {
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the agent's summary does not name %v", ids)
+	return ""
 }
 
 // logEvent is one line of the agent's JSON log.
