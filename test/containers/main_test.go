@@ -18,9 +18,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
@@ -36,20 +37,14 @@ func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
 	var err error
-	if repoRoot, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	repoRoot = testutil.RepoRoot()
 	if binDir, err = os.MkdirTemp("", "connvisor-containers-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	connvisor = filepath.Join(binDir, "connvisor")
-	build := exec.Command("go", "build", "-o", connvisor, "./cmd/connvisor")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build connvisor: %v\n%s", err, out)
+	if connvisor, err = testutil.BuildConnvisor(binDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	installPackages()
