@@ -372,3 +372,48 @@ func TestBadHandoffs(t *testing.T) {
 		t.Errorf("a container after the bad hand-offs: %v\n%s", err, out)
 	}
 }
+
+// TestUpgradeAbandoned: a successor that takes the first record and goes
+// away leaves everything with the old agent, which goes on deciding the
+// container's connects and accepting new containers.
+func TestUpgradeAbandoned(t *testing.T) {
+	rt := newRuntime(t, "runc")
+	dir := t.TempDir()
+	ok, no := newServer(t), newServer(t)
+	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+	a := startAgent(t, dir, "--policy-dir", dir)
+	c := phased(t, rt, a, ok, no, 2, "--metadata", "p")
+	c.start(t)
+	if out := c.phase(t, 1); !strings.Contains(out, "hi") {
+		t.Fatalf("before: %s", out)
+	}
+	conn, err := net.Dial("unixpacket", a.socket+".upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := conn.(*net.UnixConn).ReadMsgUnix(make([]byte, 1<<17), oob)
+	if err != nil || n == 0 {
+		t.Fatalf("read the first record: %v", err)
+	}
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for i := range msgs {
+			fds, _ := unix.ParseUnixRights(&msgs[i])
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+	}
+	conn.Close()
+	a.waitLog(t, func(e logEvent) bool { return e.msg() == "upgrade failed, this agent goes on supervising" })
+	if out := c.phase(t, 2); !strings.Contains(out, "hi") || !strings.Contains(out, msgRefused) {
+		t.Errorf("after the abandoned upgrade: want the greeting and a refusal, got:\n%s", out)
+	}
+	if n := len(a.decisions(t, c.id)); n != 4 {
+		t.Errorf("the agent logged %d decisions for %s, want 4", n, c.id)
+	}
+	c2 := newContainer(t, rt, dial(ok.port)+"; true", nil, "--listener", a.socket, "--metadata", "p")
+	if out, err := c2.run(t); err != nil || !strings.Contains(out, "hi") {
+		t.Errorf("a new container after the abandoned upgrade: %v\n%s", err, out)
+	}
+}
