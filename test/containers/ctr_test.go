@@ -37,7 +37,7 @@ func TestContainerd(t *testing.T) {
 	id := c.id + "-ctr"
 	ns := "connvisor-test"
 	script := dial(ok.port) + "; " + dial(no.port) + "; true"
-	cmd := exec.Command("ctr", "--address", address, "--namespace", ns, "run", "--rm", "--net-host",
+	cmd := exec.Command("ctr", "--address", address, "--namespace", ns, "run", "--rm", "--net-host", "--runc-root", rt.root,
 		"--seccomp", "--seccomp-profile", profilePath, "--rootfs", filepath.Join(c.bundle, "rootfs"), id, "/bin/sh", "-c", script)
 	t.Cleanup(func() {
 		exec.Command("ctr", "--address", address, "--namespace", ns, "task", "kill", "-s", "KILL", id).Run()
