@@ -170,7 +170,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 	a.log.Info("agent listening", zap.String("socket", a.cfg.Listen), zap.String("policy_dir", a.cfg.PolicyDir),
 		zap.String("policy", a.cfg.PolicyFile))
 	upgraded := make(chan struct{})
-	go a.acceptHandoffs()
+	go a.acceptHandoffs(a.socket)
 	go a.acceptUpgrades(upgraded)
 	select {
 	case <-ctx.Done():
@@ -214,10 +214,10 @@ func listenUnix(path, network string) (*net.UnixListener, error) {
 	return l, nil
 }
 
-// acceptHandoffs serves the runtimes' connections until the socket closes.
-func (a *Agent) acceptHandoffs() {
+// acceptHandoffs serves the runtimes' connections until sock closes.
+func (a *Agent) acceptHandoffs(sock *net.UnixListener) {
 	for {
-		conn, err := a.socket.AcceptUnix()
+		conn, err := sock.AcceptUnix()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				a.log.Error("accept a hand-off", zap.Error(err))
@@ -409,7 +409,10 @@ func (a *Agent) shutdown(stopAll bool) {
 		a.upgrade.Close()
 	}
 	if stopAll {
-		a.socket.Close()
+		a.mu.Lock()
+		sock := a.socket
+		a.mu.Unlock()
+		sock.Close()
 		os.Remove(a.cfg.Listen)
 		os.Remove(UpgradePath(a.cfg.Listen))
 		a.mu.Lock()
@@ -435,7 +438,7 @@ func (a *Agent) shutdown(stopAll bool) {
 const shutdownGrace = 5 * time.Second
 
 // WriteSummary prints, per container, its counters: live containers first,
-// then the ones whose supervision ended, each oldest first.
+// then the ones whose supervision ended, each by id.
 func (a *Agent) WriteSummary(w io.Writer) error {
 	a.mu.Lock()
 	cs := make([]*container, 0, len(a.containers))

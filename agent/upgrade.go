@@ -72,7 +72,10 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 		return false
 	}
 	a.log.Info("upgrade: handing every listener to the new agent")
-	sock, err := a.socket.File()
+	a.mu.Lock()
+	current := a.socket
+	a.mu.Unlock()
+	sock, err := current.File()
 	if err != nil {
 		a.log.Error("upgrade: duplicate the socket", zap.Error(err))
 		return false
@@ -80,7 +83,7 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 	defer sock.Close()
 	// Connections not yet accepted wait in the socket's backlog, which the
 	// new agent takes with the socket; the ones being read finish here.
-	a.socket.Close()
+	current.Close()
 	a.handoffs.Wait()
 
 	a.mu.Lock()
@@ -100,9 +103,12 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 			a.readopt(d.l, d.fd)
 		}
 		if l, err := net.FileListener(sock); err == nil {
-			a.socket = l.(*net.UnixListener)
-			a.socket.SetUnlinkOnClose(false)
-			go a.acceptHandoffs()
+			ul := l.(*net.UnixListener)
+			ul.SetUnlinkOnClose(false)
+			a.mu.Lock()
+			a.socket = ul
+			a.mu.Unlock()
+			go a.acceptHandoffs(ul)
 		} else {
 			a.log.Error("upgrade: take the socket back; no more hand-offs are accepted", zap.Error(err))
 		}

@@ -273,6 +273,12 @@ func (a *agentProc) launch(t testing.TB, args ...string) *agentProc {
 		case <-time.After(10 * time.Second):
 			n.cmd.Process.Kill()
 		}
+		outMu.Lock()
+		raced := strings.Contains(stderr.String(), "DATA RACE")
+		outMu.Unlock()
+		if raced { // built with GOFLAGS=-race
+			t.Errorf("the agent had a data race")
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(n.log)
 			outMu.Lock()
