@@ -274,7 +274,9 @@ func (a *Agent) adopt(h handoff, source string) error {
 	}
 	var pol *policy.Policy
 	if c != nil && c.source == source {
+		a.mu.Lock()
 		pol = c.pol // listeners of a container share its policy and schedules
+		a.mu.Unlock()
 	} else {
 		p, err := a.cfg.LoadPolicy(source)
 		if err != nil {
@@ -291,10 +293,11 @@ func (a *Agent) adopt(h handoff, source string) error {
 	}
 	c.listeners++
 	c.handoffs++
+	pol = c.pol
 	a.mu.Unlock()
 	fields := append(containerFields(h.state), zap.Int("listener_pid", h.state.Pid))
 	log := a.log.With(fields...)
-	sup, err := supervisor.Supervise(h.listener, c.pol, supervisor.SuperviseConfig{Logger: log, Options: a.cfg.Options, Stats: c.stats})
+	sup, err := supervisor.Supervise(h.listener, pol, supervisor.SuperviseConfig{Logger: log, Options: a.cfg.Options, Stats: c.stats})
 	if err != nil {
 		a.mu.Lock()
 		c.listeners--
@@ -477,4 +480,31 @@ func (a *Agent) WriteSummary(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// Reload reads every live container's policy file again and swaps it in
+// for all of the container's listeners; a file that no longer loads is
+// logged and the policy in force stays.
+func (a *Agent) Reload() {
+	a.mu.Lock()
+	byContainer := map[*container][]*listener{}
+	for l := range a.listeners {
+		byContainer[l.c] = append(byContainer[l.c], l)
+	}
+	a.mu.Unlock()
+	for c, ls := range byContainer {
+		p, err := a.cfg.LoadPolicy(c.source)
+		if err != nil {
+			a.log.Error("policy reload rejected, the old policy stays in force",
+				zap.String("container", c.id), zap.String("policy", c.source), zap.Error(err))
+			continue
+		}
+		a.mu.Lock()
+		c.pol = p
+		a.mu.Unlock()
+		for _, l := range ls {
+			l.sup.SetPolicy(p)
+		}
+		a.log.Info("policy reloaded", zap.String("container", c.id), zap.String("policy", c.source), zap.Int("rules", len(p.Rules())))
+	}
 }

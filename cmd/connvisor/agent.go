@@ -23,7 +23,8 @@ listenerMetadata names in DIR, else the one its org.connvisor.policy
 annotation names, else FILE; with none, its listener is refused and its
 trapped calls fail with ENOSYS.
 
-SIGUSR1 prints the per-container summary; SIGHUP starts a new agent
+SIGUSR1 prints the per-container summary; SIGUSR2 reads every running
+container's policy file again; SIGHUP starts a new agent
 (the binary on disk) that takes every listener over, and this one exits;
 SIGINT and SIGTERM stop supervising (the containers' trapped calls fail
 with ENOSYS) and exit.
@@ -69,13 +70,15 @@ func agentCommand(args []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
 		for sig := range sigs {
 			switch sig {
 			case syscall.SIGUSR1:
 				a.WriteSummary(os.Stderr)
+			case syscall.SIGUSR2:
+				a.Reload()
 			case syscall.SIGHUP:
 				startSuccessor(args, log)
 			default:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -415,5 +416,29 @@ func TestUpgradeAbandoned(t *testing.T) {
 	c2 := newContainer(t, rt, dial(ok.port)+"; true", nil, "--listener", a.socket, "--metadata", "p")
 	if out, err := c2.run(t); err != nil || !strings.Contains(out, "hi") {
 		t.Errorf("a new container after the abandoned upgrade: %v\n%s", err, out)
+	}
+}
+
+// TestReload: SIGUSR2 reads a running container's policy file again; its
+// next connects are decided by the new rules.
+func TestReload(t *testing.T) {
+	rt := newRuntime(t, "runc")
+	dir := t.TempDir()
+	ok, no := newServer(t), newServer(t)
+	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+	a := startAgent(t, dir, "--policy-dir", dir)
+	c := phased(t, rt, a, ok, no, 2, "--metadata", "p")
+	c.start(t)
+	if out := c.phase(t, 1); !strings.Contains(out, "hi") || !strings.Contains(out, msgRefused) {
+		t.Fatalf("before the reload: %s", out)
+	}
+	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", no.port))
+	a.cmd.Process.Signal(syscall.SIGUSR2)
+	a.waitLog(t, func(e logEvent) bool { return e.msg() == "policy reloaded" && e.str("container") == c.id })
+	if out := c.phase(t, 2); !strings.Contains(out, "hi") || !strings.Contains(out, msgRefused) {
+		t.Errorf("after the reload: want the greeting and a refusal, got:\n%s", out)
+	}
+	if ok.accepted.Load() != 1 || no.accepted.Load() != 1 {
+		t.Errorf("servers accepted %d and %d, want 1 and 1 (the rules swapped)", ok.accepted.Load(), no.accepted.Load())
 	}
 }
