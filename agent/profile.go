@@ -30,6 +30,11 @@ type ProfileOptions struct {
 // agent refuses the compat ones (i386, x32, arm) with EPERM, as `run` does.
 var profileArches = []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32, specs.ArchAARCH64, specs.ArchARM}
 
+// multiplexed are the calls connvisor traps that i386 makes through
+// socketcall(2) (and socketcall itself).
+var multiplexed = map[string]bool{"socket": true, "connect": true, "setsockopt": true, "sendto": true,
+	"sendmsg": true, "sendmmsg": true, "socketcall": true}
+
 // profileFilterOptions: a container under the agent gets the safe
 // defaults of `run` (sends, raw sockets, io_uring and user namespaces
 // trapped).
@@ -85,6 +90,11 @@ func Profile(opts ProfileOptions) ([]byte, []string, error) {
 	}
 	var warnings []string
 	skip := map[string]bool{} // our conditional rules a base rule overrides
+	// i386Conflict: the base allows some socketcall(2) calls connvisor
+	// traps. libseccomp writes one i386 rule per multiplexed call, without
+	// the arguments, so an allow and a notify of the same call clash (the
+	// runtime fails with EEXIST) or the allow wins: i386 is left out.
+	i386Conflict := false
 	var merged []any
 	for i, r := range baseRules {
 		var names []string
@@ -111,6 +121,11 @@ func Profile(opts ProfileOptions) ([]byte, []string, error) {
 		permits := action == specs.ActAllow || action == specs.ActLog
 		keep := names[:0:0]
 		for _, n := range names {
+			if permits && multiplexed[n] && !(unconditional[n] && n != "socketcall") {
+				// Whatever happens to it below, the merged profile
+				// allows some calls of n, which i386 multiplexes.
+				i386Conflict = true
+			}
 			switch {
 			case unconditional[n] && permits:
 				// Our notify is the stricter rule: the agent decides.
@@ -123,14 +138,18 @@ func Profile(opts ProfileOptions) ([]byte, []string, error) {
 			case conditional[n] && permits && !hasArgs && defaultAction != specs.ActAllow:
 				// libseccomp lets an unconditional rule override every
 				// conditional one of the same call, whatever the action.
-				if n == "sendto" {
-					// The complement of our sendto rules is exact: the
-					// base allows what we do not trap.
-					merged = append(merged, sendtoComplement(action))
+				if c := complement(n, action); c != nil {
+					// The base allows exactly what our rules do not trap.
+					for _, r := range c {
+						merged = append(merged, r)
+					}
 					continue
 				}
 				keep = append(keep, n)
 				skip[n] = true
+				if n == "socketcall" {
+					continue // only i386 has it, and i386 is left out
+				}
 				warnings = append(warnings, fmt.Sprintf("the base allows %s unconditionally, which overrides connvisor's conditional rules for it (libseccomp): they are left out", n))
 			default:
 				keep = append(keep, n)
@@ -161,7 +180,29 @@ func Profile(opts ProfileOptions) ([]byte, []string, error) {
 	if opts.Metadata != "" {
 		out["listenerMetadata"] = opts.Metadata
 	}
-	if _, docker := base["archMap"]; !docker {
+	if raw, docker := base["archMap"]; docker {
+		if i386Conflict {
+			var archMap []map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &archMap); err != nil {
+				return nil, nil, fmt.Errorf("base profile: archMap: %w", err)
+			}
+			var kept []map[string]json.RawMessage
+			for _, m := range archMap {
+				var arch specs.Arch
+				json.Unmarshal(m["architecture"], &arch)
+				if arch == specs.ArchX86 {
+					continue
+				}
+				var subs []specs.Arch
+				json.Unmarshal(m["subArchitectures"], &subs)
+				subs = slices.DeleteFunc(subs, func(a specs.Arch) bool { return a == specs.ArchX86 })
+				b, _ := json.Marshal(subs)
+				m["subArchitectures"] = b
+				kept = append(kept, m)
+			}
+			out["archMap"] = kept
+		}
+	} else {
 		var arches []specs.Arch
 		if raw, ok := base["architectures"]; ok {
 			json.Unmarshal(raw, &arches)
@@ -171,7 +212,14 @@ func Profile(opts ProfileOptions) ([]byte, []string, error) {
 				arches = append(arches, a)
 			}
 		}
+		if i386Conflict {
+			arches = slices.DeleteFunc(arches, func(a specs.Arch) bool { return a == specs.ArchX86 })
+		}
 		out["architectures"] = arches
+	}
+	if i386Conflict {
+		warnings = append(warnings, "i386 (SCMP_ARCH_X86) is left out: the base allows socket calls that i386 multiplexes through socketcall(2), "+
+			"which libseccomp cannot both allow and hand to the agent; i386 programs get the runtime's action for an unlisted ABI")
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
@@ -180,13 +228,45 @@ func Profile(opts ProfileOptions) ([]byte, []string, error) {
 	return append(b, '\n'), warnings, nil
 }
 
-// sendtoComplement allows the sendto calls connvisor's rules do not trap:
-// no address and no MSG_FASTOPEN.
-func sendtoComplement(action specs.LinuxSeccompAction) specs.LinuxSyscall {
-	return specs.LinuxSyscall{Names: []string{"sendto"}, Action: action, Args: []specs.LinuxSeccompArg{
-		{Index: 4, Value: 0, Op: specs.OpEqualTo},
-		{Index: 3, Value: unix.MSG_FASTOPEN, ValueTwo: 0, Op: specs.OpMaskedEqual},
-	}}
+// complement returns rules that give action to the calls of name that
+// connvisor's rules do not trap, disjoint from them (so that libseccomp's
+// order between overlapping rules never matters), or nil when they cannot
+// be written so.
+func complement(name string, action specs.LinuxSeccompAction) []specs.LinuxSyscall {
+	masked := func(index uint, mask, value uint64) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: index, Value: mask, ValueTwo: value, Op: specs.OpMaskedEqual}
+	}
+	rule := func(args ...specs.LinuxSeccompArg) specs.LinuxSyscall {
+		return specs.LinuxSyscall{Names: []string{name}, Action: action, Args: args}
+	}
+	switch name {
+	case "sendto":
+		// No address and no MSG_FASTOPEN.
+		return []specs.LinuxSyscall{rule(
+			specs.LinuxSeccompArg{Index: 4, Value: 0, Op: specs.OpEqualTo},
+			masked(3, unix.MSG_FASTOPEN, 0),
+		)}
+	case "socket":
+		// Every family the kernel knows, by the int it reads, but the
+		// trapped ones; for IPv4 and IPv6 every type but raw (and
+		// packet): the other families and types fail natively anyway.
+		var out []specs.LinuxSyscall
+		for f := uint64(0); f < unix.AF_MAX; f++ {
+			if f != unix.AF_INET && f != unix.AF_INET6 && f != unix.AF_PACKET {
+				out = append(out, rule(masked(0, 0xffffffff, f)))
+			}
+		}
+		for _, f := range []uint64{unix.AF_INET, unix.AF_INET6} {
+			for typ := uint64(0); typ <= 0xf; typ++ {
+				if typ == unix.SOCK_RAW || (f == unix.AF_INET && typ == unix.SOCK_PACKET) {
+					continue
+				}
+				out = append(out, rule(masked(0, 0xffffffff, f), masked(1, 0xf, typ)))
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // ociRule writes one filter rule in the runtime-spec's form. OCI's masked

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -245,7 +246,7 @@ const dockerLikeBase = `{
   "defaultErrnoRet": 1,
   "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
   "syscalls": [
-    {"names": ["connect", "sendto", "sendmsg", "sendmmsg", "socket", "setsockopt", "getpid", "clone3"], "action": "SCMP_ACT_ALLOW", "comment": "network"},
+    {"names": ["connect", "sendto", "sendmsg", "sendmmsg", "socket", "setsockopt", "socketcall", "getpid", "clone3"], "action": "SCMP_ACT_ALLOW", "comment": "network"},
     {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}], "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
     {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
     {"names": ["io_uring_setup"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
@@ -277,17 +278,25 @@ func TestProfileMergesBase(t *testing.T) {
 		t.Errorf("the base's own fields were dropped:\n%s", raw)
 	}
 	joined := strings.Join(warnings, "\n")
-	for _, name := range []string{"socket", "setsockopt"} {
-		if !strings.Contains(joined, "allows "+name+" unconditionally") {
-			t.Errorf("no warning for %s in %q", name, joined)
-		}
+	if !strings.Contains(joined, "allows setsockopt unconditionally") || strings.Contains(joined, "allows socket unconditionally") {
+		t.Errorf("want a warning for setsockopt only, got %q", joined)
 	}
-	// The runtime reads archMap; compile the native ABI alone.
+	// The runtime (Docker's loader) expands archMap into architectures.
 	var p map[string]any
 	json.Unmarshal(raw, &p)
+	var arches []any
+	for _, m := range p["archMap"].([]any) {
+		m := m.(map[string]any)
+		arches = append(arches, m["architecture"])
+		arches = append(arches, m["subArchitectures"].([]any)...)
+	}
 	delete(p, "archMap")
-	native, _ := json.Marshal(p)
-	prog := compileProfile(t, native)
+	p["architectures"] = arches
+	if strings.Contains(fmt.Sprint(arches), "SCMP_ARCH_X86 ") || !strings.Contains(joined, "i386") {
+		t.Errorf("i386 should be left out, with a warning: %v %q", arches, joined)
+	}
+	expanded, _ := json.Marshal(p)
+	prog := compileProfile(t, expanded)
 	x := uint32(unix.AUDIT_ARCH_X86_64)
 	for _, c := range []struct {
 		name string
@@ -307,7 +316,16 @@ func TestProfileMergesBase(t *testing.T) {
 		{"clone thread (the base's condition)", 56, [6]uint64{unix.CLONE_VM | unix.CLONE_THREAD}, retAllow},
 		{"clone CLONE_NEWUSER", 56, [6]uint64{unix.CLONE_NEWUSER}, retNotify},
 		{"clone3 (ENOSYS for the C library's fallback)", 435, [6]uint64{}, retErrno | uint32(unix.ENOSYS)},
-		{"socket tcp (the base's allow)", 41, [6]uint64{unix.AF_INET, unix.SOCK_STREAM}, retAllow},
+		{"socket tcp (the base's allow)", 41, [6]uint64{unix.AF_INET, unix.SOCK_STREAM | unix.SOCK_CLOEXEC}, retAllow},
+		{"socket udp6", 41, [6]uint64{unix.AF_INET6, unix.SOCK_DGRAM}, retAllow},
+		{"socket unix", 41, [6]uint64{unix.AF_UNIX, unix.SOCK_STREAM}, retAllow},
+		{"socket netlink raw", 41, [6]uint64{unix.AF_NETLINK, unix.SOCK_RAW}, retAllow},
+		{"socket raw", 41, [6]uint64{unix.AF_INET, unix.SOCK_RAW}, retNotify},
+		{"socket raw6", 41, [6]uint64{unix.AF_INET6, unix.SOCK_RAW | unix.SOCK_NONBLOCK}, retNotify},
+		{"socket (1<<32)|AF_INET raw", 41, [6]uint64{1<<32 | unix.AF_INET, unix.SOCK_RAW}, retNotify},
+		{"socket SOCK_PACKET", 41, [6]uint64{unix.AF_INET, unix.SOCK_PACKET}, retNotify},
+		{"socket packet", 41, [6]uint64{unix.AF_PACKET, unix.SOCK_DGRAM}, retNotify},
+		{"setsockopt (the base's allow)", 54, [6]uint64{3, unix.SOL_SOCKET, unix.SO_REUSEADDR}, retAllow},
 	} {
 		got, err := testutil.RunSeccompBPF(prog, testutil.SeccompData(c.nr, x, c.args))
 		if err != nil {
@@ -317,4 +335,22 @@ func TestProfileMergesBase(t *testing.T) {
 			t.Errorf("%s: %#x, want %#x", c.name, got, c.want)
 		}
 	}
+	if got, _ := testutil.RunSeccompBPF(prog, testutil.SeccompData(42|x32Bit, x, [6]uint64{3, 0x1000, 16})); got != retNotify {
+		t.Errorf("x32 connect: %#x, want NOTIFY", got)
+	}
+}
+
+// TestProfileMergesOCIBase: an OCI base with i386 listed and socket calls
+// allowed compiles (no clash of i386's multiplexed rules) without i386.
+func TestProfileMergesOCIBase(t *testing.T) {
+	base := `{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+	  "syscalls": [{"names": ["socket", "sendto", "setsockopt", "bind"], "action": "SCMP_ACT_ALLOW"}]}`
+	raw, warnings, err := Profile(ProfileOptions{ListenerPath: "/x", Base: []byte(base)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), `"SCMP_ARCH_X86"`) || !strings.Contains(strings.Join(warnings, " "), "i386") {
+		t.Errorf("i386 should be left out, with a warning:\n%s\n%q", raw, warnings)
+	}
+	compileProfile(t, raw) // fails the test on a clash
 }

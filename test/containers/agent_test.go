@@ -442,3 +442,35 @@ func TestReload(t *testing.T) {
 		t.Errorf("servers accepted %d and %d, want 1 and 1 (the rules swapped)", ok.accepted.Load(), no.accepted.Load())
 	}
 }
+
+// TestMergedProfile: a profile merged into a base keeps the base's
+// refusals in a real container, and its connects go to the agent.
+func TestMergedProfile(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
+		dir := t.TempDir()
+		ok, no := newServer(t), newServer(t)
+		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+		base := filepath.Join(dir, "base.json")
+		if err := os.WriteFile(base, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+		  "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 122},
+		               {"names": ["connect"], "action": "SCMP_ACT_ALLOW"}]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a := startAgent(t, dir, "--policy-dir", dir)
+		c := newContainer(t, rt, "mkdir /tmp/x 2>&1; "+dial(ok.port)+"; "+dial(no.port)+"; true", nil,
+			"--listener", a.socket, "--metadata", "p", "--base", base)
+		out, err := c.run(t)
+		if err != nil {
+			t.Fatalf("container: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "quota exceeded") { // EDQUOT, the base's errno
+			t.Errorf("the base's mkdir refusal is gone:\n%s", out)
+		}
+		if !strings.Contains(out, "hi") || !strings.Contains(out, msgRefused) {
+			t.Errorf("want the greeting and a refusal, got:\n%s", out)
+		}
+		if n := len(a.decisions(t, c.id)); n != 2 {
+			t.Errorf("the agent decided %d connects, want 2", n)
+		}
+	})
+}
