@@ -474,3 +474,34 @@ func TestMergedProfile(t *testing.T) {
 		}
 	})
 }
+
+// TestNonblockingFaultsOwnNetns: in a container with a network namespace
+// of its own, faults on nonblocking connects arrive as from a network
+// (EINPROGRESS, then SO_ERROR), made in the container's namespace.
+func TestNonblockingFaultsOwnNetns(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
+		connector := staticConnector(t)
+		dir := t.TempDir()
+		writePolicy(t, dir, "f.policy", "fail tcp 127.0.0.1 port 9 errno=ENETUNREACH\n"+
+			"fail tcp 127.0.0.1 port 10 errno=ETIMEDOUT delay=200ms\nfail tcp 127.0.0.1 port 11 errno=ECONNRESET\nallow any\n")
+		a := startAgent(t, dir, "--policy-dir", dir)
+		c := newContainer(t, rt, "/bin/connector --nonblock tcp4 127.0.0.1:9 tcp4 127.0.0.1:10 tcp4 127.0.0.1:11", nil,
+			"--listener", a.socket, "--metadata", "f")
+		c.install(t, connector, "/bin/connector")
+		c.ownNetworkNamespace(t)
+		out, err := c.run(t)
+		if err != nil {
+			t.Fatalf("container: %v\n%s", err, out)
+		}
+		for _, want := range []string{"127.0.0.1:9 pid=1 tid=1 leader=yes: ENETUNREACH", "127.0.0.1:10 pid=1 tid=1 leader=yes: ETIMEDOUT", "127.0.0.1:11 pid=1 tid=1 leader=yes: ECONNRESET"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("want %q in:\n%s", want, out)
+			}
+		}
+		for _, e := range a.decisions(t, c.id) {
+			if e.str("delivery") != "so_error" || e.str("errno") != "EINPROGRESS" {
+				t.Errorf("want EINPROGRESS then SO_ERROR, logged %v", e)
+			}
+		}
+	})
+}

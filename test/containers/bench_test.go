@@ -2,9 +2,6 @@ package containers
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -45,15 +42,7 @@ func BenchmarkStart(b *testing.B) {
 // allow-all, so every connect is decided and made by the agent).
 // Run: go test ./test/containers -run '^$' -bench Connect -benchtime 3x
 func BenchmarkConnect(b *testing.B) {
-	connector := filepath.Join(b.TempDir(), "connector")
-	src := filepath.Join(repoRoot, "test", "targets", "connector.c")
-	if out, err := exec.Command("gcc", "-static", "-O2", "-pthread", "-o", connector, src).CombinedOutput(); err != nil {
-		b.Skipf("a static connector cannot be built here: %v\n%s", err, out)
-	}
-	bin, err := os.ReadFile(connector)
-	if err != nil {
-		b.Fatal(err)
-	}
+	connector := staticConnector(b)
 	perConnect := regexp.MustCompile(`ns_per_connect=(\d+)`)
 	const connects = 2000
 	for _, name := range runtimes {
@@ -69,9 +58,7 @@ func BenchmarkConnect(b *testing.B) {
 					args = []string{"--listener", a.socket, "--metadata", "p"}
 				}
 				c := newContainer(b, rt, fmt.Sprintf("/bin/connector --bench %d tcp4 127.0.0.1:%d", connects, s.port), nil, args...)
-				if err := os.WriteFile(filepath.Join(c.bundle, "rootfs", "bin", "connector"), bin, 0o755); err != nil {
-					b.Fatal(err)
-				}
+				c.install(b, connector, "/bin/connector")
 				var total float64
 				for i := 0; i < b.N; i++ {
 					id := fmt.Sprintf("%s-%d", c.id, i)

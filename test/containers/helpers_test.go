@@ -134,6 +134,51 @@ func newContainer(t testing.TB, rt *runtimeUnderTest, script string, annotations
 	return c
 }
 
+// install copies the host file from into the container's rootfs at to.
+func (c *container) install(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.bundle, "rootfs", to), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ownNetworkNamespace gives the container a network namespace of its own
+// (only lo, up), as the runtimes' default spec does.
+func (c *container) ownNetworkNamespace(t testing.TB) {
+	t.Helper()
+	path := filepath.Join(c.bundle, "config.json")
+	var spec map[string]any
+	readJSON(t, path, &spec)
+	linux := spec["linux"].(map[string]any)
+	linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "network"})
+	writeJSON(t, path, spec)
+}
+
+var connectorOnce struct {
+	sync.Once
+	path, skip string
+}
+
+// staticConnector builds test/targets/connector.c statically, once.
+func staticConnector(t testing.TB) string {
+	t.Helper()
+	connectorOnce.Do(func() {
+		connectorOnce.path = filepath.Join(binDir, "connector")
+		src := filepath.Join(repoRoot, "test", "targets", "connector.c")
+		if out, err := exec.Command("gcc", "-static", "-O2", "-pthread", "-o", connectorOnce.path, src).CombinedOutput(); err != nil {
+			connectorOnce.skip = fmt.Sprintf("a static connector cannot be built here (gcc, libc6-dev): %v\n%s", err, out)
+		}
+	})
+	if connectorOnce.skip != "" {
+		t.Skip(connectorOnce.skip)
+	}
+	return connectorOnce.path
+}
+
 // start runs the container in the foreground of a background process.
 func (c *container) start(t testing.TB) {
 	t.Helper()
