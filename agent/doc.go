@@ -27,8 +27,8 @@
 //
 // A running agent also listens on UpgradePath(listen). A new agent started
 // with Config.Upgrade connects there and the old one hands it every
-// listener (with the container's state and the policy's source) and the
-// listening socket itself, then exits: no container loses supervision,
+// listener (with the container's state, counters and the policy's source)
+// and the listening socket itself, then exits: no container loses supervision,
 // and no runtime finds the socket closed. An agent that dies without doing
 // so loses its listeners: the containers' trapped calls fail with ENOSYS
 // from then on, and cannot be supervised again.

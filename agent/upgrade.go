@@ -26,6 +26,8 @@ type upgradeRecord struct {
 	State *specs.ContainerProcessState `json:"state,omitempty"`
 	// Policy is the file the container's policy came from.
 	Policy string `json:"policy,omitempty"`
+	// Stats are the container's counters, with its first listener only.
+	Stats json.RawMessage `json:"stats,omitempty"`
 }
 
 const (
@@ -97,6 +99,7 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 		fd int
 	}
 	var sent []detached
+	statsSent := map[*container]bool{}
 	fail := func(why string, err error) bool {
 		a.log.Error("upgrade failed, this agent goes on supervising", zap.String("step", why), zap.Error(err))
 		for _, d := range sent {
@@ -123,7 +126,14 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 			return fail("detach", err)
 		}
 		sent = append(sent, detached{l, fd})
-		if err := sendRecord(conn, upgradeRecord{Kind: upgradeListener, State: l.reduced(), Policy: l.c.source}, fd); err != nil {
+		rec := upgradeRecord{Kind: upgradeListener, State: l.reduced(), Policy: l.c.source}
+		if !statsSent[l.c] {
+			statsSent[l.c] = true
+			if b, err := json.Marshal(l.c.stats); err == nil && len(b) < maxUpgradeRecord/2 {
+				rec.Stats = b // counters start afresh when they are too many to send
+			}
+		}
+		if err := sendRecord(conn, rec, fd); err != nil {
 			return fail("send a listener", err)
 		}
 	}
@@ -214,6 +224,14 @@ func (a *Agent) takeOver() error {
 				continue
 			}
 			n++
+			if rec.Stats != nil {
+				a.mu.Lock()
+				c := a.containers[h.state.State.ID]
+				a.mu.Unlock()
+				if err := c.stats.UnmarshalJSON(rec.Stats); err != nil {
+					a.log.Warn("upgrade: the container's counters start afresh", zap.String("container", c.id), zap.Error(err))
+				}
+			}
 		case upgradeSocket:
 			if fd < 0 {
 				return errors.New("--upgrade: the socket record came without the socket")

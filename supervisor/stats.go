@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -173,4 +174,59 @@ func printable(s string) string {
 		q = q[:57] + "..."
 	}
 	return q
+}
+
+// statsEntry is one destination's counters in JSON, for handing them to
+// another process (an agent's upgrade).
+type statsEntry struct {
+	Dest                          policy.Dest     `json:"dest"`
+	Seen, Allowed, Denied, Failed int             `json:",omitempty"`
+	WouldDeny                     int             `json:",omitempty"`
+	Latencies                     []time.Duration `json:"latencies,omitempty"`
+}
+
+// MarshalJSON writes the counters, latency samples included.
+func (s *Stats) MarshalJSON() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]statsEntry, 0, len(s.dests))
+	for dest, d := range s.dests {
+		out = append(out, statsEntry{Dest: dest, Seen: d.seen, Allowed: d.allowed, Denied: d.denied, Failed: d.failed,
+			WouldDeny: d.wouldDeny, Latencies: d.latencies})
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON adds counters written by MarshalJSON to s.
+func (s *Stats) UnmarshalJSON(b []byte) error {
+	var in []statsEntry
+	if err := json.Unmarshal(b, &in); err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dests == nil {
+		s.dests = make(map[policy.Dest]*destStats)
+	}
+	for _, e := range in {
+		d := s.dests[e.Dest]
+		if d == nil {
+			if len(s.dests) >= 10000 {
+				continue
+			}
+			d = &destStats{}
+			s.dests[e.Dest] = d
+		}
+		d.seen += e.Seen
+		d.allowed += e.Allowed
+		d.denied += e.Denied
+		d.failed += e.Failed
+		d.wouldDeny += e.WouldDeny
+		for _, l := range e.Latencies {
+			if len(d.latencies) < maxLatencySamples {
+				d.latencies = append(d.latencies, l)
+			}
+		}
+	}
+	return nil
 }

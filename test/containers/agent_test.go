@@ -273,6 +273,12 @@ func TestUpgrade(t *testing.T) {
 		if n := len(next.decisions(t, c.id)); n != 2 {
 			t.Errorf("the new agent logged %d decisions for %s, want 2", n, c.id)
 		}
+		// The counters came along: both phases are in the new summary.
+		sum := next.summary(t, c.id)
+		if !strings.Contains(sum, fmt.Sprintf("tcp 127.0.0.1:%d     2        2       0", ok.port)) ||
+			!strings.Contains(sum, fmt.Sprintf("tcp 127.0.0.1:%d     2        0       2", no.port)) {
+			t.Errorf("the new agent's summary lacks the counts from before the upgrade:\n%s", sum)
+		}
 		if ok.accepted.Load() != 2 || no.accepted.Load() != 0 {
 			t.Errorf("servers accepted %d and %d, want 2 and 0", ok.accepted.Load(), no.accepted.Load())
 		}
