@@ -35,7 +35,49 @@ func newRuntime(t testing.TB, name string) *runtimeUnderTest {
 	if why := missing["busybox"]; why != "" {
 		t.Skip(why)
 	}
-	return &runtimeUnderTest{name: name, root: t.TempDir()}
+	if err := os.MkdirAll(stateParent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.MkdirTemp(stateParent, name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &runtimeUnderTest{name: name, root: root}
+	t.Cleanup(func() { rt.removeAll(); os.RemoveAll(root) })
+	return rt
+}
+
+// leftoverAge: a state root older than this is an interrupted run's.
+const leftoverAge = 30 * time.Minute
+
+// stateParent holds the runtimes' private state roots, so that a run can
+// remove what an interrupted one left (removeLeftovers).
+var stateParent = filepath.Join(os.TempDir(), "connvisor-containers-state")
+
+// removeAll kills and deletes every container of the runtime's root.
+func (r *runtimeUnderTest) removeAll() {
+	out, _ := r.cmd("list", "-q").Output()
+	for _, id := range strings.Fields(string(out)) {
+		r.cmd("kill", id, "KILL").Run()
+		r.cmd("delete", "--force", id).Run()
+	}
+}
+
+// removeLeftovers deletes the containers and state roots of earlier runs
+// that did not clean up (killed, timed out). A root younger than the
+// suite's own deadline may belong to a run going on beside this one.
+func removeLeftovers() {
+	entries, _ := os.ReadDir(stateParent)
+	for _, e := range entries {
+		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < leftoverAge {
+			continue
+		}
+		name, _, _ := strings.Cut(e.Name(), "-")
+		if _, err := exec.LookPath(name); err == nil {
+			(&runtimeUnderTest{name: name, root: filepath.Join(stateParent, e.Name())}).removeAll()
+		}
+		os.RemoveAll(filepath.Join(stateParent, e.Name()))
+	}
 }
 
 // cmd is the runtime with args. crun 1.8.1 fails on the mixed cgroup

@@ -48,6 +48,9 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	installPackages()
+	if os.Geteuid() == 0 {
+		removeLeftovers()
+	}
 	return m.Run()
 }
 
