@@ -285,33 +285,41 @@ func parsePython(outDir, output string) (map[string]caseResult, error) {
 	return cases, nil
 }
 
-var goOutcome = regexp.MustCompile(`^\x16?\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
+var (
+	goOutcome = regexp.MustCompile(`^\x16?\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
+	goSwitch  = regexp.MustCompile(`^\x16?=== (?:RUN|CONT|NAME|PAUSE)\s+(\S+)`)
+)
 
-// parseGo reads go test -v outcome lines; a failure's detail is the
-// indented log that follows it.
+// parseGo reads go test -v=test2json outcome lines. A case's detail is
+// its own log: with test2json framing, "=== NAME" says whose output
+// follows when parallel tests interleave.
 func parseGo(_, output string) (map[string]caseResult, error) {
 	cases := map[string]caseResult{}
-	lines := strings.Split(output, "\n")
-	for i, line := range lines {
-		m := goOutcome.FindStringSubmatch(line)
-		if m == nil {
+	logs := map[string][]string{}
+	current := ""
+	for _, line := range strings.Split(output, "\n") {
+		if m := goSwitch.FindStringSubmatch(line); m != nil {
+			current = m[1]
 			continue
 		}
-		var detail []string
-		for _, l := range lines[i+1 : min(i+6, len(lines))] {
-			if goOutcome.MatchString(l) || strings.HasPrefix(strings.TrimPrefix(l, "\x16"), "=== ") {
-				break
+		m := goOutcome.FindStringSubmatch(line)
+		if m == nil {
+			if current != "" && strings.TrimSpace(line) != "" {
+				logs[current] = append(logs[current], strings.TrimSpace(line))
 			}
-			detail = append(detail, strings.TrimSpace(l))
+			continue
 		}
+		log := logs[m[2]]
+		detail := strings.Join(log[max(0, len(log)-3):], " | ")
 		switch m[1] {
 		case "PASS":
 			cases[m[2]] = caseResult{passed, ""}
 		case "SKIP":
-			cases[m[2]] = caseResult{skipped, strings.Join(detail, " ")}
+			cases[m[2]] = caseResult{skipped, detail}
 		default:
-			cases[m[2]] = caseResult{failed, strings.Join(detail, " | ")}
+			cases[m[2]] = caseResult{failed, detail}
 		}
+		current = ""
 	}
 	if len(cases) == 0 {
 		return nil, errors.New("no test outcome in the output")
