@@ -8,6 +8,7 @@
 package realsoftware
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +22,10 @@ import (
 	"time"
 )
 
-var connvisor string
+var (
+	connvisor     string
+	connvisorFlag = flag.String("realsoftware.connvisor", "", "use this connvisor binary instead of building one")
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "realsoftware")
@@ -29,11 +33,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	connvisor = filepath.Join(dir, "connvisor")
-	out, err := exec.Command("go", "build", "-o", connvisor, "github.com/connvisor/connvisor/cmd/connvisor").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build connvisor: %v\n%s", err, out)
-		os.Exit(1)
+	flag.Parse()
+	connvisor = *connvisorFlag
+	if connvisor == "" {
+		connvisor = filepath.Join(dir, "connvisor")
+		out, err := exec.Command("go", "build", "-o", connvisor, "github.com/connvisor/connvisor/cmd/connvisor").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build connvisor: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
 	binDir = dir
 	code := m.Run()
