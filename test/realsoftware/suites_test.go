@@ -477,6 +477,11 @@ func TestSuites(t *testing.T) {
 						record(s, w, -1, w.broken)
 						t.Fatalf("%s: %s\n%s", m.name, w.broken, tail(w.output))
 					}
+					if w.exit != native.exit {
+						// The cases may all agree while the wrapper died at
+						// the end, or the program's exit went astray.
+						t.Errorf("%s: exit status %d wrapped, %d natively:\n%s", m.name, w.exit, native.exit, tail(w.output))
+					}
 					diffs := differences(native, w)
 					var confirmed []string
 					if len(diffs) > 0 {
