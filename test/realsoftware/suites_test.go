@@ -474,7 +474,7 @@ func TestSuites(t *testing.T) {
 				t.Run(m.name, func(t *testing.T) {
 					w := runSuite(t, s, m.name, m.args, nil)
 					if w.broken != "" {
-						record(s, w, -1, w.broken)
+						record(s, w, len(differences(native, w)), w.broken)
 						t.Fatalf("%s: %s\n%s", m.name, w.broken, tail(w.output))
 					}
 					if w.exit != native.exit {
