@@ -261,6 +261,16 @@ func (s *Supervisor) dupTargetSocket(c *call, fd uint64) (pidfd int, errno sysca
 	}
 	dup, errno, err := emulate.DupTargetFD(pidfd, fd)
 	if errors.Is(err, emulate.ErrTargetGone) {
+		// The cached pidfd may be a dead thread's whose tid a new thread
+		// now has (tids wrap at pid_max, often 32768): only a pidfd
+		// opened now says whether the caller is gone. Dropping the call
+		// unanswered would leave the new thread waiting forever.
+		s.dropPidfd(tid)
+		if pidfd, err = s.pidfd(tid); err == nil {
+			dup, errno, err = emulate.DupTargetFD(pidfd, fd)
+		}
+	}
+	if errors.Is(err, emulate.ErrTargetGone) {
 		s.dropPidfd(tid)
 		return -1, 0, false
 	}

@@ -333,7 +333,8 @@ func (s *Supervisor) hold(id uint64, f func()) bool {
 }
 
 // pidfd returns a cached pidfd for tid. A cached one whose thread died
-// answers ESRCH later, and is dropped then; a live one cannot belong to
+// answers ESRCH later, even when a new thread has the tid by then: it is
+// dropped and opened again (dupTargetSocket); a live one cannot belong to
 // another thread, since a tid is not reused while its thread lives.
 func (s *Supervisor) pidfd(tid uint32) (int, error) {
 	if fd, ok := s.pidfds[tid]; ok {

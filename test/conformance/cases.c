@@ -1282,6 +1282,74 @@ CASE(tcp4_connect_from_non_leader_thread, "thread_connect=0 echo_accept=ok")
 	ob("echo_accept=%s", acc(l, 2000) >= 0 ? "ok" : "failed");
 }
 
+struct reused_tid {
+	addr_t *a;
+	int type;   // SOCK_STREAM: connect; SOCK_DGRAM: sendto
+	pid_t want; // 0: any tid
+	pid_t tid;
+	long r; // the call's errno (0: it worked), -1 when the thread did not get want
+};
+
+static void *reused_tid_call(void *arg)
+{
+	struct reused_tid *rt = arg;
+	rt->tid = gettid();
+	if (rt->want && rt->tid != rt->want) {
+		rt->r = -1;
+		return NULL;
+	}
+	if (rt->type == SOCK_STREAM) {
+		rt->r = (long)thread_connect(rt->a);
+		return NULL;
+	}
+	int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	rt->r = sendto(c, "x", 1, 0, (void *)&rt->a->ss, rt->a->len) == 1 ? 0 : errno;
+	close(c);
+	return NULL;
+}
+
+// reused_tid makes a call from a thread, then the same call from a new
+// thread that has the dead one's tid: pid numbers wrap (pid_max is often
+// 32768), so a busy program's new threads reuse the tids of its old ones.
+// The tid is reused at once by writing ns_last_pid (CAP_SYS_ADMIN); when
+// another process takes the number first, it tries again.
+static void reused_tid(int type, const char *call)
+{
+	need_root();
+	addr_t a = A4("127.0.0.1", 0);
+	int l = type == SOCK_STREAM ? tcp_listener(AF_INET, &a) : lsock(AF_INET, SOCK_DGRAM, &a, 0);
+	struct reused_tid first = {.a = &a, .type = type};
+	pthread_t t;
+	pthread_create(&t, NULL, reused_tid_call, &first);
+	pthread_join(t, NULL);
+	ob("first_%s=%s", call, en((int)first.r));
+	if (type == SOCK_STREAM)
+		acc(l, 2000);
+	struct reused_tid again = {.a = &a, .type = type, .want = first.tid, .r = -1};
+	for (int i = 0; i < 100 && again.r == -1; i++) {
+		int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			skip("cannot write ns_last_pid");
+		dprintf(fd, "%d", first.tid - 1);
+		close(fd);
+		pthread_create(&t, NULL, reused_tid_call, &again);
+		pthread_join(t, NULL);
+	}
+	ob("reused_tid=%s", again.r == -1 ? "no" : "yes");
+	if (again.r != -1)
+		ob("second_%s=%s", call, en((int)again.r));
+}
+
+CASE(tcp4_connect_from_thread_with_reused_tid, "first_connect=0 reused_tid=yes second_connect=0")
+{
+	reused_tid(SOCK_STREAM, "connect");
+}
+
+CASE(udp4_sendto_from_thread_with_reused_tid, "first_sendto=0 reused_tid=yes second_sendto=0")
+{
+	reused_tid(SOCK_DGRAM, "sendto");
+}
+
 CASE(tcp4_connect_in_forked_child, "child_connect=0 accepted=ok")
 {
 	int l = tcp_listener(AF_INET, &g_addr);
