@@ -292,8 +292,10 @@ func parsePython(outDir, output string) (map[string]caseResult, error) {
 		}
 		// The traceback's last line says what went wrong.
 		detail := m[1] + m[4]
-		for _, l := range lines[i+1:] {
-			if strings.HasPrefix(l, "=====") || strings.HasPrefix(l, "-----------------------------------------------------------------") && strings.Contains(detail, "\n") {
+		// The header's own rule of dashes comes first; the next rule (or
+		// the next header's) ends the traceback.
+		for j, l := range lines[i+1:] {
+			if strings.HasPrefix(l, "=====") || j > 0 && strings.HasPrefix(l, "-----") {
 				break
 			}
 			if l != "" && !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "Traceback") && !strings.HasPrefix(l, "---") {
