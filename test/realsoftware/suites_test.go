@@ -322,6 +322,8 @@ func parseGo(_, output string) (map[string]caseResult, error) {
 	cases := map[string]caseResult{}
 	logs := map[string][]string{}
 	current := ""
+	// The framing byte may follow output that did not end its line.
+	output = strings.ReplaceAll(output, "\x16", "\n\x16")
 	for _, line := range strings.Split(output, "\n") {
 		if m := goSwitch.FindStringSubmatch(line); m != nil {
 			current = m[1]
