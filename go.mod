@@ -3,8 +3,9 @@ module github.com/connvisor/connvisor
 go 1.26.8
 
 require (
-	github.com/prometheus/client_golang v1.25.0
+	github.com/miekg/dns v1.1.73
 	github.com/opencontainers/runtime-spec v1.2.1
+	github.com/prometheus/client_golang v1.25.0
 	github.com/seccomp/libseccomp-golang v0.11.1
 	go.uber.org/zap v1.28.0
 	golang.org/x/sys v0.50.0
@@ -18,5 +19,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
