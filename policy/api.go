@@ -66,4 +66,10 @@ type Decision struct {
 	// the decision as "would-deny".
 	WouldDeny  bool
 	WouldErrno syscall.Errno
+	// Host is the name that explains the destination address, when one
+	// does (DecideNamed): the name the rule matched, else a name the
+	// tree's DNS answers gave for the address. HostVia says how it was
+	// found: from an answer the tree received, or resolved at load.
+	Host    string
+	HostVia HostVia
 }

@@ -20,9 +20,13 @@ import (
 // rules that share the destination's prefixes, whatever the policy's size.
 type index struct {
 	v4, v6 ipTable
-	all    []int32 // rules for every family but AF_UNSPEC (no destination matcher)
-	unix   []int32
-	family []int32 // rules naming another family, AF_UNSPEC included
+	// hv4, hv6 hold the addresses host names resolved to at load: they
+	// count only for an address no DNS answer of the tree explains.
+	hv4, hv6 ipTable
+	named    []int32 // rules with host names, matched through learned names
+	all      []int32 // rules for every family but AF_UNSPEC (no destination matcher)
+	unix     []int32
+	family   []int32 // rules naming another family, AF_UNSPEC included
 }
 
 type u128 struct{ hi, lo uint64 }
@@ -202,15 +206,18 @@ func newIndex(rules []*Rule) index {
 	var ix index
 	v4 := map[netip.Prefix][]int32{}
 	v6 := map[netip.Prefix][]int32{}
-	add := func(p netip.Prefix, i int32) {
-		m := v6
+	hv4 := map[netip.Prefix][]int32{}
+	hv6 := map[netip.Prefix][]int32{}
+	addTo := func(m4, m6 map[netip.Prefix][]int32, p netip.Prefix, i int32) {
+		m := m6
 		if p.Addr().Is4() {
-			m = v4
+			m = m4
 		}
 		if l := m[p]; len(l) == 0 || l[len(l)-1] != i {
 			m[p] = append(l, i)
 		}
 	}
+	add := func(p netip.Prefix, i int32) { addTo(v4, v6, p, i) }
 	for n, r := range rules {
 		i := int32(n)
 		switch r.scope {
@@ -221,20 +228,28 @@ func newIndex(rules []*Rule) index {
 		case scopeFamily:
 			ix.family = append(ix.family, i)
 		case scopeInet:
-			if len(r.prefixes) == 0 && len(r.hosts) == 0 {
+			if r.everyAddr() {
 				add(netip.PrefixFrom(netip.IPv4Unspecified(), 0), i)
 				add(netip.PrefixFrom(netip.IPv6Unspecified(), 0), i)
 			}
 			for _, p := range r.prefixes {
 				add(p, i)
 			}
-			for _, p := range r.resolved {
+			for _, p := range r.groupPfx {
 				add(p, i)
+			}
+			for _, p := range r.resolved {
+				addTo(hv4, hv6, p, i)
+			}
+			if r.hasNames() {
+				ix.named = append(ix.named, i)
 			}
 		}
 	}
 	ix.v4 = buildTable(v4, rules)
 	ix.v6 = buildTable(v6, rules)
+	ix.hv4 = buildTable(hv4, rules)
+	ix.hv6 = buildTable(hv6, rules)
 	return ix
 }
 
@@ -243,7 +258,10 @@ const noRule = math.MaxInt32
 
 // find returns the number of the first rule after `after` that matches d,
 // or noRule.
-func (p *Policy) find(d *Dest, after int32) int32 {
+func (p *Policy) find(d *Dest, after int32) int32 { return p.findNamed(d, after, nil) }
+
+// findNamed is find for a destination the names explain (see DecideNamed).
+func (p *Policy) findNamed(d *Dest, after int32, names []string) int32 {
 	best := int32(noRule)
 	switch d.Family {
 	case syscall.AF_INET, syscall.AF_INET6:
@@ -256,6 +274,17 @@ func (p *Policy) find(d *Dest, after int32) int32 {
 			st := int8(d.SockType &^ (syscall.SOCK_NONBLOCK | syscall.SOCK_CLOEXEC))
 			for n := t.lookup(key(a)); n >= 0; n = t.nodes[n].parent {
 				best = p.firstInNode(&t.nodes[n], after, best, d, st)
+			}
+			if len(names) == 0 {
+				ht := &p.idx.hv6
+				if a.Is4() {
+					ht = &p.idx.hv4
+				}
+				for n := ht.lookup(key(a)); n >= 0; n = ht.nodes[n].parent {
+					best = p.firstInNode(&ht.nodes[n], after, best, d, st)
+				}
+			} else {
+				best = p.firstNamedRule(after, best, d, names)
 			}
 		}
 		best = p.firstIn(p.idx.all, after, best, d, true)
@@ -288,6 +317,24 @@ func (p *Policy) firstIn(list []int32, after, best int32, d *Dest, full bool) in
 				return i
 			}
 		} else if r.matchRest(d) {
+			return i
+		}
+	}
+	return best
+}
+
+// firstNamedRule returns the first rule with host names, after `after`
+// and before best, whose names match one of names.
+func (p *Policy) firstNamedRule(after, best int32, d *Dest, names []string) int32 {
+	for _, i := range p.idx.named {
+		if i >= best {
+			break
+		}
+		if i <= after {
+			continue
+		}
+		r := p.rules[i]
+		if r.matchRest(d) && r.nameMatch(names, d.Addr) >= 0 {
 			return i
 		}
 	}

@@ -27,6 +27,8 @@ type loader struct {
 	resolveW string // where `resolve` was set
 	audit    bool   // `mode audit`
 	modeW    string // where `mode` was set
+	grace    time.Duration
+	graceW   string // where `dns grace` was set
 	chain    []string
 	errs     []error
 	warnings []string
@@ -144,14 +146,16 @@ func (l *loader) line(toks []token, w where, src string) {
 		l.resolveLine(toks, w)
 	case "mode":
 		l.modeLine(toks, w)
+	case "dns":
+		l.dnsLine(toks, w)
 	default:
 		a, ok := parseAction(head.s)
 		if !ok {
-			words := []string{"allow", "deny", "log", "fail", "default", "include", "resolve", "mode"}
+			words := []string{"allow", "deny", "log", "fail", "default", "include", "resolve", "mode", "dns"}
 			if s := suggest(head.s, words); s != "" {
 				l.addErr(w.at(head.col, "unknown action %q (did you mean %s?)", head.s, s))
 			} else {
-				l.addErr(w.at(head.col, "unknown action %q (expected allow, deny, log, fail, default, include, resolve or mode)", head.s))
+				l.addErr(w.at(head.col, "unknown action %q (expected allow, deny, log, fail, default, include, resolve, mode or dns)", head.s))
 			}
 			return
 		}
@@ -208,6 +212,26 @@ func (l *loader) modeLine(toks []token, w where) {
 	}
 	l.audit = toks[1].s == "audit"
 	l.modeW = fmt.Sprintf("%s:%d", w.file, w.line)
+}
+
+// dnsLine handles `dns grace DURATION`: how long a name learned from a DNS
+// answer still explains its address after the answer's TTL.
+func (l *loader) dnsLine(toks []token, w where) {
+	if l.graceW != "" {
+		l.addErr(w.at(toks[0].col, "dns grace set twice (first at %s)", l.graceW))
+		return
+	}
+	if len(toks) != 3 || toks[1].s != "grace" {
+		l.addErr(w.at(toks[0].col, "expected `dns grace DURATION` (like dns grace 60s)"))
+		return
+	}
+	d, err := time.ParseDuration(toks[2].s)
+	if err != nil || d < 0 || d > maxNameGrace {
+		l.addErr(w.at(toks[2].col, "invalid grace %q (expected a duration from 0s to %s, like 60s)", toks[2].s, maxNameGrace))
+		return
+	}
+	l.grace = d
+	l.graceW = fmt.Sprintf("%s:%d", w.file, w.line)
 }
 
 // resolveAll looks up every host name once. A name that does not resolve

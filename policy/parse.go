@@ -92,6 +92,7 @@ var keywords = []string{
 	"tcp", "udp", "any", "unix", "unnamed", "port", "blackhole",
 	"exe", "uid", "errno", "when", "probability", "delay", "timeout",
 	"after", "for", "every",
+	"dns", "allow-private", "loopback", "private", "link-local", "metadata", "public",
 }
 
 func parseAction(s string) (Action, bool) {
@@ -212,6 +213,13 @@ func parseRuleWords(action Action, toks []token, w where) (*Rule, error) {
 			if err := b.setPorts(toks[i].s, toks[i].col); err != nil {
 				return nil, err
 			}
+			continue
+		case "allow-private":
+			if err := b.setDest("inet", t.col, s); err != nil {
+				return nil, err
+			}
+			r.scope = scopeInet
+			r.allowPrivate = true
 			continue
 		case "blackhole":
 			if b.blackholeCol != 0 {
@@ -659,7 +667,7 @@ func (b *ruleBuilder) inetDest(s string, col int) error {
 		}
 	}
 	if addr == "*" {
-		if len(b.r.prefixes)+len(b.r.hosts) > 0 {
+		if len(b.r.prefixes)+len(b.r.hosts)+len(b.r.wild)+len(b.r.groups) > 0 {
 			return b.w.at(col, "* (every address) cannot be combined with other addresses")
 		}
 		b.sawStar = true
@@ -673,6 +681,19 @@ func (b *ruleBuilder) inetDest(s string, col int) error {
 		addr = "0.0.0.0/0"
 	case "inet6":
 		addr = "::/0"
+	}
+	if ps, ok := addrGroup(addr); ok {
+		b.r.groups = append(b.r.groups, addr)
+		b.r.groupPfx = append(b.r.groupPfx, ps...)
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(addr, "*."); ok {
+		// A wildcard: one or more labels under rest, not rest itself.
+		if strings.Contains(rest, "*") || checkHostName(rest) != nil {
+			return b.w.at(col, "invalid wildcard %q (expected *.example.com: a * label, then a name)", addr)
+		}
+		b.r.wild = append(b.r.wild, "."+canonicalName(rest))
+		return nil
 	}
 	p, err := parseAddrOrPrefix(addr)
 	if err == nil {
@@ -697,6 +718,7 @@ func (b *ruleBuilder) inetDest(s string, col int) error {
 		}
 	}
 	b.r.hosts = append(b.r.hosts, strings.ToLower(addr))
+	b.r.names = append(b.r.names, canonicalName(addr))
 	return nil
 }
 
@@ -768,6 +790,9 @@ func (b *ruleBuilder) finish() (*Rule, error) {
 		}
 	case "inet":
 		r.scope = scopeInet
+	}
+	if r.allowPrivate && !r.hasNames() {
+		return nil, w.at(0, "allow-private applies to rules with host names (it lets their DNS answers allow loopback, private and link-local addresses)")
 	}
 	switch r.action {
 	case Allow, Log:

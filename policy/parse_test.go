@@ -16,7 +16,7 @@ func TestErrors(t *testing.T) {
 		{"\n\nfail 127.0.0.1:5432=ECONREFUSED", `test.policy:3:21: unknown errno "ECONREFUSED" (did you mean ECONNREFUSED?)`},
 		{"deny 10.0.0.300", `test.policy:1:6: invalid address "10.0.0.300": ParseAddr("10.0.0.300"): IPv4 field has value >255`},
 		{"alow tcp 10.0.0.1", `test.policy:1:1: unknown action "alow" (did you mean allow?)`},
-		{"frobnicate", `test.policy:1:1: unknown action "frobnicate" (expected allow, deny, log, fail, default, include, resolve or mode)`},
+		{"frobnicate", `test.policy:1:1: unknown action "frobnicate" (expected allow, deny, log, fail, default, include, resolve, mode or dns)`},
 		{"allow tcpp 10.0.0.1", `test.policy:1:7: unknown word "tcpp" (did you mean tcp? a host name without dots would be written with a trailing dot: tcpp.)`},
 		{"allow tcp 10.0.0.1 port 99999", `test.policy:1:25: invalid port "99999" (expected a number 0-65535)`},
 		{"allow tcp 10.0.0.1 port 90-80", `test.policy:1:25: port range "90-80" is backwards (expected LOW-HIGH)`},

@@ -57,10 +57,14 @@ type Policy struct {
 	now      func() time.Time
 	timed    bool // a rule has a time window: Decide reads the clock
 
-	allowsAll    bool      // see AllowsEverything; asked on every trapped call
-	loadWarnings []string  // found while loading (names that did not resolve)
-	warnOnce     sync.Once // shadow analysis is quadratic-ish: only on demand
-	warnings     []string
+	usesNames bool // a rule matches by host name
+	// resolverRules refuse the name daemons' sockets when usesNames.
+	resolverRules []*Rule
+	grace         time.Duration // learned mappings count this long past their TTL
+	allowsAll     bool          // see AllowsEverything; asked on every trapped call
+	loadWarnings  []string      // found while loading (names that did not resolve)
+	warnOnce      sync.Once     // shadow analysis is quadratic-ish: only on demand
+	warnings      []string
 }
 
 // defaultText is the embedded default: local IPC and loopback work,
@@ -92,7 +96,7 @@ func Default() *Policy {
 // loopback. Every problem found is returned, joined; a policy with an
 // error is never returned.
 func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
-	l := &loader{opts: opts}
+	l := &loader{opts: opts, grace: DefaultNameGrace}
 	for _, f := range flags {
 		l.flag(f)
 	}
@@ -141,6 +145,7 @@ func Load(flags []FlagRule, file string, opts Options) (*Policy, error) {
 	p := build(l.rules, def, seed, l.interval, opts.Resolve, l.warnings, now)
 	p.nextID = uint64(len(l.rules))
 	p.audit = opts.Audit || l.audit
+	p.grace = l.grace
 	return p, nil
 }
 
@@ -157,6 +162,7 @@ func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
 		resolve:      resolve,
 		loadWarnings: warnings,
 		def:          Decision{Action: Deny, Errno: syscall.EPERM},
+		grace:        DefaultNameGrace,
 	}
 	if def != nil {
 		p.def = def.decision
@@ -166,11 +172,15 @@ func build(rules []*Rule, def *Rule, seed int64, interval time.Duration,
 		p.needsExe = p.needsExe || r.exe != nil
 		p.needsUID = p.needsUID || r.uidSet
 		p.timed = p.timed || r.winSet
+		p.usesNames = p.usesNames || r.hasNames()
 		if r.id >= p.nextID {
 			p.nextID = r.id + 1
 		}
 	}
 	p.idx = newIndex(rules)
+	if p.usesNames {
+		p.resolverRules = resolverRules()
+	}
 	p.allowsAll = p.computeAllowsEverything()
 	return p
 }
@@ -187,29 +197,12 @@ func NotEgress(d *Dest) bool {
 // association) and a netlink message to the kernel (routing and interface
 // queries; getifaddrs needs them). A rule that names them still applies.
 // It allocates nothing.
-func (p *Policy) Decide(d *Dest) Decision {
-	var now int64
-	if p.timed {
-		now = p.now().UnixNano()
-	}
-	after := int32(-1)
-	for {
-		i := p.find(d, after)
-		if i == noRule {
-			if NotEgress(d) {
-				return Decision{Action: Allow}
-			}
-			return p.audited(p.def)
-		}
-		r := p.rules[i]
-		if r.fires(p.seed, now) {
-			return p.audited(r.decision)
-		}
-		// A fault rule whose schedule did not fire lets the connect
-		// fall through to the rules after it.
-		after = i
-	}
-}
+//
+// Host names match through the addresses they resolved to at load;
+// DecideNamed matches them through the names the tree's DNS answers gave.
+// A fault rule whose schedule did not fire lets the connect fall through
+// to the rules after it.
+func (p *Policy) Decide(d *Dest) Decision { return p.DecideNamed(d, nil) }
 
 // audited turns a deny or fault into an allow that says what it would
 // have been, when the policy is in audit mode. Allow, log and delays of
@@ -319,6 +312,7 @@ func (p *Policy) Prepend(flags ...FlagRule) (*Policy, error) {
 		np.def = p.def
 	}
 	np.audit = p.audit
+	np.grace = p.grace
 	return np, nil
 }
 
@@ -382,6 +376,7 @@ func (p *Policy) Reresolve(ctx context.Context, opts Options) (*Policy, []string
 	np := build(rules, p.defRule, p.seed, p.interval, resolve, p.loadWarnings, p.now)
 	np.def = p.def
 	np.audit = p.audit
+	np.grace = p.grace
 	return np, changes, nil
 }
 

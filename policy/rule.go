@@ -67,14 +67,21 @@ type Rule struct {
 	hosts     []string       // scopeInet: names, resolved into resolved
 	hostAddrs [][]netip.Addr // per host, sorted
 	resolved  []netip.Prefix // the hosts' addresses as /32 and /128
-	ports     []portRange    // sorted, merged; empty means every port
-	unix      unixKind
-	glob      *glob  // unixPath, unixAbstract
-	family    uint16 // scopeFamily
-	exe       *glob  // nil: any executable
-	uidSet    bool
-	uidLo     uint32
-	uidHi     uint32
+	names     []string       // hosts, canonical (lower case, no trailing dot), for learned names
+	wild      []string       // wildcards *.example.com, kept as ".example.com"
+	groups    []string       // address groups (loopback, private, ...), as written
+	groupPfx  []netip.Prefix // their prefixes
+	// allowPrivate: a learned name may allow a loopback, private or
+	// link-local address (rebinding protection off for this rule).
+	allowPrivate bool
+	ports        []portRange // sorted, merged; empty means every port
+	unix         unixKind
+	glob         *glob  // unixPath, unixAbstract
+	family       uint16 // scopeFamily
+	exe          *glob  // nil: any executable
+	uidSet       bool
+	uidLo        uint32
+	uidHi        uint32
 
 	// Fault schedule (fail rules): when and probability decide, per
 	// matching connect n (1-based), whether the rule fires.
@@ -250,8 +257,13 @@ func (r *Rule) matchPort(p uint16) bool {
 // prefixes?
 func (r *Rule) matchAddr(a netip.Addr) bool {
 	a = a.Unmap()
-	if len(r.prefixes) == 0 && len(r.hosts) == 0 {
+	if r.everyAddr() {
 		return true
+	}
+	for _, p := range r.groupPfx {
+		if p.Contains(a) {
+			return true
+		}
 	}
 	for _, p := range r.prefixes {
 		if p.Contains(a) {
@@ -365,8 +377,17 @@ func (r *Rule) String() string {
 			for _, p := range r.prefixes {
 				word(formatPrefix(p, true))
 			}
+			for _, g := range r.groups {
+				word(g)
+			}
 			for _, h := range r.hosts {
 				word(h)
+			}
+			for _, w := range r.wild {
+				word("*" + w)
+			}
+			if r.allowPrivate {
+				word("allow-private")
 			}
 			if len(r.ports) > 0 {
 				word("port")
@@ -471,7 +492,7 @@ func (r *Rule) Compact() string {
 		case scopeAll:
 			b.WriteString("any")
 		case scopeInet:
-			if len(r.prefixes)+len(r.hosts) > 1 {
+			if len(r.prefixes)+len(r.hosts)+len(r.wild)+len(r.groups) > 1 || r.allowPrivate {
 				return ""
 			}
 			if r.proto != protoAny {
@@ -483,6 +504,10 @@ func (r *Rule) Compact() string {
 				b.WriteString(formatPrefix(r.prefixes[0], true))
 			case len(r.hosts) == 1:
 				b.WriteString(r.hosts[0])
+			case len(r.wild) == 1:
+				b.WriteString("*" + r.wild[0])
+			case len(r.groups) == 1:
+				b.WriteString(r.groups[0])
 			default:
 				b.WriteString("*")
 			}

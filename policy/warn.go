@@ -91,13 +91,13 @@ func (p *Policy) shadowWarnings() []string {
 
 // addrSet is the prefixes an inet rule matches (every address for none).
 func (r *Rule) addrSet() []netip.Prefix {
-	if len(r.prefixes) == 0 && len(r.hosts) == 0 {
+	if r.everyAddr() {
 		return []netip.Prefix{
 			netip.PrefixFrom(netip.IPv4Unspecified(), 0),
 			netip.PrefixFrom(netip.IPv6Unspecified(), 0),
 		}
 	}
-	return append(slices.Clone(r.prefixes), r.resolved...)
+	return append(append(slices.Clone(r.prefixes), r.groupPfx...), r.resolved...)
 }
 
 // covers reports whether every connect b matches is decided by a first.
@@ -105,6 +105,9 @@ func (r *Rule) addrSet() []netip.Prefix {
 func covers(a, b *Rule) bool {
 	if a.hasSchedule() {
 		return false // a fault rule may let connects fall through
+	}
+	if a.hasNames() || b.hasNames() {
+		return false // names match through DNS answers no analysis can foresee
 	}
 	if a.exe != nil && (b.exe == nil || !a.exe.covers(b.exe)) {
 		return false
