@@ -169,6 +169,12 @@ func (tp *tarpit) inNetns(fn func() error) error {
 	if tp.same {
 		return fn()
 	}
+	return runInNetns(tp.nsfd, fn)
+}
+
+// runInNetns runs fn on a locked OS thread in the network namespace nsfd
+// names; the thread is thrown away after.
+func runInNetns(nsfd int, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		// Never unlocked: the thread dies with the goroutine, taking
@@ -183,7 +189,7 @@ func (tp *tarpit) inNetns(fn func() error) error {
 			done <- fmt.Errorf("unshare(CLONE_FS): %w", err)
 			return
 		}
-		if err := unix.Setns(tp.nsfd, unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
 			done <- fmt.Errorf("enter the socket's network namespace: %w", err)
 			return
 		}
@@ -191,6 +197,34 @@ func (tp *tarpit) inNetns(fn func() error) error {
 	}()
 	return <-done
 }
+
+// InNetnsOf runs fn in the network namespace of socket sock (a
+// duplicate of a target's): directly when it is the supervisor's own,
+// else on a thread that enters it (CAP_SYS_ADMIN). Sockets made by fn keep
+// that namespace when used from any thread afterwards.
+func InNetnsOf(sock int, fn func() error) error {
+	// SIOCGSKNS (4.9): an fd for the socket's own network namespace.
+	nsfd, err := unix.IoctlRetInt(sock, unix.SIOCGSKNS)
+	if err != nil {
+		return fmt.Errorf("ioctl SIOCGSKNS: %w", err)
+	}
+	defer unix.Close(nsfd)
+	key, err := nsKeyOfFD(nsfd)
+	if err != nil {
+		return err
+	}
+	self, err := nsKeyOfPath("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	if key == self {
+		return fn()
+	}
+	return runInNetns(nsfd, fn)
+}
+
+// AttachFilter attaches a classic BPF program to socket fd.
+func AttachFilter(fd int, prog []unix.SockFilter) error { return attachFilter(fd, prog) }
 
 // prepare makes the family's tarpit if needed and opens a capture for the
 // SYNs that will reach it, both in the tarpit's network namespace.

@@ -198,7 +198,8 @@ func (s *Supervisor) handleConnect(n *Notification) {
 		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
 		return
 	}
-	d := pol.Decide(&c.dest)
+	s.noteDNS(c.dup, &c.dest, c.info.Type)
+	d := s.decide(pol, &c.dest)
 	switch d.Action {
 	case policy.Deny:
 		errno := d.Errno
@@ -380,6 +381,9 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 // hands it to the waiter.
 func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
 	errno := emulate.StartConnect(c.dup, &c.sa, c.info.Flags)
+	if errno == syscall.EINPROGRESS {
+		s.noteDNS(c.dup, &c.dest, c.info.Type) // the SYN is out: the port is known
+	}
 	// EALREADY: the program connects again while a connect it gave up on
 	// is still under way; natively the blocking call waits for it too.
 	if errno != syscall.EINPROGRESS && errno != syscall.EALREADY {
@@ -418,6 +422,9 @@ func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func()) {
 // duplicate. performed says the connect really happened, so a restart of
 // the same call must get this result again.
 func (s *Supervisor) finish(c *call, d policy.Decision, errno syscall.Errno, performed bool) {
+	if performed && (errno == 0 || errno == syscall.EINPROGRESS) {
+		s.noteDNS(c.dup, &c.dest, c.info.Type) // the connect bound it
+	}
 	s.identifyForLog(c, d)
 	// The duplicate goes before the answer: a program that closes its
 	// socket right after connect must make the last close (the FIN, and
@@ -491,7 +498,7 @@ func decisionName(d policy.Decision) string {
 
 func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errno) {
 	latency := time.Since(c.start)
-	s.stats.recordDecision(c.dest, d, latency)
+	s.stats.recordDecision(summaryKey(c.dest, d.Host), d, latency)
 	if s.onDecision != nil {
 		if c.proc.Pid == 0 {
 			c.proc, _ = emulate.Identify(int(c.n.Tid))
@@ -537,6 +544,9 @@ func (s *Supervisor) logDecision(c *call, d policy.Decision, result syscall.Errn
 	}
 	if c.dest.Addr.IsValid() {
 		fields = append(fields, zap.String("addr", c.dest.Addr.String()), zap.Uint16("port", c.dest.Port))
+	}
+	if d.Host != "" {
+		fields = append(fields, zap.String("host", d.Host), zap.Stringer("host_via", d.HostVia))
 	}
 	if d.Action == policy.Fail {
 		// errno is what the call returned; these say what was injected

@@ -452,7 +452,11 @@ func (s *Supervisor) sendStep(op *sendOp, m *emulate.Message, flags int) (syscal
 // view, decided on the canonical path), like a UNIX connect.
 func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, errno syscall.Errno) {
 	if !sendsToUnixName(c, m) {
-		return m.Send(s.copier, c.dup, flags, nil)
+		n, errno = m.Send(s.copier, c.dup, flags, nil)
+		if errno == 0 {
+			s.noteSentDNS(c, m) // the send bound it
+		}
+		return n, errno
 	}
 	var d policy.Dest
 	m.Name.Decode(&d)
@@ -595,7 +599,8 @@ func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
 		s.log.Error("identify sending process", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		return syscall.EPERM
 	}
-	dec := pol.Decide(&dc.dest)
+	s.noteDNS(c.dup, &dc.dest, c.info.Type)
+	dec := s.decide(pol, &dc.dest)
 	if s.wantsIdentity(dec) {
 		dc.proc, _ = emulate.Identify(int(c.n.Tid))
 	}

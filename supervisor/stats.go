@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -52,6 +55,19 @@ func (s *Stats) Reset() {
 const labelFamily = 0xffff
 
 func label(text string) policy.Dest { return policy.Dest{Family: labelFamily, Path: text} }
+
+// hostFamily marks a summary line of a host name: connects to every
+// address a name explains count as one line, "tcp api.example.com:443".
+const hostFamily = 0xfffe
+
+// summaryKey is the line a decision counts on: its host when a name
+// explains the address, else the destination.
+func summaryKey(d policy.Dest, host string) policy.Dest {
+	if host == "" {
+		return d
+	}
+	return policy.Dest{Family: hostFamily, SockType: d.SockType, Port: d.Port, Path: host}
+}
 
 // record counts one decision. It keys on the destination itself, not its
 // text, so counting allocates nothing on the hot path; the process fields
@@ -113,8 +129,14 @@ func (s *Stats) Summary() []DestSummary {
 	out := make([]DestSummary, 0, len(s.dests))
 	for dest, d := range s.dests {
 		name := dest.String()
-		if dest.Family == labelFamily {
+		switch dest.Family {
+		case labelFamily:
 			name = dest.Path
+		case hostFamily:
+			kind := dest
+			kind.Family, kind.Addr = syscall.AF_INET, netip.IPv4Unspecified()
+			proto, _, _ := strings.Cut(kind.String(), " ")
+			name = proto + " " + dest.Path + ":" + strconv.Itoa(int(dest.Port))
 		}
 		l := slices.Clone(d.latencies)
 		slices.Sort(l)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/connvisor/connvisor/dnslearn"
 	"github.com/connvisor/connvisor/emulate"
 	"github.com/connvisor/connvisor/policy"
 )
@@ -64,6 +65,10 @@ type Supervisor struct {
 	claimsAnyPid bool
 
 	stopOnce sync.Once
+
+	// names learns the names the tree resolves from its DNS answers; nil
+	// without CAP_NET_RAW.
+	names *dnslearn.Learner
 
 	warnedMu sync.Mutex
 	warned   map[string]bool // fault rules already warned about, by origin and text
@@ -121,6 +126,7 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 	} else {
 		log.Warn("no tarpits: faults on nonblocking sockets are answered by connect itself", zap.Error(err))
 	}
+	s.names = newNames(p, log)
 	s.warnLimits(p)
 	return s
 }
@@ -225,6 +231,9 @@ func (s *Supervisor) stop() {
 		}
 		if s.tarpits != nil {
 			s.tarpits.Close()
+		}
+		if s.names != nil {
+			s.names.Close()
 		}
 		s.deputy.Close()
 		if s.copier != nil {

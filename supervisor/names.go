@@ -1,0 +1,66 @@
+package supervisor
+
+import (
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/connvisor/connvisor/dnslearn"
+	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/policy"
+)
+
+// newNames makes the learner of the tree's DNS answers; nil when this
+// process cannot capture packets (host-name rules then match the
+// addresses resolved at load only).
+func newNames(p *policy.Policy, log *zap.Logger) *dnslearn.Learner {
+	if err := dnslearn.Available(); err != nil {
+		if p.UsesNames() {
+			log.Warn("host names match only the addresses resolved at load: learning names from the program's DNS answers needs CAP_NET_RAW (run connvisor as root)", zap.Error(err))
+		}
+		return nil
+	}
+	return dnslearn.New(log)
+}
+
+// decide applies the policy to d, with the names the tree's DNS answers
+// gave for its address when the policy matches by host name.
+func (s *Supervisor) decide(pol *policy.Policy, d *policy.Dest) policy.Decision {
+	if s.names == nil || !pol.UsesNames() || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
+		return pol.Decide(d)
+	}
+	var buf [4]string
+	return pol.DecideNamed(d, s.names.Names(d.Addr, pol.NameGrace(), buf[:0]))
+}
+
+// noteDNS tells the learner that the tree's socket dup talks to a DNS
+// server (port 53), so answers to its local address are the tree's. It is
+// called before the call is made (a socket already bound) and after (one
+// that the call bound).
+func (s *Supervisor) noteDNS(dup int, d *policy.Dest, sockType int) {
+	if s.names == nil || dup < 0 || d.Port != 53 || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
+		return
+	}
+	if !s.policy.Load().UsesNames() {
+		return
+	}
+	proto := dnslearn.UDP
+	switch sockType &^ (syscall.SOCK_NONBLOCK | syscall.SOCK_CLOEXEC) {
+	case syscall.SOCK_STREAM:
+		proto = dnslearn.TCP
+	case syscall.SOCK_DGRAM:
+	default:
+		return
+	}
+	s.names.NoteSocket(dup, proto)
+}
+
+// noteSentDNS is noteDNS after a send with a destination.
+func (s *Supervisor) noteSentDNS(c *call, m *emulate.Message) {
+	if s.names == nil || !m.HasName || m.Name.Malformed() {
+		return
+	}
+	var d policy.Dest
+	m.Name.Decode(&d)
+	s.noteDNS(c.dup, &d, c.info.Type)
+}

@@ -1,0 +1,310 @@
+// Package dns tests host-name rules that follow the names the wrapped
+// program itself resolved: a real DNS server (miekg/dns) on a loopback
+// address, the program pointed at it by its own resolv.conf (a private
+// mount namespace bind-mounts one over /etc/resolv.conf), real listeners
+// on the addresses the answers give.
+package dns
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const server = "127.0.0.99" // the test's DNS server, on port 53
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("skip: the DNS tests need root (packet capture, mount namespaces, port 53)")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "connvisor-dns-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for name, pkg := range map[string]string{"connvisor": "./cmd/connvisor", "dialer": "./test/dns/dialer"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// zone is the test server's data: rot.test rotates over 8 addresses with
+// TTL 1 s (one address an answer), alias.test is a CNAME chain to
+// good.test, evil.test answers with good.test's address, big.test is
+// truncated over UDP (the resolver retries over TCP).
+type zone struct {
+	n       atomic.Uint64
+	queries atomic.Uint64
+}
+
+func rotAddr(i uint64) string { return fmt.Sprintf("127.1.0.%d", i%8+1) }
+
+func (z *zone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	z.queries.Add(1)
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	q := r.Question[0]
+	rr := func(s string) {
+		x, err := dns.NewRR(s)
+		if err != nil {
+			panic(err)
+		}
+		m.Answer = append(m.Answer, x)
+	}
+	name := strings.ToLower(q.Name)
+	switch {
+	case name == "rot.test." && q.Qtype == dns.TypeA:
+		rr("rot.test. 1 IN A " + rotAddr(z.n.Add(1)))
+	case name == "good.test." && q.Qtype == dns.TypeA:
+		rr("good.test. 1 IN A 127.2.0.1")
+	case name == "alias.test." && q.Qtype == dns.TypeA:
+		rr("alias.test. 1 IN CNAME mid.test.")
+		rr("mid.test. 1 IN CNAME good.test.")
+		rr("good.test. 1 IN A 127.2.0.1")
+	case name == "evil.test." && q.Qtype == dns.TypeA:
+		rr("evil.test. 1 IN A 127.2.0.1")
+	case name == "six.test." && q.Qtype == dns.TypeAAAA:
+		rr("six.test. 1 IN AAAA ::1")
+	case name == "big.test." && q.Qtype == dns.TypeA:
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+			m.Truncated = true
+			break
+		}
+		rr("big.test. 1 IN A 127.3.0.1")
+	}
+	w.WriteMsg(m)
+}
+
+type env struct {
+	zone    *zone
+	resolv  string
+	policy  string
+	servers []*dns.Server
+	lns     []net.Listener
+}
+
+func setup(t *testing.T, policy string) *env {
+	t.Helper()
+	e := &env{zone: &zone{}}
+	for _, netw := range []string{"udp", "tcp"} {
+		srv := &dns.Server{Addr: server + ":53", Net: netw, Handler: e.zone}
+		started := make(chan error, 1)
+		srv.NotifyStartedFunc = func() { started <- nil }
+		go func() {
+			if err := srv.ListenAndServe(); err != nil {
+				started <- err
+			}
+		}()
+		if err := <-started; err != nil {
+			t.Fatalf("DNS server %s: %v", netw, err)
+		}
+		e.servers = append(e.servers, srv)
+	}
+	addrs := []string{"127.2.0.1:8080", "127.3.0.1:8080", "[::1]:8080"}
+	for i := uint64(0); i < 8; i++ {
+		addrs = append(addrs, rotAddr(i)+":8080")
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.lns = append(e.lns, ln)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	dir := t.TempDir()
+	e.resolv = filepath.Join(dir, "resolv.conf")
+	os.WriteFile(e.resolv, []byte("nameserver "+server+"\noptions attempts:2 timeout:2\n"), 0o644)
+	e.policy = filepath.Join(dir, "test.policy")
+	os.WriteFile(e.policy, []byte("default deny errno=EACCES\nallow any "+server+" port 53\nresolve never\n"+policy), 0o644)
+	t.Cleanup(func() {
+		for _, s := range e.servers {
+			s.Shutdown()
+		}
+		for _, ln := range e.lns {
+			ln.Close()
+		}
+	})
+	return e
+}
+
+type result struct {
+	stdout, stderr string
+	err            error
+}
+
+// run runs argv with e's resolv.conf over /etc/resolv.conf, natively or
+// under connvisor (extra: its flags).
+func (e *env) run(t *testing.T, wrapped bool, argv ...string) result {
+	t.Helper()
+	inner := `mount --bind "$0" /etc/resolv.conf && exec "$@"`
+	args := []string{"-m", "sh", "-c", inner, e.resolv}
+	if wrapped {
+		args = append(args, filepath.Join(binDir, "connvisor"), "run", "--log-format", "json", "--summary", "--policy", e.policy, "--")
+	}
+	args = append(args, argv...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return result{out.String(), errb.String(), err}
+}
+
+func dialer() string { return filepath.Join(binDir, "dialer") }
+
+func TestRotatingAddresses(t *testing.T) {
+	e := setup(t, "allow tcp rot.test allow-private port 8080\n")
+	for _, wrapped := range []bool{false, true} {
+		r := e.run(t, wrapped, "env", "GODEBUG=netdns=go", dialer(), "rot.test", "8080", "200", "50ms")
+		if !strings.HasPrefix(r.stdout, "ok 200 fail 0") {
+			t.Errorf("wrapped=%v: %s\n%s", wrapped, r.stdout, tail(r.stderr))
+		}
+		if wrapped && !strings.Contains(r.stderr, `"host":"rot.test","host_via":"dns"`) {
+			t.Errorf("no decision names the host learned from DNS:\n%s", tail(r.stderr))
+		}
+		if wrapped && !strings.Contains(r.stderr, "tcp rot.test:8080") {
+			t.Errorf("the summary does not group by host:\n%s", tail(r.stderr))
+		}
+	}
+	if q := e.zone.queries.Load(); q < 400 {
+		t.Errorf("%d queries: the dialer should resolve every time", q)
+	}
+}
+
+func TestCNAMEAndNotListed(t *testing.T) {
+	e := setup(t, "allow tcp good.test allow-private port 8080\n")
+	for _, c := range []struct {
+		host string
+		want string
+	}{
+		{"alias.test", "ok 3 fail 0"},
+		{"evil.test", "ok 0 fail 3"},
+	} {
+		native := e.run(t, false, "env", "GODEBUG=netdns=go", dialer(), c.host, "8080", "3", "10ms")
+		if !strings.HasPrefix(native.stdout, "ok 3 fail 0") {
+			t.Fatalf("%s natively: %s %s", c.host, native.stdout, native.stderr)
+		}
+		r := e.run(t, true, "env", "GODEBUG=netdns=go", dialer(), c.host, "8080", "3", "10ms")
+		if !strings.HasPrefix(r.stdout, c.want) {
+			t.Errorf("%s wrapped: %s, want %s\n%s", c.host, r.stdout, c.want, tail(r.stderr))
+		}
+	}
+	// An address rule still allows the address, whatever name it has.
+	e2 := setup2(t, e, "allow tcp good.test allow-private port 8080\nallow tcp 127.2.0.1 port 8080\n")
+	if r := e2.run(t, true, "env", "GODEBUG=netdns=go", dialer(), "evil.test", "8080", "3", "10ms"); !strings.HasPrefix(r.stdout, "ok 3 fail 0") {
+		t.Errorf("evil.test with an address rule: %s\n%s", r.stdout, tail(r.stderr))
+	}
+}
+
+// setup2 is e with another policy.
+func setup2(t *testing.T, e *env, policy string) *env {
+	e2 := *e
+	e2.policy = filepath.Join(t.TempDir(), "p2.policy")
+	os.WriteFile(e2.policy, []byte("default deny errno=EACCES\nallow any "+server+" port 53\nresolve never\n"+policy), 0o644)
+	return &e2
+}
+
+// A name resolved by a process outside the tree opens nothing inside it.
+func TestResolvedOutsideTree(t *testing.T) {
+	e := setup(t, "allow tcp good.test allow-private port 8080\nallow tcp evil.test allow-private port 9\n")
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		// Outside the tree: resolve good.test over and over.
+		defer wg.Done()
+		c := new(dns.Client)
+		m := new(dns.Msg)
+		m.SetQuestion("good.test.", dns.TypeA)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.Exchange(m, server+":53")
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	// Inside: connect to good.test's address by number, having resolved
+	// only evil.test (which answers the same address, but its rule is for
+	// another port).
+	r := e.run(t, true, "sh", "-c", "getent hosts evil.test >/dev/null; exec "+dialer()+" 127.2.0.1 8080 3 10ms")
+	close(stop)
+	wg.Wait()
+	if !strings.HasPrefix(r.stdout, "ok 0 fail 3") {
+		t.Errorf("a name resolved outside the tree opened a connect: %s\n%s", r.stdout, tail(r.stderr))
+	}
+}
+
+func TestResolvers(t *testing.T) {
+	e := setup(t, "allow tcp good.test allow-private port 8080\nallow tcp six.test allow-private port 8080\nallow tcp big.test allow-private port 8080\n")
+	py := `import socket,sys
+h=sys.argv[1]; fam=socket.AF_INET6 if h=="six.test" else socket.AF_INET
+ai=socket.getaddrinfo(h,8080,fam,socket.SOCK_STREAM)
+s=socket.socket(fam,socket.SOCK_STREAM); s.connect(ai[0][4]); print("connected")`
+	cases := []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{"go pure", []string{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go cgo", []string{"env", "GODEBUG=netdns=cgo", dialer(), "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go AAAA", []string{"env", "GODEBUG=netdns=go", dialer(), "six.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go TCP after truncation", []string{"env", "GODEBUG=netdns=go", dialer(), "big.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"glibc TCP after truncation", []string{"python3", "-c", py, "big.test"}, "connected"},
+		{"curl", []string{"curl", "-sS", "-o", "/dev/null", "-w", "connected", "--max-time", "5", "http://good.test:8080/"}, "connected"},
+		{"python", []string{"python3", "-c", py, "good.test"}, "connected"},
+		{"python AAAA", []string{"python3", "-c", py, "six.test"}, "connected"},
+	}
+	for _, c := range cases {
+		if _, err := exec.LookPath(c.argv[0]); err != nil {
+			t.Logf("skip %s: %v", c.name, err)
+			continue
+		}
+		r := e.run(t, true, c.argv...)
+		// curl gets no HTTP answer (the listener closes): only the connect matters.
+		if !strings.Contains(r.stdout+r.stderr, c.want) && !(c.name == "curl" && strings.Contains(r.stderr, `"host":"good.test"`) && strings.Contains(r.stderr, `"decision":"allow"`)) {
+			t.Errorf("%s: %s\n%s", c.name, r.stdout, tail(r.stderr))
+		}
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return "..." + s[len(s)-3000:]
+	}
+	return s
+}
