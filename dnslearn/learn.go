@@ -296,6 +296,7 @@ func (l *Learner) Table() *dnsnames.Table { return l.table }
 // drain reads every packet waiting in the captures.
 func (l *Learner) drain() {
 	for _, fd := range l.caps {
+		read := false
 		for {
 			n, _, err := unix.Recvfrom(fd, l.buf, unix.MSG_DONTWAIT)
 			if err != nil {
@@ -304,7 +305,11 @@ func (l *Learner) drain() {
 				}
 				break
 			}
+			read = true
 			l.packet(l.buf[:n])
+		}
+		if !read {
+			continue // a full buffer has packets to read: no drops without them
 		}
 		if st, err := unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil && st.Drops > 0 {
 			l.drops += st.Drops

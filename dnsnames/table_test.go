@@ -164,3 +164,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkLearn(b *testing.B) {
+	msg := answer(b, "www.shop.test.", dns.TypeA, "www.shop.test. 300 IN CNAME shop.cdn.test.", "shop.cdn.test. 5 IN A 10.9.9.9", "shop.cdn.test. 5 IN A 10.9.9.10")
+	tb := New(0)
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tb.Learn(msg, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNames(b *testing.B) {
+	tb := New(0)
+	now := time.Now()
+	tb.Learn(answer(b, "a.test.", dns.TypeA, "a.test. 5 IN A 10.9.9.9"), now)
+	a := netip.MustParseAddr("10.9.9.9")
+	var buf [4]string
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(tb.Names(a, now, time.Minute, buf[:0])) != 1 {
+			b.Fatal("not found")
+		}
+	}
+}

@@ -20,7 +20,9 @@ func main() {
 	interval, _ := time.ParseDuration(os.Args[4])
 	ok, fail := 0, 0
 	var first error
+	var busy time.Duration
 	for i := 0; i < count; i++ {
+		start := time.Now()
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(os.Args[1], os.Args[2]), 5*time.Second)
 		if err != nil {
 			fail++
@@ -31,7 +33,9 @@ func main() {
 			ok++
 			c.Close()
 		}
+		busy += time.Since(start)
 		time.Sleep(interval)
 	}
 	fmt.Printf("ok %d fail %d %v\n", ok, fail, first)
+	fmt.Fprintf(os.Stderr, "per-dial %v\n", busy/time.Duration(max(count, 1)))
 }
