@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 const server = "127.0.0.99" // the test's DNS server, on port 53
@@ -36,11 +38,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for name, pkg := range map[string]string{"connvisor": "./cmd/connvisor", "dialer": "./test/dns/dialer"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+	for name, pkg := range map[string]string{"connvisor": "cmd/connvisor", "dialer": "test/dns/dialer"} {
+		if err := testutil.GoBuild(filepath.Join(dir, name), pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}
