@@ -98,3 +98,20 @@ func FuzzPacket(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDrainEmpty is what a decision under a policy with names pays
+// when no answer waits: one nonblocking read of the capture.
+func BenchmarkDrainEmpty(b *testing.B) {
+	fd, err := openCapture()
+	if err != nil {
+		b.Skipf("no capture (needs CAP_NET_RAW): %v", err)
+	}
+	l := New(zap.NewNop())
+	l.caps[1] = fd
+	defer l.Close()
+	a := netip.MustParseAddr("10.0.0.1")
+	var buf [4]string
+	for b.Loop() {
+		l.Names(a, time.Minute, buf[:0])
+	}
+}

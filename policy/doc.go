@@ -13,7 +13,7 @@
 // before the file's.
 //
 //	policy    = { line } .
-//	line      = [ rule | default | include | resolve | mode ] [ "#" comment ] .
+//	line      = [ rule | default | include | resolve | mode | dnsgrace ] [ "#" comment ] .
 //	rule      = action { word } .
 //	action    = "allow" | "deny" | "log" | "fail" .
 //	default   = "default" ( "allow" | "deny" | "log" ) [ "errno=" ERRNO ] [ "delay=" DURATION ]
@@ -21,15 +21,17 @@
 //	include   = "include" FILE .                  (relative to the including file; cycles are errors)
 //	resolve   = "resolve" ( "every" DURATION | "never" ) .
 //	mode      = "mode" ( "audit" | "enforce" ) .   (audit: see Policy.Audit)
+//	dnsgrace  = "dns" "grace" DURATION .          (learned names count this long past their TTL; default 60s)
 //	word      = proto | family | address | "port" PORTS | unixsock
 //	          | "exe=" GLOB | "uid=" N [ "-" M ]
 //	          | "errno=" ERRNO | "blackhole" | "when=" WHEN
 //	          | "probability=" P | "delay=" DURATION | "timeout=" DURATION
 //	          | "after=" DURATION | "for=" DURATION | "every=" DURATION
-//	          | compact .
+//	          | "allow-private" | compact .
 //	proto     = "tcp" | "udp" | "any" .           (default any; tcp is SOCK_STREAM, udp SOCK_DGRAM)
 //	family    = "unix" | "unspec" | "netlink" | "packet" | "vsock" | ... | "AF_NAME" | "afN" .
-//	address   = IPV4 [ "/" LEN ] | IPV6 [ "/" LEN ] | "[" IPV6 [ "/" LEN ] "]" | HOST | "*" | "inet" | "inet6" .
+//	address   = IPV4 [ "/" LEN ] | IPV6 [ "/" LEN ] | "[" IPV6 [ "/" LEN ] "]" | HOST | "*." HOST | "*" | "inet" | "inet6"
+//	          | "loopback" | "private" | "link-local" | "metadata" | "public" .
 //	PORTS     = range { "," range } | "*" .       range = N [ "-" M ]
 //	unixsock  = "/" GLOB | "@" GLOB | "unnamed" .
 //	WHEN      = FIRST [ ".." LAST ] [ "+" [ STEP ] ] .
@@ -61,9 +63,14 @@
 //     destination "netlink kernel"), which is no egress.
 //   - An explicit --default replaces the embedded default policy: its
 //     rules do not stay behind the flag rules.
-//   - Host names are resolved when the policy loads (all A and AAAA
-//     records) and again by Reresolve, at the interval `resolve every`
-//     sets. A name that does not resolve matches nothing, with a warning.
+//   - Host names (and wildcards *.example.com: one or more labels under
+//     the name, not the name itself) match through the names the tree's
+//     own DNS answers gave for the address (DecideNamed; see names.go).
+//     An address no answer explains falls back to the addresses resolved
+//     when the policy loads (all A and AAAA records) and again by
+//     Reresolve, at the interval `resolve every` sets. A name that does not
+//     resolve at load is a warning. A learned name allows a loopback,
+//     private or link-local address only with allow-private.
 //
 // # Actions
 //

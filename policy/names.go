@@ -117,6 +117,15 @@ func rebindable(a netip.Addr) bool {
 // hasNames reports whether the rule matches by host name.
 func (r *Rule) hasNames() bool { return len(r.hosts) > 0 || len(r.wild) > 0 }
 
+// wildNames returns the wildcards as written (*.example.com).
+func (r *Rule) wildNames() []string {
+	out := make([]string, len(r.wild))
+	for i, w := range r.wild {
+		out[i] = "*" + w
+	}
+	return out
+}
+
 // everyAddr reports whether an inet rule names no address at all.
 func (r *Rule) everyAddr() bool {
 	return len(r.prefixes) == 0 && len(r.groupPfx) == 0 && !r.hasNames()

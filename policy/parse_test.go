@@ -301,7 +301,7 @@ default allow
 		"test.policy:2: rule `deny tcp 10.1.0.0/16 port 443` can never match: covered by test.policy:1 `allow tcp 10.0.0.0/8`",
 		"test.policy:4: rule `allow udp 10.0.0.1 port 53` can never match: covered by test.policy:3 `allow any 10.0.0.0/8`",
 		"test.policy:8: rule `deny unix /run/x.sock` can never match: covered by test.policy:7 `allow unix /run/*`",
-		"test.policy:10: default allow combined with deny on host names (api.example.com): when a name moves to new addresses, connects to them are allowed until the next re-resolve; prefer default deny with allow rules",
+		"test.policy:10: default allow combined with deny on host names (api.example.com): a connect to an address no DNS answer of the program explains (hard-coded, resolved over DNS over TLS/HTTPS, or any new address when connvisor cannot capture DNS answers) is allowed; prefer default deny with allow rules",
 	}
 	got := p.Warnings()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

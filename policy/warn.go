@@ -26,9 +26,10 @@ func (p *Policy) Warnings() []string {
 		w = append(w, p.shadowWarnings()...)
 		if p.def.Action == Allow || p.def.Action == Log {
 			for _, r := range p.rules {
-				if len(r.hosts) > 0 && (r.action == Deny || r.action == Fail) {
-					w = append(w, fmt.Sprintf("%s: default %s combined with %s on host names (%s): when a name moves to new addresses, connects to them are allowed until the next re-resolve; prefer default deny with allow rules",
-						r.Origin(), p.def.Action, r.action, strings.Join(r.hosts, ", ")))
+				if r.hasNames() && (r.action == Deny || r.action == Fail) {
+					names := append(slices.Clone(r.hosts), r.wildNames()...)
+					w = append(w, fmt.Sprintf("%s: default %s combined with %s on host names (%s): a connect to an address no DNS answer of the program explains (hard-coded, resolved over DNS over TLS/HTTPS, or any new address when connvisor cannot capture DNS answers) is allowed; prefer default deny with allow rules",
+						r.Origin(), p.def.Action, r.action, strings.Join(names, ", ")))
 				}
 			}
 		}

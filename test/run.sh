@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in gcc libc6-dev libseccomp-dev curl strace iproute2 libcap2-bin git python3; do
+for pkg in gcc libc6-dev libseccomp-dev curl strace iproute2 libcap2-bin git python3 musl-tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -58,3 +58,5 @@ fuzz ./emulate FuzzReadMsghdr
 fuzz ./emulate FuzzReadMmsghdr
 fuzz ./emulate FuzzReadSendto
 fuzz ./emulate FuzzControl
+fuzz ./dnsnames FuzzParse
+fuzz ./dnslearn FuzzPacket
