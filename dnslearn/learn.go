@@ -12,10 +12,12 @@
 // until EAGAIN) before it answers, so an answer is always recorded before
 // the connect that uses it is decided.
 //
-// An answer counts for the tree only when its destination is a socket of
-// the tree that sent to port 53: NoteSocket records each one's local
-// address (from the trapped connect or send). Answers another process
-// received, on another port, are ignored.
+// An answer counts for the tree only when it comes from a DNS server a
+// socket of the tree asked (the destination of its connect or send, which
+// the policy allowed) and goes to that socket: NoteSocket records each
+// one's local address and server. Answers another process received, on
+// another port, are ignored, and so is an answer a process of the tree
+// forges from another address (the C library ignores those too).
 package dnslearn
 
 import (
@@ -68,9 +70,33 @@ type sockKey struct {
 	port  uint16
 }
 
+// maxServers bounds the servers one socket asked (musl sends to every
+// nameserver from one socket).
+const maxServers = 4
+
 type sockInfo struct {
-	addr netip.Addr // local address; unspecified: any
-	last time.Time
+	addr    netip.Addr // local address; unspecified: any
+	servers [maxServers]netip.AddrPort
+	last    time.Time
+}
+
+// asked reports whether the socket sent to server.
+func (s *sockInfo) asked(server netip.AddrPort) bool {
+	for _, a := range s.servers {
+		if a == server {
+			return true
+		}
+	}
+	return false
+}
+
+// ask records server, replacing the oldest past the bound.
+func (s *sockInfo) ask(server netip.AddrPort) {
+	if s.asked(server) {
+		return
+	}
+	copy(s.servers[1:], s.servers[:maxServers-1])
+	s.servers[0] = server
 }
 
 type flowKey struct {
@@ -140,11 +166,28 @@ func (l *Learner) Close() {
 	}
 }
 
-// NoteSocket records sock (a duplicate of a tree's socket that connects or
-// sends to port 53) as one of the tree's DNS sockets, and opens a capture
-// in its network namespace if there is none yet. A socket without a port
-// yet (it gets one from the send) is noted again after the call.
-func (l *Learner) NoteSocket(sock int, proto Proto) {
+// Prepare opens a capture in sock's network namespace if there is none
+// yet. It is called before a socket's first query goes out, so that the
+// answer cannot arrive before the capture exists.
+func (l *Learner) Prepare(sock int) {
+	cookie, err := unix.GetsockoptUint64(sock, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.caps[cookie]; !ok && !l.failed {
+		l.openCapture(sock, cookie)
+	}
+}
+
+// NoteSocket records sock (a duplicate of a tree's socket that has just
+// connected or sent to server, port 53, as the policy allowed) as one of
+// the tree's DNS sockets, and opens a capture in its network namespace if
+// there is none yet. An answer captured before the call returned waits in
+// pending until then.
+func (l *Learner) NoteSocket(sock int, proto Proto, server netip.AddrPort) {
+	server = netip.AddrPortFrom(server.Addr().Unmap().WithZone(""), server.Port())
 	sa, err := unix.Getsockname(sock)
 	if err != nil {
 		return
@@ -174,7 +217,13 @@ func (l *Learner) NoteSocket(sock int, proto Proto) {
 		l.sweepSockets()
 	}
 	if len(l.socks) < maxSockets {
-		l.socks[k] = sockInfo{addr: local.Addr(), last: l.now()}
+		si, ok := l.socks[k]
+		if !ok || si.addr != local.Addr() {
+			si = sockInfo{addr: local.Addr()}
+		}
+		si.ask(server)
+		si.last = l.now()
+		l.socks[k] = si
 	}
 	// Answers captured before the port was known.
 	kept := l.pending[:0]
@@ -343,7 +392,7 @@ func (l *Learner) packet(b []byte) {
 func (l *Learner) deliver(p packet) bool {
 	k := sockKey{p.proto, p.dst.Port()}
 	s, ok := l.socks[k]
-	if !ok || (s.addr.IsValid() && !s.addr.IsUnspecified() && s.addr != p.dst.Addr()) || p.at.Sub(s.last) > socketIdle {
+	if !ok || (s.addr.IsValid() && !s.addr.IsUnspecified() && s.addr != p.dst.Addr()) || p.at.Sub(s.last) > socketIdle || !s.asked(p.src) {
 		return false
 	}
 	s.last = p.at
@@ -456,7 +505,7 @@ func decodeIP(b []byte) (packet, bool) {
 	default:
 		return p, false
 	}
-	p.src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(l4[0:]))
-	p.dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(l4[2:]))
+	p.src = netip.AddrPortFrom(src.Unmap(), binary.BigEndian.Uint16(l4[0:]))
+	p.dst = netip.AddrPortFrom(dst.Unmap(), binary.BigEndian.Uint16(l4[2:]))
 	return p, true
 }

@@ -46,16 +46,25 @@ func TestAttribution(t *testing.T) {
 	l := New(zap.NewNop())
 	tree := netip.MustParseAddrPort("127.0.0.1:40000")
 	other := netip.MustParseAddrPort("127.0.0.1:40001")
-	l.socks[sockKey{UDP, tree.Port()}] = sockInfo{addr: netip.IPv4Unspecified(), last: time.Now()}
+	si := sockInfo{addr: netip.IPv4Unspecified(), last: time.Now()}
+	si.ask(netip.MustParseAddrPort("127.0.0.53:53"))
+	l.socks[sockKey{UDP, tree.Port()}] = si
 	l.packet(udp4(other, answerA(t, "outside.test.", "10.0.0.2")))
 	l.packet(udp4(tree, answerA(t, "inside.test.", "10.0.0.1")))
+	// Forged by the tree from another address: not the server asked.
+	forged := udp4(tree, answerA(t, "forged.test.", "10.0.0.3"))
+	forged[15] = 54
+	l.packet(forged)
+	if got := l.table.Names(netip.MustParseAddr("10.0.0.3"), time.Now(), 0, nil); len(got) != 0 {
+		t.Errorf("an answer from a server the socket never asked counted: %v", got)
+	}
 	if got := l.table.Names(netip.MustParseAddr("10.0.0.1"), time.Now(), 0, nil); len(got) != 1 || got[0] != "inside.test" {
 		t.Errorf("tree's answer: %v", got)
 	}
 	if got := l.table.Names(netip.MustParseAddr("10.0.0.2"), time.Now(), 0, nil); len(got) != 0 {
 		t.Errorf("another socket's answer counted: %v", got)
 	}
-	if len(l.pending) != 1 {
+	if len(l.pending) != 2 {
 		t.Fatalf("pending %d, want the other answer kept for a while", len(l.pending))
 	}
 }
@@ -83,8 +92,10 @@ func FuzzPacket(f *testing.F) {
 	f.Add([]byte{0x60, 0, 0, 0, 0, 8, 17, 64})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l := New(zap.NewNop())
-		l.socks[sockKey{UDP, tree.Port()}] = sockInfo{addr: netip.IPv4Unspecified(), last: time.Now()}
-		l.socks[sockKey{TCP, tree.Port()}] = sockInfo{addr: netip.IPv4Unspecified(), last: time.Now()}
+		si := sockInfo{addr: netip.IPv4Unspecified(), last: time.Now()}
+		si.ask(netip.MustParseAddrPort("127.0.0.53:53"))
+		l.socks[sockKey{UDP, tree.Port()}] = si
+		l.socks[sockKey{TCP, tree.Port()}] = si
 		for i := 0; i < 3; i++ {
 			l.packet(b)
 		}

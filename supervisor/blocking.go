@@ -92,6 +92,9 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bo
 // joined, with errno; an answer nobody took stays for the next restart
 // when the connect was made (performed).
 func (s *Supervisor) completeHeld(c *call, d *policy.Decision, key repeatKey, tracked bool, errno syscall.Errno, performed bool) {
+	if performed && errno == 0 {
+		s.noteDNS(c.dup, &c.dest, c.info.Type)
+	}
 	s.identifyForLog(c, *d)
 	var joined []uint64
 	if tracked {

@@ -198,7 +198,7 @@ func (s *Supervisor) handleConnect(n *Notification) {
 		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
 		return
 	}
-	s.noteDNS(c.dup, &c.dest, c.info.Type)
+	s.prepareDNS(c.dup, &c.dest)
 	d := s.decide(pol, &c.dest)
 	switch d.Action {
 	case policy.Deny:

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"net/netip"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -33,10 +34,10 @@ func (s *Supervisor) decide(pol *policy.Policy, d *policy.Dest) policy.Decision 
 	return pol.DecideNamed(d, s.names.Names(d.Addr, pol.NameGrace(), buf[:0]))
 }
 
-// noteDNS tells the learner that the tree's socket dup talks to a DNS
-// server (port 53), so answers to its local address are the tree's. It is
-// called before the call is made (a socket already bound) and after (one
-// that the call bound).
+// noteDNS tells the learner that the tree's socket dup has just connected
+// or sent to a DNS server (port 53) as the policy allowed, so answers from
+// that server to its local address are the tree's. It is called after the
+// call, which may have bound the socket.
 func (s *Supervisor) noteDNS(dup int, d *policy.Dest, sockType int) {
 	if s.names == nil || dup < 0 || d.Port != 53 || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
 		return
@@ -52,7 +53,19 @@ func (s *Supervisor) noteDNS(dup int, d *policy.Dest, sockType int) {
 	default:
 		return
 	}
-	s.names.NoteSocket(dup, proto)
+	s.names.NoteSocket(dup, proto, netip.AddrPortFrom(d.Addr, d.Port))
+}
+
+// prepareDNS makes sure a capture runs in the network namespace of dup
+// before its call to port 53 is made: the answer may come back before the
+// call returns.
+func (s *Supervisor) prepareDNS(dup int, d *policy.Dest) {
+	if s.names == nil || dup < 0 || d.Port != 53 || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
+		return
+	}
+	if s.policy.Load().UsesNames() {
+		s.names.Prepare(dup)
+	}
 }
 
 // noteSentDNS is noteDNS after a send with a destination.

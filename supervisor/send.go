@@ -599,7 +599,7 @@ func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
 		s.log.Error("identify sending process", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		return syscall.EPERM
 	}
-	s.noteDNS(c.dup, &dc.dest, c.info.Type)
+	s.prepareDNS(c.dup, &dc.dest)
 	dec := s.decide(pol, &dc.dest)
 	if s.wantsIdentity(dec) {
 		dc.proc, _ = emulate.Identify(int(c.n.Tid))
