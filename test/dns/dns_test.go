@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	os.Chmod(dir, 0o755) // user nobody runs them too
 	for name, pkg := range map[string]string{"connvisor": "cmd/connvisor", "dialer": "test/dns/dialer"} {
 		if err := testutil.GoBuild(filepath.Join(dir, name), pkg); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -335,6 +336,27 @@ func learnedAllow(log string, port int) bool {
 		}
 	}
 	return false
+}
+
+// Without CAP_NET_RAW connvisor cannot capture answers: it warns at start,
+// and names match the addresses it resolved at load.
+func TestUnprivilegedFallback(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) missing")
+	}
+	e := setup(t, "allow tcp good.test allow-private port 8080\n")
+	os.Chmod(filepath.Dir(filepath.Dir(e.policy)), 0o755)
+	os.Chmod(filepath.Dir(e.policy), 0o755)
+	os.Chmod(e.policy, 0o644)
+	r := e.run(t, false, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		filepath.Join(binDir, "connvisor"), "run", "--log-format", "json", "--policy", e.policy, "--",
+		"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms")
+	if !strings.HasPrefix(r.stdout, "ok 2 fail 0") {
+		t.Errorf("unprivileged: %s\n%s", r.stdout, tail(r.stderr))
+	}
+	if !strings.Contains(r.stderr, "needs CAP_NET_RAW") || !strings.Contains(r.stderr, `"host":"good.test","host_via":"load"`) {
+		t.Errorf("no start-up warning, or the decision does not say the name matched at load:\n%s", tail(r.stderr))
+	}
 }
 
 func tail(s string) string {
