@@ -163,7 +163,12 @@ func (t *Table) Add(ms []Mapping, now time.Time) (int, error) {
 			continue
 		}
 		if len(t.until) >= t.max && !swept {
-			t.sweep(now)
+			// Full: drop what is past any grace, then, if that is not
+			// enough, what is past its TTL (the grace gives way first).
+			t.sweep(now.Add(-SweepAfter))
+			if len(t.until) >= t.max {
+				t.sweep(now)
+			}
 			swept = true
 		}
 		if len(t.until) >= t.max {
@@ -176,12 +181,13 @@ func (t *Table) Add(ms []Mapping, now time.Time) (int, error) {
 	return n, nil
 }
 
-// sweep drops every mapping whose TTL has ended. The grace period is the
-// reader's (Names): a mapping past its TTL is kept until sweepAfter has
-// gone by, so no grace a policy can set outlives it.
-func (t *Table) sweep(now time.Time) {
+// sweep drops every mapping whose TTL ended before cutoff. The grace
+// period is the reader's (Names): a mapping past its TTL is kept until
+// SweepAfter has gone by, so no grace a policy can set outlives it, unless
+// the table is full.
+func (t *Table) sweep(cutoff time.Time) {
 	for k, u := range t.until {
-		if now.Sub(u) > SweepAfter {
+		if u.Before(cutoff) {
 			t.remove(k)
 		}
 	}

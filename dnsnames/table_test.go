@@ -129,8 +129,9 @@ func TestBounded(t *testing.T) {
 	if _, err := tb.Learn(answer(t, "b.test.", dns.TypeA, "b.test. 1 IN A 10.0.1.1"), now); err != ErrFull {
 		t.Fatalf("fifth mapping: err %v, want ErrFull", err)
 	}
-	// Once the old ones are past any grace, they make room.
-	later := now.Add(SweepAfter + 2*time.Second)
+	// Once the old ones are past their TTL, they make room (a full table
+	// gives up their grace).
+	later := now.Add(2 * time.Second)
 	if _, err := tb.Learn(answer(t, "b.test.", dns.TypeA, "b.test. 1 IN A 10.0.1.1"), later); err != nil {
 		t.Fatalf("after expiry: %v", err)
 	}
