@@ -48,7 +48,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 // made it.
 func explainCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) < 2 {
-		fmt.Fprintln(stderr, `usage: connvisor explain FILE DEST   (DEST like "tcp 10.20.3.4:5432" or "unix /run/x.sock")`)
+		fmt.Fprintln(stderr, `usage: connvisor explain FILE DEST [host=NAME...]   (DEST like "tcp 10.20.3.4:5432" or "unix /run/x.sock"; host=: a name the program's DNS answers gave for the address)`)
 		return exitUsage
 	}
 	p, err := policy.Load(nil, args[0], policy.Options{ReadFile: os.ReadFile, Resolve: resolveHost})
@@ -56,12 +56,24 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
 	}
-	d, err := policy.ParseDest(strings.Join(args[1:], " "))
+	// host=NAME words are the names learned from DNS answers for the
+	// address, as the supervisor passes them.
+	var words, names []string
+	for _, w := range args[1:] {
+		for _, f := range strings.Fields(w) {
+			if h, ok := strings.CutPrefix(f, "host="); ok {
+				names = append(names, strings.TrimSuffix(strings.ToLower(h), "."))
+				continue
+			}
+			words = append(words, f)
+		}
+	}
+	d, err := policy.ParseDest(strings.Join(words, " "))
 	if err != nil {
 		fmt.Fprintf(stderr, "connvisor explain: %v\n", err)
 		return exitUsage
 	}
-	dec := p.Decide(&d)
+	dec := p.DecideNamed(&d, names)
 	out := dec.Action.String()
 	if dec.Errno != 0 {
 		out += " errno=" + policy.ErrnoName(dec.Errno)
@@ -71,6 +83,12 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 		if dec.Rule != nil && dec.Rule.Decision().Blackhole {
 			out = "would-deny blackhole (mode audit: allowed)"
 		}
+	}
+	switch dec.HostVia {
+	case policy.ViaAnswer:
+		out += " (host " + dec.Host + ", from the program's DNS answer)"
+	case policy.ViaLoad:
+		out += " (host " + dec.Host + ", resolved at load)"
 	}
 	switch {
 	case dec.Rule != nil:

@@ -21,6 +21,7 @@ func TestCheckAndExplain(t *testing.T) {
 allow tcp 10.20.0.0/16 port 5432
 deny tcp 10.20.3.4 port 5432 errno=ECONNREFUSED
 allow unix /run/postgresql/*
+allow tcp *.cdn.example port 443
 `)
 	tests := []struct {
 		name     string
@@ -33,7 +34,7 @@ allow unix /run/postgresql/*
 		{name: "check prints both forms and warns about the shadowed rule",
 			args:   []string{"check", pol},
 			stdout: []string{"allow tcp 10.20.0.0/16 port 5432", "--allow tcp:10.20.0.0/16:5432", "default deny errno=EACCES"},
-			stderr: []string{"test.policy:3", "never match", "3 rules, ok"}},
+			stderr: []string{"test.policy:3", "never match", "4 rules, ok"}},
 		{name: "explain names the rule",
 			args:   []string{"explain", pol, "tcp", "10.20.3.4:5432"},
 			stdout: []string{"tcp 10.20.3.4:5432: allow by ", "test.policy:2"}},
@@ -43,6 +44,12 @@ allow unix /run/postgresql/*
 		{name: "explain unix",
 			args:   []string{"explain", pol, "unix /run/postgresql/.s.PGSQL.5432"},
 			stdout: []string{"allow by", "test.policy:4"}},
+		{name: "explain a learned name",
+			args:   []string{"explain", pol, "tcp 198.51.100.7:443", "host=Edge.CDN.example."},
+			stdout: []string{"allow (host edge.cdn.example, from the program's DNS answer) by", "test.policy:5"}},
+		{name: "explain a learned name no rule lists",
+			args:   []string{"explain", pol, "tcp 198.51.100.7:443 host=cdn.example"},
+			stdout: []string{"deny errno=EACCES (host cdn.example, from the program's DNS answer) by the default"}},
 		{name: "explain bad destination",
 			args: []string{"explain", pol, "tcp nowhere"}, code: exitUsage, noStdout: true,
 			stderr: []string{"connvisor explain:"}},
