@@ -20,7 +20,7 @@ Usage:
                                            run CMD, allowing every connect, and write the
                                            policy that allows what it did
   connvisor check FILE                     validate a policy file and print its rules
-  connvisor explain FILE DEST              show the decision for DEST ("tcp 10.0.0.1:443", "unix /run/x.sock")
+  connvisor explain FILE DEST [host=NAME]  show the decision for DEST ("tcp 10.0.0.1:443", "unix /run/x.sock")
   connvisor ctl [flags] ACTION [ARGS]      drive a running connvisor run --control PATH (see ctl --help)
   connvisor agent --listen PATH [--policy-dir DIR] [--policy FILE]
                                            supervise containers (runc, crun, containerd)
