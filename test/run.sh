@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in gcc libc6-dev libseccomp-dev curl strace iproute2 libcap2-bin git python3 musl-tools; do
+for pkg in gcc libc6-dev libseccomp-dev curl strace iproute2 libcap2-bin git python3 musl-tools libc-ares-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -53,6 +53,14 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// c-ares (Debian's libc-ares-dev): its own resolver.
+	if _, err := os.Stat("/usr/include/ares.h"); err == nil {
+		cmd := exec.Command("gcc", "-O2", "-o", filepath.Join(dir, "cares"), "cresolve/cares.c", "-lcares")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build c-ares client: %v\n%s", err, out)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -305,10 +313,11 @@ s=socket.socket(fam,socket.SOCK_STREAM); s.connect(ai[0][4]); print("connected")
 		{"python AAAA", []string{"python3", "-c", py, "six.test"}, "connected"},
 		{"musl static", []string{filepath.Join(binDir, "cresolve-musl"), "good.test", "8080"}, "connected"},
 		{"musl static AAAA", []string{filepath.Join(binDir, "cresolve-musl"), "six.test", "8080"}, "connected"},
+		{"c-ares", []string{filepath.Join(binDir, "cares"), "good.test", "8080"}, "connected"},
 	}
 	for _, c := range cases {
 		if _, err := exec.LookPath(c.argv[0]); err != nil {
-			t.Logf("skip %s: %v (musl-gcc is in Debian's musl-tools)", c.name, err)
+			t.Logf("skip %s: %v (musl-gcc is in Debian's musl-tools, c-ares in libc-ares-dev)", c.name, err)
 			continue
 		}
 		if n := e.run(t, false, c.argv...); !strings.Contains(n.stdout, c.want) {
