@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // udp4 builds an IPv4 UDP packet from port 53 to dst.
@@ -124,5 +125,35 @@ func BenchmarkDrainEmpty(b *testing.B) {
 	var buf [4]string
 	for b.Loop() {
 		l.Names(a, time.Minute, buf[:0])
+	}
+}
+
+// Decisions (Names) and calls to port 53 (NoteSocket) come from the loop
+// and from held calls at once.
+func TestConcurrentUse(t *testing.T) {
+	l := New(zap.NewNop())
+	defer l.Close()
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer unix.Close(fd)
+			unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+			server := netip.MustParseAddrPort("127.0.0.53:53")
+			var buf [4]string
+			for i := 0; i < 200; i++ {
+				l.Prepare(fd)
+				l.NoteSocket(fd, UDP, server)
+				l.Names(netip.MustParseAddr("10.0.0.1"), time.Minute, buf[:0])
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
 	}
 }

@@ -287,6 +287,14 @@ func TestResolvedOutsideTree(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "ok 0 fail 3") {
 		t.Errorf("a name resolved outside the tree opened a connect: %s\n%s", r.stdout, tail(r.stderr))
 	}
+	// getent asked nscd first: refused as if it were not running.
+	refused := false
+	for _, l := range strings.Split(r.stderr, "\n") {
+		refused = refused || strings.Contains(l, "nscd/socket") && strings.Contains(l, `"errno":"ENOENT"`)
+	}
+	if !refused {
+		t.Errorf("nscd's socket was not refused with ENOENT:\n%s", tail(r.stderr))
+	}
 }
 
 func TestResolvers(t *testing.T) {
