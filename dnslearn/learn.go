@@ -39,8 +39,12 @@ import (
 // Limits, one place.
 const (
 	// socketIdle: a DNS socket of the tree counts this long after it was
-	// last used (noted, or answered); resolvers wait 5 s per try.
-	socketIdle = 2 * time.Minute
+	// last used (noted, or answered). glibc, Go and musl use a socket for
+	// one lookup; c-ares keeps one per server and sends later queries with
+	// write(2), untrapped, so the bound is long. A port the tree closed
+	// and another process took within it would have that process's
+	// answers (from the same server) counted for the tree.
+	socketIdle = 10 * time.Minute
 	// maxSockets bounds the sockets remembered.
 	maxSockets = 4096
 	// maxPending bounds answers kept for a socket not yet noted (the
