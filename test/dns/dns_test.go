@@ -122,11 +122,19 @@ type env struct {
 	lns     []net.Listener
 }
 
-func setup(t *testing.T, policy string) *env {
+func setup(t *testing.T, policy string) *env { return setupAt(t, server, policy) }
+
+// setupAt is setup with the DNS server at addr (an IPv4 or IPv6 address).
+func setupAt(t *testing.T, addr, policy string) *env {
 	t.Helper()
 	e := &env{zone: &zone{}}
+	hostport := net.JoinHostPort(addr, "53")
+	ruleAddr := addr
+	if strings.Contains(addr, ":") {
+		ruleAddr = "[" + addr + "]"
+	}
 	for _, netw := range []string{"udp", "tcp"} {
-		srv := &dns.Server{Addr: server + ":53", Net: netw, Handler: e.zone}
+		srv := &dns.Server{Addr: hostport, Net: netw, Handler: e.zone}
 		started := make(chan error, 1)
 		srv.NotifyStartedFunc = func() { started <- nil }
 		go func() {
@@ -161,9 +169,9 @@ func setup(t *testing.T, policy string) *env {
 	}
 	dir := t.TempDir()
 	e.resolv = filepath.Join(dir, "resolv.conf")
-	os.WriteFile(e.resolv, []byte("nameserver "+server+"\noptions attempts:2 timeout:2\n"), 0o644)
+	os.WriteFile(e.resolv, []byte("nameserver "+addr+"\noptions attempts:2 timeout:2\n"), 0o644)
 	e.policy = filepath.Join(dir, "test.policy")
-	os.WriteFile(e.policy, []byte("default deny errno=EACCES\nallow any "+server+" port 53\nresolve never\n"+policy), 0o644)
+	os.WriteFile(e.policy, []byte("default deny errno=EACCES\nallow any "+ruleAddr+" port 53\nresolve never\n"+policy), 0o644)
 	t.Cleanup(func() {
 		for _, s := range e.servers {
 			s.Shutdown()
@@ -373,6 +381,25 @@ func TestUnprivilegedFallback(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "needs CAP_NET_RAW") || !strings.Contains(r.stderr, `"host":"good.test","host_via":"load"`) {
 		t.Errorf("no start-up warning, or the decision does not say the name matched at load:\n%s", tail(r.stderr))
+	}
+}
+
+// A resolver reached over IPv6, UDP and TCP (the capture's IPv6 path).
+func TestIPv6Server(t *testing.T) {
+	e := setupAt(t, "::1", "allow tcp good.test allow-private port 8080\nallow tcp big.test allow-private port 8080\n")
+	for _, c := range [][]string{
+		{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms"},
+		{"env", "GODEBUG=netdns=go", dialer(), "big.test", "8080", "2", "10ms"},
+		{filepath.Join(binDir, "cresolve-musl"), "good.test", "8080"},
+	} {
+		if _, err := os.Stat(c[0]); c[0] != "env" && err != nil {
+			t.Logf("skip %s: %v", c[0], err)
+			continue
+		}
+		r := e.run(t, true, c...)
+		if !learnedAllow(r.stderr, 8080) || strings.Contains(r.stdout, "fail 1") || strings.Contains(r.stdout, "fail 2") {
+			t.Errorf("%q over IPv6: %s\n%s", c, r.stdout, tail(r.stderr))
+		}
 	}
 }
 
