@@ -23,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		"fail tcp:[::ffff:1.2.3.4/120]:1=EIO:when=1..2+3,delay=1ms",
 		"fail 127.0.0.1:5432=ECONNREFUSED:after=5s,every=30s,for=5s,when=2+",
 		"fail tcp 10.0.0.1 port 80 blackhole for=1h30m probability=0.5 after=0s",
+		"dns grace 30s\nallow tcp *.Example.com. db.example.com allow-private port 443",
+		"deny any metadata errno=ENETUNREACH\nallow any public port 443\nallow loopback private link-local",
+		"allow tcp:*.cdn.example:443\ndeny *.x.example",
 	} {
 		f.Add(s)
 	}
