@@ -69,8 +69,8 @@ func (op *sendOp) readSender() (*emulate.Sender, error) {
 	return op.sender, nil
 }
 
-func (s *Supervisor) handleSend(n *Notification) {
-	c := &call{n: *n, start: time.Now(), dup: -1}
+func (s *Supervisor) handleSend(r *receiver, n *Notification) {
+	c := &call{n: *n, start: time.Now(), dup: -1, rcv: r}
 	defer c.close()
 	nr := int(n.Nr)
 	op := &sendOp{c: c, flags: sendFlags(n)}
