@@ -43,6 +43,7 @@ type Supervisor struct {
 
 	// loops: the receiving threads; loopDone is closed when all ended.
 	loops    sync.WaitGroup
+	turn     chan struct{} // with several receivers: whose turn it is to RECV
 	goneOnce sync.Once
 	// tidLocks orders the handling of one thread's calls across
 	// receivers: a restarted call (SA_RESTART) must find what the
@@ -213,6 +214,10 @@ func (s *Supervisor) start() {
 	if direct {
 		n = s.receiverCount()
 	}
+	if n > 1 {
+		s.turn = make(chan struct{}, 1)
+		s.turn <- struct{}{}
+	}
 	for range n {
 		s.loops.Add(1)
 		go s.loop(direct)
@@ -336,6 +341,15 @@ func (s *Supervisor) loop(direct bool) {
 	if s.stopFD >= 0 {
 		fds = append(fds, unix.PollFd{Fd: int32(s.stopFD), Events: unix.POLLIN})
 	}
+	// With several receivers, one at a time holds the turn to call RECV
+	// (the kernel wakes every thread waiting in RECV for each call); it
+	// passes the turn on when more calls wait while it handles one, and
+	// when it ends, so the next one sees the end too.
+	turn := s.turn
+	if turn != nil {
+		<-turn
+		defer func() { turn <- struct{}{} }()
+	}
 	var n Notification
 	for {
 		if !direct {
@@ -356,6 +370,12 @@ func (s *Supervisor) loop(direct bool) {
 		}
 		err := receive(s.listener, &n)
 		if err == nil {
+			if turn != nil && s.morePending() {
+				turn <- struct{}{}
+				s.handleSurviving(r, &n)
+				<-turn
+				continue
+			}
 			s.handleSurviving(r, &n)
 			continue
 		}
@@ -371,6 +391,13 @@ func (s *Supervisor) loop(direct bool) {
 			}
 		}
 	}
+}
+
+// morePending reports whether another call waits to be received.
+func (s *Supervisor) morePending() bool {
+	fds := [1]unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds[:], 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
 }
 
 // stopping reports, after a poll of the listener and the stop fd, whether
