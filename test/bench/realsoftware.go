@@ -259,7 +259,7 @@ type realRow struct {
 
 func (b *bench) realSoftware() error {
 	missing := b.ensureTools()
-	abN, redisN, sendN := 5000, 20000, b.cfg.UDP
+	abN, redisN, sendN := 5000, 10000, b.cfg.UDP
 	if b.cfg.Quick {
 		abN, redisN = 500, 2000
 	}
