@@ -355,8 +355,14 @@ func (c *Copier) fill(tid int, m *Message, from, want int, flags int) error {
 		}
 	}
 	m.iov = m.iov[:0]
-	off, got := 0, 0 // off: position in the message; got: bytes copied
-	faulted := false
+	// Where each segment's bytes come from and how many are wanted: all
+	// of them are read in one process_vm_readv, which reads the remote
+	// ranges in order and stops at the first that faults, as reading them
+	// one by one and stopping at the first short read would.
+	type part struct{ n, take int }
+	parts := make([]part, 0, len(m.segs))
+	remote := make([]unix.RemoteIovec, 0, len(m.segs))
+	off, wanted := 0, 0 // off: position in the message
 	for _, s := range m.segs {
 		base, n := s.base, int(s.len)
 		if off+n <= from {
@@ -368,42 +374,41 @@ func (c *Copier) fill(tid int, m *Message, from, want int, flags int) error {
 			n -= skip
 			off += skip
 		}
-		take := 0
-		if !faulted && got < want {
-			take = min(n, want-got)
-			r, err := readPartial(tid, base, m.data[got:got+take])
-			if err != nil {
-				return err
-			}
-			if r > 0 {
-				m.iov = append(m.iov, iovec(&m.data[got], r))
-			}
-			got += r
-			faulted = r < take
-			m.faulted = m.faulted || faulted
-			take = r
+		take := min(n, want-wanted)
+		if take > 0 {
+			remote = append(remote, unix.RemoteIovec{Base: uintptr(base), Len: take})
 		}
-		if rest := n - take; rest > 0 {
+		parts = append(parts, part{n: n, take: take})
+		wanted += take
+		off += n
+	}
+	got, err := readRanges(tid, m.data[:wanted], remote)
+	if err != nil {
+		return err
+	}
+	m.faulted = m.faulted || got < wanted
+	at := 0 // bytes of m.data laid out so far
+	for _, p := range parts {
+		r := min(p.take, got-at)
+		if r > 0 {
+			m.iov = append(m.iov, iovec(&m.data[at], r))
+			at += r
+		}
+		if rest := p.n - r; rest > 0 {
 			m.iov = append(m.iov, iovec(&c.guard[0], rest))
 		}
-		off += n
 	}
 	return nil
 }
 
-func iovec(p *byte, n int) unix.Iovec {
-	v := unix.Iovec{Base: p}
-	v.SetLen(n)
-	return v
-}
-
-// readPartial reads what it can of len(buf) bytes at addr: the count is
-// short where the target's memory stops being readable.
-func readPartial(tid int, addr uint64, buf []byte) (int, error) {
+// readRanges reads the remote ranges in order into buf (as long as their
+// total): the count is short from the first byte that cannot be read.
+func readRanges(tid int, buf []byte, remote []unix.RemoteIovec) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
-	n, err := readMemory(tid, addr, buf)
+	local := []unix.Iovec{iovec(&buf[0], len(buf))}
+	n, err := unix.ProcessVMReadv(tid, local, remote, 0)
 	switch {
 	case err == nil:
 		return n, nil
@@ -412,7 +417,13 @@ func readPartial(tid int, addr uint64, buf []byte) (int, error) {
 	case errors.Is(err, syscall.ESRCH):
 		return 0, ErrTargetGone
 	}
-	return 0, fmt.Errorf("read %d bytes at %#x in tid %d: %w", len(buf), addr, tid, err)
+	return 0, fmt.Errorf("read %d bytes in %d ranges in tid %d: %w", len(buf), len(remote), tid, err)
+}
+
+func iovec(p *byte, n int) unix.Iovec {
+	v := unix.Iovec{Base: p}
+	v.SetLen(n)
+	return v
 }
 
 // Refill copies the message's data again for another attempt at a send

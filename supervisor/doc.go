@@ -69,9 +69,12 @@
 //     sends return USER_NOTIF; side doors are refused in the filter or
 //     trapped to be refused with a log line) and execs the command. The
 //     parent takes the listener with pidfd_getfd (command.go).
-//  2. supervisor.go: one loop on one locked OS thread polls the listener,
-//     receives a notification (notif.go) and calls handle. A panic while
-//     handling fails that call closed and the loop goes on (recover.go).
+//  2. supervisor.go: a loop on a locked OS thread blocks in RECV (Linux
+//     6.6+; older kernels poll the listener first), receives a notification
+//     (notif.go) and calls handle. With Options.Receivers > 1 several loops
+//     take turns at RECV; one thread's calls are handled one at a time
+//     (tidLocks). A panic while handling fails that call closed and the
+//     loop goes on (recover.go).
 //  3. handle.go, send.go: handle must not block. It duplicates the target's
 //     socket, copies the arguments out of its memory (emulate), checks that
 //     the notification is still pending (only then does what was read
@@ -95,9 +98,9 @@
 // logged and the call fails closed (EPERM).
 //
 // Ownership: the call's duplicate of the target's socket belongs to the
-// call (call.close); a held goroutine takes it over. The pidfds the loop
-// caches (Supervisor.pidfd) belong to the loop goroutine alone: a held
-// goroutine that needs one opens its own.
+// call (call.close); a held goroutine takes it over. The pidfds a loop
+// caches (receiver.pidfd) belong to that loop alone: a held goroutine that
+// needs one opens its own.
 //
 // # Privileges
 //

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +26,36 @@ var roles = supervisor.Roles{
 	"dial": func(args []string) int {
 		for _, addr := range args {
 			fmt.Println(dial(addr))
+		}
+		return 0
+	},
+	// dial-concurrently N ADDR...: N goroutines each dial every ADDR;
+	// prints each distinct outcome with its count.
+	"dial-concurrently": func(args []string) int {
+		n, _ := strconv.Atoi(args[0])
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, addr := range args[1:] {
+					r := dial(addr)
+					mu.Lock()
+					seen[r]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		keys := make([]string, 0, len(seen))
+		for k := range seen {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Printf("%d %s\n", seen[k], k)
 		}
 		return 0
 	},
@@ -193,4 +225,31 @@ func ExampleCmd_OnDecision() {
 	// Output:
 	// fail tcp SERVER: connect returned EINPROGRESS, injected ECONNREFUSED via so_error
 	// allow tcp SERVER: connect returned EINPROGRESS
+}
+
+// TestSeveralReceivers: with four threads receiving, calls made at once by
+// many threads are each decided once and answered (allowed ones connected,
+// denied ones refused), and the supervisor ends with the command: the turn
+// to receive goes round every receiver until each has seen the end.
+func TestSeveralReceivers(t *testing.T) {
+	addr, stop := serve()
+	defer stop()
+	p, err := policy.Load([]policy.FlagRule{
+		{Flag: "deny", Value: "127.0.0.1:9=ECONNREFUSED"},
+		{Flag: "allow", Value: addr},
+	}, "", policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := supervisor.SelfCommand(p, "dial-concurrently", "32", addr, "127.0.0.1:9")
+	cmd.Options.Receivers = 4
+	out := &strings.Builder{}
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	want := "32 " + syscall.ECONNREFUSED.Error() + "\n32 hello\n"
+	if out.String() != want {
+		t.Fatalf("outcomes:\n%s\nwant:\n%s", out, want)
+	}
 }

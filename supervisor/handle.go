@@ -18,7 +18,7 @@ const x32SyscallBit = 0x40000000
 
 // handle answers one notification. It runs on the loop's thread and must
 // not block: anything slow is held in a goroutine.
-func (s *Supervisor) handle(n *Notification) {
+func (s *Supervisor) handle(r *receiver, n *Notification) {
 	// x32 shares x86_64's arch token and sets bit 30 of the number.
 	if n.Arch != s.arch || n.Nr&x32SyscallBit != 0 {
 		s.refuse(n, "compat ABI", syscall.EPERM)
@@ -32,11 +32,11 @@ func (s *Supervisor) handle(n *Notification) {
 	}
 	switch int(n.Nr) {
 	case unix.SYS_CONNECT:
-		s.handleConnect(n)
+		s.handleConnect(r, n)
 	case unix.SYS_IO_URING_SETUP:
 		s.refuse(n, "io_uring", syscall.EPERM)
 	case unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
-		s.handleSend(n)
+		s.handleSend(r, n)
 	case unix.SYS_SOCKET:
 		// Only raw and packet sockets reach here: they reach the network
 		// without connect and name no port a rule could match.
@@ -96,7 +96,9 @@ func (s *Supervisor) refuse(n *Notification, what string, e syscall.Errno) {
 
 // call is what the supervisor learned about one trapped connect.
 type call struct {
-	n     Notification
+	n   Notification
+	rcv *receiver // the receiving thread's, for a call handled on it
+
 	start time.Time
 	dup   int
 	sa    emulate.Sockaddr // what is connected: asked, unspecified address resolved
@@ -143,8 +145,8 @@ func (c *call) close() {
 // handleConnect follows the kernel's order of checks (EBADF, then the
 // address copy's EINVAL/EFAULT, then ENOTSOCK), decides on a private copy
 // of the address, and connects that copy on a duplicate of the socket.
-func (s *Supervisor) handleConnect(n *Notification) {
-	c := &call{n: *n, start: time.Now(), dup: -1}
+func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
+	c := &call{n: *n, start: time.Now(), dup: -1, rcv: r}
 	errno, ok := s.prepare(c, n.Args[0], n.Args[1], n.Args[2])
 	if !ok {
 		c.close()
@@ -252,39 +254,39 @@ func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, 
 // first); ok is false when the target is gone and nobody waits.
 func (s *Supervisor) dupTargetSocket(c *call, fd uint64) (pidfd int, errno syscall.Errno, ok bool) {
 	tid := c.n.Tid
-	pidfd, err := s.pidfd(tid)
-	if err != nil {
-		if !errors.Is(err, emulate.ErrTargetGone) {
-			s.log.Error("open target thread", zap.Uint32("tid", tid), zap.Error(err))
+	for {
+		pidfd, cached, err := c.rcv.pidfd(tid)
+		if err != nil {
+			if !errors.Is(err, emulate.ErrTargetGone) {
+				s.log.Error("open target thread", zap.Uint32("tid", tid), zap.Error(err))
+				return -1, syscall.EPERM, true
+			}
+			return -1, 0, false
+		}
+		dup, errno, err := emulate.DupTargetFD(pidfd, fd)
+		if errors.Is(err, emulate.ErrTargetGone) {
+			c.rcv.drop(tid)
+			if cached {
+				// The cached pidfd may be a dead thread's whose tid a
+				// new thread now has (tids wrap at pid_max, often
+				// 32768): only a pidfd opened now says whether the
+				// caller is gone. Dropping the call unanswered would
+				// leave the new thread waiting forever.
+				continue
+			}
+			return -1, 0, false
+		}
+		if err != nil {
+			// Fail closed; the log says why (EPERM: target not dumpable).
+			s.log.Error("duplicate target socket", zap.Uint32("tid", tid), zap.Error(err))
 			return -1, syscall.EPERM, true
 		}
-		return -1, 0, false
-	}
-	dup, errno, err := emulate.DupTargetFD(pidfd, fd)
-	if errors.Is(err, emulate.ErrTargetGone) {
-		// The cached pidfd may be a dead thread's whose tid a new thread
-		// now has (tids wrap at pid_max, often 32768): only a pidfd
-		// opened now says whether the caller is gone. Dropping the call
-		// unanswered would leave the new thread waiting forever.
-		s.dropPidfd(tid)
-		if pidfd, err = s.pidfd(tid); err == nil {
-			dup, errno, err = emulate.DupTargetFD(pidfd, fd)
+		if errno != 0 {
+			return -1, errno, true
 		}
+		c.dup = dup
+		return pidfd, 0, true
 	}
-	if errors.Is(err, emulate.ErrTargetGone) {
-		s.dropPidfd(tid)
-		return -1, 0, false
-	}
-	if err != nil {
-		// Fail closed; the log says why (EPERM: target not dumpable).
-		s.log.Error("duplicate target socket", zap.Uint32("tid", tid), zap.Error(err))
-		return -1, syscall.EPERM, true
-	}
-	if errno != 0 {
-		return -1, errno, true
-	}
-	c.dup = dup
-	return pidfd, 0, true
 }
 
 // inspect reads c.dup's type, domain and flags into c.info; the errno is

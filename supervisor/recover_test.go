@@ -17,7 +17,7 @@ func TestPanicFailsTheCallClosed(t *testing.T) {
 	core, logs := observer.New(zap.ErrorLevel)
 	s := &Supervisor{listener: -1, log: zap.New(core), stats: newStats(), arch: nativeAuditArch()}
 	for i := 0; i < 3; i++ {
-		s.handleSurviving(&Notification{ID: uint64(i), Nr: unix.SYS_CONNECT, Arch: s.arch})
+		s.handleSurviving(newReceiver(), &Notification{ID: uint64(i), Nr: unix.SYS_CONNECT, Arch: s.arch})
 	}
 	var recovered int
 	for _, e := range logs.All() {

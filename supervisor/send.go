@@ -36,10 +36,13 @@ type sendOp struct {
 	c        *call
 	pidfd    int
 	flags    int  // the target's flags
-	blocking bool // the file blocks and MSG_DONTWAIT is not set
-	sender   *emulate.Sender
-	held     *heldSend // off the loop: the call's state, shared with its restart
-	mmsg     bool      // sendmmsg: held.sent counts entries, not bytes
+	blocking bool // the file blocks and MSG_DONTWAIT is not set; see knowBlocking
+	// known: blocking has been worked out. A datagram socket's file flags
+	// are read only when an attempt without blocking found no room.
+	known  bool
+	sender *emulate.Sender
+	held   *heldSend // off the loop: the call's state, shared with its restart
+	mmsg   bool      // sendmmsg: held.sent counts entries, not bytes
 }
 
 func (op *sendOp) stream() bool { return op.c.info.Type == syscall.SOCK_STREAM }
@@ -69,8 +72,8 @@ func (op *sendOp) readSender() (*emulate.Sender, error) {
 	return op.sender, nil
 }
 
-func (s *Supervisor) handleSend(n *Notification) {
-	c := &call{n: *n, start: time.Now(), dup: -1}
+func (s *Supervisor) handleSend(r *receiver, n *Notification) {
+	c := &call{n: *n, start: time.Now(), dup: -1, rcv: r}
 	defer c.close()
 	nr := int(n.Nr)
 	op := &sendOp{c: c, flags: sendFlags(n)}
@@ -93,7 +96,6 @@ func (s *Supervisor) handleSend(n *Notification) {
 		return
 	}
 	op.pidfd = pidfd
-	op.blocking = !c.info.NonBlock && op.flags&unix.MSG_DONTWAIT == 0
 	if s.takeOverSend(c) {
 		return // the restart of an interrupted send
 	}
@@ -158,7 +160,7 @@ func sendFlags(n *Notification) int {
 }
 
 // sendSocket duplicates the socket a send names (EBADF, ENOTSOCK first,
-// as the kernel checks them first) and reads whether its file blocks.
+// as the kernel checks them first).
 func (s *Supervisor) sendSocket(c *call) (int, syscall.Errno, bool) {
 	pidfd, errno, ok := s.dupTargetSocket(c, c.n.Args[0])
 	if !ok || errno != 0 {
@@ -169,15 +171,6 @@ func (s *Supervisor) sendSocket(c *call) (int, syscall.Errno, bool) {
 	}
 	if errno := s.inspect(c); errno != 0 {
 		return pidfd, errno, true
-	}
-	if c.info.Flags == 0 {
-		// Inspect reads the file flags of connection-mode sockets only.
-		fl, err := unix.FcntlInt(uintptr(c.dup), unix.F_GETFL, 0)
-		if err != nil {
-			s.log.Error("fcntl F_GETFL on target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
-			return pidfd, syscall.EPERM, true
-		}
-		c.info.Flags, c.info.NonBlock = fl, fl&unix.O_NONBLOCK != 0
 	}
 	if s.copier == nil {
 		return pidfd, syscall.EPERM, true // logged when the supervisor started
@@ -323,18 +316,47 @@ func (s *Supervisor) refuseQuietly(c *call, what string) {
 	s.stats.record(label("("+what+")"), policy.Deny, 0)
 }
 
+// knowBlocking works out op.blocking. Inspect read the file flags of a
+// connection-mode socket already; a datagram socket's are read here, only
+// once an attempt found no room (most sends never need them). The errno
+// fails the call closed when they cannot be read.
+func (s *Supervisor) knowBlocking(op *sendOp) syscall.Errno {
+	if op.known {
+		return 0
+	}
+	c := op.c
+	if c.info.Flags == 0 {
+		fl, err := unix.FcntlInt(uintptr(c.dup), unix.F_GETFL, 0)
+		if err != nil {
+			s.log.Error("fcntl F_GETFL on target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+			return syscall.EPERM
+		}
+		c.info.Flags, c.info.NonBlock = fl, fl&unix.O_NONBLOCK != 0
+	}
+	op.blocking = !c.info.NonBlock && op.flags&unix.MSG_DONTWAIT == 0
+	op.known = true
+	return 0
+}
+
 // sendNow makes one attempt at sending the rest of m, without blocking
 // when the call may block. wouldBlock says the call must go on off the
 // loop: the socket is full, a blocking stream send is only partly done, or
 // a blocking fast-open connect is under way.
 func (s *Supervisor) sendNow(op *sendOp, m *emulate.Message) (errno syscall.Errno, wouldBlock bool) {
-	flags := op.flags
-	if op.blocking {
-		flags |= unix.MSG_DONTWAIT
-	}
-	n, errno := s.sendOne(op.c, m, flags)
+	// Never blocking: on a file that does not block, or with MSG_DONTWAIT
+	// already, the flag changes nothing.
+	n, errno := s.sendOne(op.c, m, op.flags|unix.MSG_DONTWAIT)
 	if errno == 0 {
 		m.Sent += n
+	}
+	mayWait := errno == syscall.EAGAIN ||
+		errno == syscall.EINPROGRESS && op.flags&unix.MSG_FASTOPEN != 0 && op.stream() ||
+		errno == 0 && op.stream() && m.Remaining() > 0
+	if !mayWait {
+		return errno, false
+	}
+	if e := s.knowBlocking(op); e != 0 {
+		return e, false
 	}
 	if !op.blocking {
 		return errno, false

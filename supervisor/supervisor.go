@@ -42,10 +42,19 @@ type Supervisor struct {
 	// once (each at most a few MiB, for one step).
 	copySlots chan struct{}
 
-	pidfds  map[uint32]int // loop goroutine only
-	repeats repeatTable
-	sends   heldSends
-	arch    uint32
+	// loops: the receiving threads; loopDone is closed when all ended.
+	loops    sync.WaitGroup
+	turn     chan struct{} // with several receivers: whose turn it is to RECV
+	goneOnce sync.Once
+	// tidLocks orders the handling of one thread's calls across
+	// receivers: a restarted call (SA_RESTART) must find what the
+	// handling of the call it restarts registered (a held send, a connect
+	// under way), as it did when one loop handled everything in turn.
+	// Striped by tid, so different threads rarely share one.
+	tidLocks [64]sync.Mutex
+	repeats  repeatTable
+	sends    heldSends
+	arch     uint32
 
 	onDecision func(Event)
 	stats      *Stats
@@ -105,7 +114,6 @@ func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options
 		treeGone:  make(chan struct{}),
 		heldSem:   make(chan struct{}, maxHeldCalls),
 		copySlots: make(chan struct{}, maxCopySteps),
-		pidfds:    make(map[uint32]int),
 		arch:      nativeAuditArch(),
 		stats:     newStats(),
 		deputy:    deputy,
@@ -185,7 +193,15 @@ func (s *Supervisor) HeldCalls() int { return len(s.heldSem) }
 func (s *Supervisor) Stats() *Stats { return s.stats }
 
 func (s *Supervisor) start() {
+	// Linux 6.6 brought SYNC_WAKE_UP and, with it, a RECV that waits on
+	// the listener's own wait queue: it is woken on the target's CPU too,
+	// and returns ENOENT once no task uses the filter (recv_wait_event).
+	// There several threads can block in RECV, with no poll before it.
+	// Older kernels keep one thread that polls first (their RECV would
+	// block for ever once the targets are gone).
+	direct := true
 	if err := setSyncWakeup(s.listener); err != nil {
+		direct = false
 		s.log.Warn("sync wake-up unavailable (Linux 6.6+): every supervised call costs ~50 µs more", zap.Error(err))
 	}
 	if w, err := newConnectWaiter(s); err == nil {
@@ -200,7 +216,68 @@ func (s *Supervisor) start() {
 		fd = -1
 	}
 	s.stopFD = fd
-	go s.loop()
+	n := 1
+	if direct {
+		n = s.receiverCount()
+	}
+	if n > 1 {
+		s.turn = make(chan struct{}, 1)
+		s.turn <- struct{}{}
+	}
+	for range n {
+		s.loops.Add(1)
+		go s.loop(direct)
+	}
+	go func() {
+		s.loops.Wait()
+		close(s.loopDone)
+	}()
+}
+
+// maxReceivers bounds the threads receiving from the listener.
+const maxReceivers = 64
+
+// receiverCount is how many threads receive, from Options.Receivers.
+func (s *Supervisor) receiverCount() int { return max(1, min(s.opts.Receivers, maxReceivers)) }
+
+// receiver is what one receiving thread alone uses: no lock on its path.
+type receiver struct {
+	pidfds map[uint32]int // pidfd per thread id
+}
+
+func newReceiver() *receiver { return &receiver{pidfds: make(map[uint32]int)} }
+
+// pidfd returns a pidfd for tid, cached says it was open already. A cached
+// one whose thread died answers ESRCH later, and is dropped then; a live
+// one cannot belong to another thread, since a tid is not reused while its
+// thread lives.
+func (r *receiver) pidfd(tid uint32) (fd int, cached bool, err error) {
+	if fd, ok := r.pidfds[tid]; ok {
+		return fd, true, nil
+	}
+	fd, err = emulate.OpenThread(int(tid))
+	if err != nil {
+		return -1, false, err
+	}
+	if len(r.pidfds) >= 4096 {
+		r.close()
+	}
+	r.pidfds[tid] = fd
+	return fd, false, nil
+}
+
+func (r *receiver) drop(tid uint32) {
+	if fd, ok := r.pidfds[tid]; ok {
+		unix.Close(fd)
+		delete(r.pidfds, tid)
+	}
+}
+
+func (r *receiver) close() {
+	for tid, fd := range r.pidfds {
+		unix.Close(fd)
+		delete(r.pidfds, tid)
+	}
 }
 
 // stop ends the loop, waits for held calls, and closes every fd.
@@ -210,21 +287,18 @@ func (s *Supervisor) stop() {
 		one[0] = 1
 		unix.Write(s.stopFD, one[:])
 	}
-	<-s.loopDone
-	if s.stopFD >= 0 {
-		unix.Close(s.stopFD)
-		s.stopFD = -1
-	}
-	for tid, fd := range s.pidfds {
-		unix.Close(fd)
-		delete(s.pidfds, tid)
-	}
 	// Held calls still use the listener. Most end within pollValidEvery
 	// once their targets are gone; a UNIX connect blocked on a full
 	// backlog ends only when that listener moves, so it is not waited for
-	// long: the last held call closes the listener instead.
+	// long: the last held call closes the listener instead. A receiving
+	// thread blocked in RECV sees the stop fd only when RECV returns,
+	// which it does once no task uses the filter (stop follows that).
 	released := make(chan struct{})
 	go func() {
+		<-s.loopDone
+		if s.stopFD >= 0 {
+			unix.Close(s.stopFD)
+		}
 		s.held.Wait()
 		if s.waiter != nil {
 			s.waiter.stop()
@@ -263,51 +337,100 @@ func (s *Supervisor) waitTreeGone() {
 }
 
 // loop receives, decides and answers on one locked OS thread, so a fast
-// decision needs no hand-off between threads (and SYNC_WAKE_UP can wake us
+// decision needs no hand-off between threads (and SYNC_WAKE_UP can wake it
 // on the target's CPU). Anything that may block is handed to a goroutine.
-func (s *Supervisor) loop() {
+// direct: block in RECV itself (Linux 6.6+, see start); else poll first.
+func (s *Supervisor) loop(direct bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer close(s.loopDone)
+	defer s.loops.Done()
+	r := newReceiver()
+	defer r.close()
 	fds := []unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
 	if s.stopFD >= 0 {
 		fds = append(fds, unix.PollFd{Fd: int32(s.stopFD), Events: unix.POLLIN})
 	}
+	// With several receivers, one at a time holds the turn to call RECV
+	// (the kernel wakes every thread waiting in RECV for each call); it
+	// passes the turn on when more calls wait while it handles one, and
+	// when it ends, so the next one sees the end too.
+	turn := s.turn
+	if turn != nil {
+		<-turn
+		defer func() { turn <- struct{}{} }()
+	}
 	var n Notification
 	for {
-		// RECV would block even after every target died: poll first.
-		if _, err := unix.Poll(fds, -1); err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			s.log.Error("poll listener", zap.Error(err))
-			return
-		}
-		if len(fds) > 1 && fds[1].Revents != 0 {
-			return
-		}
-		re := fds[0].Revents
-		if re&unix.POLLIN != 0 {
-			err := receive(s.listener, &n)
-			if err == nil {
-				s.handleSurviving(&n)
-			} else if !errors.Is(err, errGone) {
-				s.log.Error("receive notification", zap.Error(err))
+		if !direct {
+			// RECV would block even after every target died: poll first.
+			if _, err := unix.Poll(fds, -1); err != nil {
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				s.log.Error("poll listener", zap.Error(err))
 				return
 			}
+			if s.stopping(fds) {
+				return
+			}
+			if fds[0].Revents&unix.POLLIN == 0 {
+				continue
+			}
+		}
+		err := receive(s.listener, &n)
+		if err == nil {
+			if turn != nil && s.morePending() {
+				turn <- struct{}{}
+				s.handleSurviving(r, &n)
+				<-turn
+				continue
+			}
+			s.handleSurviving(r, &n)
 			continue
 		}
-		if re&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
-			close(s.treeGone)
+		if !errors.Is(err, errGone) {
+			s.log.Error("receive notification", zap.Error(err))
 			return
+		}
+		// ENOENT: a target was interrupted before we took its call, or
+		// (direct) no task uses the filter any more.
+		if direct {
+			if _, err := unix.Poll(fds, 0); err == nil && s.stopping(fds) {
+				return
+			}
 		}
 	}
 }
 
+// morePending reports whether another call waits to be received.
+func (s *Supervisor) morePending() bool {
+	fds := [1]unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds[:], 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+}
+
+// stopping reports, after a poll of the listener and the stop fd, whether
+// the loop ends: stop was asked, or no task uses the filter any more.
+func (s *Supervisor) stopping(fds []unix.PollFd) bool {
+	if len(fds) > 1 && fds[1].Revents != 0 {
+		return true
+	}
+	re := fds[0].Revents
+	if re&unix.POLLIN == 0 && re&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+		s.goneOnce.Do(func() { close(s.treeGone) })
+		return true
+	}
+	return false
+}
+
 // handleSurviving handles n; a panic fails n closed and the loop goes on.
-func (s *Supervisor) handleSurviving(n *Notification) {
+// One thread's calls are handled one at a time, in the order received.
+func (s *Supervisor) handleSurviving(r *receiver, n *Notification) {
+	mu := &s.tidLocks[n.Tid%uint32(len(s.tidLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	defer s.survive(n.ID, "handle")
-	s.handle(n)
+	s.handle(r, n)
 }
 
 // answer sends r for n and reports whether the target got it.
@@ -339,35 +462,6 @@ func (s *Supervisor) hold(id uint64, f func()) bool {
 		f()
 	}()
 	return true
-}
-
-// pidfd returns a cached pidfd for tid. A cached one whose thread died
-// answers ESRCH later, even when a new thread has the tid by then: it is
-// dropped and opened again (dupTargetSocket); a live one cannot belong to
-// another thread, since a tid is not reused while its thread lives.
-func (s *Supervisor) pidfd(tid uint32) (int, error) {
-	if fd, ok := s.pidfds[tid]; ok {
-		return fd, nil
-	}
-	fd, err := emulate.OpenThread(int(tid))
-	if err != nil {
-		return -1, err
-	}
-	if len(s.pidfds) >= 4096 {
-		for t, old := range s.pidfds {
-			unix.Close(old)
-			delete(s.pidfds, t)
-		}
-	}
-	s.pidfds[tid] = fd
-	return fd, nil
-}
-
-func (s *Supervisor) dropPidfd(tid uint32) {
-	if fd, ok := s.pidfds[tid]; ok {
-		unix.Close(fd)
-		delete(s.pidfds, tid)
-	}
 }
 
 func nativeAuditArch() uint32 {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,18 +48,21 @@ type Config struct {
 	PolicyTime string
 	Connvisor  string // the binary to measure; empty: build it
 	Timeout    time.Duration
+	Quick      bool   // the brief run
+	Install    bool   // apt-get install the Debian packages of missing tools
+	Only       string // comma-separated step names to run; empty: all
 }
 
 func fullConfig() Config {
 	return Config{Rounds: 7, UDP: 20000, TCP: 5000, UNIX: 5000, Untrapped: 2000000,
 		HTTPReqs: 5000, HTTPConc: 8, StormConns: 200, Blocked: 1000, Stream: 2000,
-		PolicyTime: "300ms", Timeout: 2 * time.Minute}
+		PolicyTime: "300ms", Timeout: 2 * time.Minute, Install: true}
 }
 
 func quickConfig() Config {
 	return Config{Rounds: 3, UDP: 2000, TCP: 500, UNIX: 500, Untrapped: 200000,
 		HTTPReqs: 500, HTTPConc: 8, StormConns: 20, Blocked: 1000, Stream: 300,
-		PolicyTime: "2000x", Timeout: time.Minute}
+		PolicyTime: "2000x", Timeout: time.Minute, Quick: true}
 }
 
 const stormThreads = 64
@@ -98,9 +102,13 @@ func Run(cfg Config, out io.Writer) error {
 		{"throughput", b.throughput},
 		{"scale", b.scale},
 		{"policy", b.policy},
+		{"real", b.realSoftware},
 		{"syscalls", b.syscalls},
 	}
 	for _, s := range steps {
+		if cfg.Only != "" && !slices.Contains(strings.Split(cfg.Only, ","), s.name) {
+			continue
+		}
 		start := time.Now()
 		if err := s.f(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -190,8 +198,9 @@ func (b *bench) machine() {
 // Positions in variants() of the rows other tables refer to.
 const (
 	allowAll     = 6
-	straceTrace  = 7
-	straceInject = 8
+	floorEmulate = 7
+	straceTrace  = 8
+	straceInject = 9
 )
 
 // variant is one way of running a command: natively or under a supervisor.
@@ -214,6 +223,7 @@ func (b *bench) variants() (vs []variant, notes []string) {
 		{"connvisor deny (errno)", []string{b.cv, "run", "-q", "--deny", "127.0.0.1=ECONNREFUSED", "--deny", denyUnix, "--default", "allow", "--"}, "refused"},
 		{"connvisor --mode continue", []string{b.cv, "run", "-q", "--mode", "continue", "--deny", "192.0.2.123:9=EACCES", "--default", "allow", "--"}, "ok"},
 		{"connvisor allow-all policy", []string{b.cv, "run", "-q", "--default", "allow", "--"}, "ok"},
+		{"floor: C supervisor, emulate", []string{b.floor, "emulate", "--"}, "ok"},
 	}
 	if b.strace == "" {
 		notes = append(notes, "strace rows skipped: strace is not installed (apt-get install strace)")
@@ -397,6 +407,15 @@ func (b *bench) latency() error {
 	})
 	row("allow-all policy: connvisor's added ÷ the C continue floor's added", "", func(wi int) string {
 		return f2((m(wi, allowAll) - m(wi, 0)) / (m(wi, 2) - m(wi, 0)))
+	})
+	// Issue 15's two UDP rows: added latency against the C supervisor that
+	// does the same job with nothing else (emulate: dup, read, validate,
+	// connect; errno: answer at once).
+	row("allow: connvisor's added ÷ the C emulating floor's added", "≤ 1.0", func(wi int) string {
+		return f2((m(wi, 3) - m(wi, 0)) / (m(wi, floorEmulate) - m(wi, 0)))
+	})
+	row("deny: connvisor's added ÷ the C errno floor's added", "≤ 1.2", func(wi int) string {
+		return f2((m(wi, 4) - m(wi, 0)) / (m(wi, 1) - m(wi, 0)))
 	})
 	if b.strace != "" {
 		row("strace trace added ÷ connvisor allow added", "≥ 5", func(wi int) string {

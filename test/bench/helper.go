@@ -70,6 +70,6 @@ func httpClient(args []string) int {
 	if fe != "" {
 		fmt.Fprintf(os.Stderr, "httpclient: %s\n", fe)
 	}
-	fmt.Printf("RESULT rate=%.0f n=%d errors=%d\n", float64(n)/d.Seconds(), n, errs.Load())
+	fmt.Printf("RESULT rate=%.0f ms=%.2f n=%d errors=%d\n", float64(n)/d.Seconds(), float64(d.Microseconds())/1000, n, errs.Load())
 	return 0
 }

@@ -24,6 +24,8 @@ func main() {
 	quick := flag.Bool("quick", false, "a brief run (for CI): fewer connects, fewer rounds")
 	rounds := flag.Int("rounds", 0, "interleaved rounds per measurement (default 7, quick 3)")
 	cv := flag.String("connvisor", "", "the connvisor binary to measure (default: build ./cmd/connvisor)")
+	only := flag.String("only", "", "run only these steps (comma-separated: latency, untrapped, throughput, scale, policy, real, syscalls)")
+	install := flag.Bool("install", true, "apt-get install the Debian packages of missing tools (ab, nginx, redis); the quick run never does")
 	flag.Parse()
 	if *quick {
 		cfg = quickConfig()
@@ -32,6 +34,8 @@ func main() {
 		cfg.Rounds = *rounds
 	}
 	cfg.Connvisor = *cv
+	cfg.Only = *only
+	cfg.Install = *install && !cfg.Quick
 	if cfg.Connvisor == "" {
 		cfg.Connvisor = os.Getenv("CONNVISOR_BENCH_BINARY")
 	}

@@ -2,13 +2,18 @@
 // CMD under a filter that notifies connect(2) and nothing else, and answers
 // every notification at once, on the target's CPU (SYNC_WAKE_UP):
 //
-//   floor errno|continue -- CMD [ARGS...]
+//   floor errno|continue|emulate -- CMD [ARGS...]
 //
 // errno answers ECONNREFUSED without looking at the call (the floor of a
 // denied connect); continue lets the kernel do the connect (the floor of
-// --mode continue). Nothing is read, decided, allocated or logged.
+// --mode continue); emulate does the least an emulating supervisor must:
+// a pidfd cached per thread, pidfd_getfd, process_vm_readv of the address,
+// ID_VALID, connect on the duplicate, close, and the connect's own errno as
+// the answer (the floor of an allowed, emulated connect). Nothing is
+// decided, allocated or logged.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -21,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,7 +38,55 @@
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP 1
 #endif
 
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
 static pid_t child;
+
+// A pidfd per thread, as connvisor caches them: a direct-mapped table by tid.
+#define PIDFDS 4096
+static struct {
+	int tid, fd;
+} pidfds[PIDFDS];
+
+static int pidfd_of(int tid) {
+	int slot = tid % PIDFDS;
+	if (pidfds[slot].tid == tid && pidfds[slot].fd > 0)
+		return pidfds[slot].fd;
+	int fd = syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+	if (fd < 0)
+		return -1;
+	if (pidfds[slot].fd > 0)
+		close(pidfds[slot].fd);
+	pidfds[slot].tid = tid;
+	pidfds[slot].fd = fd;
+	return fd;
+}
+
+// emulate does the connect of req on a duplicate of the target's socket
+// and returns the errno to answer (0: connected).
+static int emulate(int l, struct seccomp_notif *req) {
+	int pidfd = pidfd_of(req->pid);
+	if (pidfd < 0)
+		return EPERM;
+	int dup = syscall(SYS_pidfd_getfd, pidfd, (int)req->data.args[0], 0);
+	if (dup < 0)
+		return errno == EBADF ? EBADF : EPERM;
+	char addr[128];
+	size_t len = req->data.args[2] < sizeof addr ? req->data.args[2] : sizeof addr;
+	struct iovec local = {.iov_base = addr, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)req->data.args[1], .iov_len = len};
+	int e = 0;
+	if (process_vm_readv(req->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
+		e = EFAULT;
+	else if (ioctl(l, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
+		e = ENOENT;
+	else if (connect(dup, (struct sockaddr *)addr, len) < 0)
+		e = errno;
+	close(dup);
+	return e;
+}
 
 // The supervisor's only job ends with its child. RECV blocks even when no
 // target is left, so the exit happens here rather than in the loop.
@@ -98,10 +152,10 @@ static int recv_fd(int sock) {
 
 int main(int argc, char **argv) {
 	if (argc < 4 || strcmp(argv[2], "--")) {
-		fprintf(stderr, "usage: floor errno|continue -- CMD [ARGS...]\n");
+		fprintf(stderr, "usage: floor errno|continue|emulate -- CMD [ARGS...]\n");
 		return 2;
 	}
-	int cont = !strcmp(argv[1], "continue");
+	int cont = !strcmp(argv[1], "continue"), emul = !strcmp(argv[1], "emulate");
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		die("socketpair");
@@ -138,6 +192,8 @@ int main(int argc, char **argv) {
 		resp.id = req.id;
 		if (cont)
 			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		else if (emul)
+			resp.error = -emulate(l, &req);
 		else
 			resp.error = -ECONNREFUSED;
 		if (ioctl(l, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno != ENOENT && errno != EINTR)

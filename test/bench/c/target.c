@@ -11,6 +11,10 @@
 //                     closes with SO_LINGER 0 (RST), so no TIME_WAIT piles up
 //                     across runs and exhausts loopback ports.
 //   unix N PATH       N whole UNIX stream cycles against a listener at PATH
+//   sendunix N        N sendmsg calls of 64 B on a connected UNIX datagram
+//                     socket (a socketpair; no destination in the message)
+//   sendudp N         N sendmsg calls of 64 B on a UDP socket connected to a
+//                     loopback socket of its own (no destination either)
 //   getppid N         N getppid calls, timed in batches (untrapped)
 //   read N            N one-byte reads of /dev/zero, in batches (untrapped)
 //   threads T N       T threads, each doing N whole TCP cycles against a
@@ -181,6 +185,41 @@ static void unix_cycles(struct stats *st, const char *path) {
 	unlink(path);
 }
 
+// sends times sendmsg of 64 B on the connected socket fd, whose peer is
+// drained after each send (untimed), so the buffer never fills.
+static void sends(struct stats *st, int fd, int peer) {
+	char buf[64] = {0};
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	for (int i = 0; i < st->n; i++) {
+		long long t0 = now_ns();
+		int rc = sendmsg(fd, &m, 0) == sizeof buf ? 0 : -1;
+		record(st, i, now_ns() - t0, rc);
+		if (recv(peer, buf, sizeof buf, MSG_DONTWAIT) < 0 && rc == 0)
+			die("recv");
+	}
+}
+
+static void send_unix(struct stats *st) {
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0)
+		die("socketpair");
+	sends(st, sp[0], sp[1]);
+}
+
+static void send_udp(struct stats *st) {
+	int r = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = loopback(0);
+	socklen_t len = sizeof sa;
+	if (r < 0 || s < 0 || bind(r, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    getsockname(r, (struct sockaddr *)&sa, &len) < 0)
+		die("udp receiver");
+	if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die("udp connect");
+	sends(st, s, r);
+}
+
 // untrapped times batches of 1000 calls: one clock read per call would
 // cost as much as the call.
 static void untrapped(struct stats *st, int use_read) {
@@ -338,6 +377,10 @@ int main(int argc, char **argv) {
 		tcp_cycles(&st, l, &sa);
 	} else if (!strcmp(mode, "unix")) {
 		unix_cycles(&st, argc > 3 ? argv[3] : "/tmp/cvbench.sock");
+	} else if (!strcmp(mode, "sendunix")) {
+		send_unix(&st);
+	} else if (!strcmp(mode, "sendudp")) {
+		send_udp(&st);
 	} else if (!strcmp(mode, "getppid") || !strcmp(mode, "read")) {
 		st.n = n / 1000 > 0 ? n / 1000 : 1;
 		untrapped(&st, !strcmp(mode, "read"));
