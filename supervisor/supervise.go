@@ -69,6 +69,7 @@ func Supervise(listener int, p *policy.Policy, cfg SuperviseConfig) (*Supervisor
 		s.stats = cfg.Stats
 	}
 	s.onDecision = cfg.OnDecision
+	s.stoppable = true
 	s.start()
 	return s, nil
 }

@@ -69,6 +69,9 @@ type Supervisor struct {
 	// copier copies sends out of targets; nil when its guard page could
 	// not be mapped (sends then fail closed).
 	copier *emulate.Copier
+	// stoppable: Stop or Detach may come while the processes still use
+	// the filter (Supervise); the receiving thread must notice at once.
+	stoppable bool
 	// claimsAnyPid: the supervisor may send SCM_CREDENTIALS with another
 	// process's pid (CAP_SYS_ADMIN), so a target's own pid goes as is.
 	claimsAnyPid bool
@@ -199,7 +202,12 @@ func (s *Supervisor) start() {
 	// There several threads can block in RECV, with no poll before it.
 	// Older kernels keep one thread that polls first (their RECV would
 	// block for ever once the targets are gone).
-	direct := true
+	// A supervisor that may be stopped while its processes still run (an
+	// agent's Stop and Detach) polls first too: a thread blocked in RECV
+	// would see the stop only at the next call, and a call it then
+	// received in a process about to hand over and exit would never be
+	// answered.
+	direct := !s.stoppable
 	if err := setSyncWakeup(s.listener); err != nil {
 		direct = false
 		s.log.Warn("sync wake-up unavailable (Linux 6.6+): every supervised call costs ~50 µs more", zap.Error(err))
