@@ -288,7 +288,7 @@ func (s *Supervisor) prepareControl(op *sendOp, m *emulate.Message) syscall.Errn
 	}
 	ctl := m.InspectControl()
 	if ctl.Reroute != "" {
-		s.refuseQuietly(c, "source routing control message "+ctl.Reroute)
+		s.logRefusal(c, "source routing control message "+ctl.Reroute)
 		return syscall.EPERM
 	}
 	if ctl.NeedsNetRaw || ctl.NeedsNetRawOrAdmin {
@@ -304,9 +304,9 @@ func (s *Supervisor) prepareControl(op *sendOp, m *emulate.Message) syscall.Errn
 	return 0
 }
 
-// refuseQuietly logs and counts a refused side door of a call answered by
-// the caller.
-func (s *Supervisor) refuseQuietly(c *call, what string) {
+// logRefusal logs and counts a side door refused in a send; the caller
+// answers the call.
+func (s *Supervisor) logRefusal(c *call, what string) {
 	s.log.Warn("refused",
 		zap.String("decision", "deny"),
 		zap.String("reason", what),
