@@ -98,15 +98,15 @@ func (s *Supervisor) completeHeld(c *call, d *policy.Decision, key repeatKey, tr
 	s.identifyForLog(c, *d)
 	var joined []uint64
 	if tracked {
-		joined = s.repeats.finish(key)
+		joined = s.repeats.answering(key)
 	}
 	c.close() // before the answer: the program's close must be the last
 	delivered := s.answer(c.n.ID, Errno(errno))
 	for _, id := range joined {
 		delivered = s.answer(id, Errno(errno)) || delivered
 	}
-	if tracked && performed && !delivered {
-		s.repeats.keep(key, errno)
+	if tracked {
+		s.repeats.answered(key, performed && !delivered, errno)
 	}
 	s.logDecision(c, *d, errno)
 }

@@ -43,6 +43,9 @@ type repeatEntry struct {
 	expires time.Time
 	waiters []uint64 // notification ids that joined a connect under way
 	sent    int64    // a send's count, for its restart
+	// settled is open while the connect's answer is being given: whether
+	// it reached the program decides what a restart gets, so take waits.
+	settled chan struct{}
 }
 
 // repeatTTL is how long an undelivered answer waits for its restarted call.
@@ -136,37 +139,52 @@ func (t *repeatTable) takeSent(c *call) (Response, bool) {
 // take looks c up. It costs nothing while the table is empty, which is
 // almost always.
 func (t *repeatTable) take(c *call) (syscall.Errno, repeatOutcome) {
+	for {
+		r, outcome, settling := t.takeOnce(c)
+		if settling == nil {
+			return r, outcome
+		}
+		<-settling
+	}
+}
+
+// takeOnce is take, or the channel to wait on when the connect's answer is
+// being given right now.
+func (t *repeatTable) takeOnce(c *call) (syscall.Errno, repeatOutcome, chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.entries) == 0 {
-		return 0, repeatMiss
+		return 0, repeatMiss, nil
 	}
 	k, ok := keyOf(c)
 	if !ok {
-		return 0, repeatMiss
+		return 0, repeatMiss, nil
 	}
 	e, ok := t.entries[k]
 	if !ok {
-		return 0, repeatMiss
+		return 0, repeatMiss, nil
+	}
+	if e.settled != nil {
+		return 0, repeatMiss, e.settled
 	}
 	if !e.done {
 		if c.info.NonBlock {
 			// The program made the socket nonblocking after it gave up
 			// waiting: natively this call answers at once (EALREADY,
 			// EAGAIN), so it is made, not joined.
-			return 0, repeatMiss
+			return 0, repeatMiss, nil
 		}
 		if e.timed {
-			return syscall.EINTR, repeatInterrupted
+			return syscall.EINTR, repeatInterrupted, nil
 		}
 		e.waiters = append(e.waiters, c.n.ID)
-		return 0, repeatJoined
+		return 0, repeatJoined, nil
 	}
 	delete(t.entries, k)
 	if time.Now().After(e.expires) {
-		return 0, repeatMiss
+		return 0, repeatMiss, nil
 	}
-	return e.result, repeatHit
+	return e.result, repeatHit, nil
 }
 
 // begin registers a connect under way; end completes it and returns the
@@ -192,18 +210,39 @@ func (t *repeatTable) waiters(k repeatKey) []uint64 {
 	return nil
 }
 
-// finish removes a connect under way and returns the notifications that
-// joined it. It comes before the answer: once the program has its answer,
-// its next call on the socket is a new one and must not join this entry.
-func (t *repeatTable) finish(k repeatKey) []uint64 {
+// answering marks a connect under way as being answered and returns the
+// notifications that joined it. Until answered settles it, a restart
+// waits: if the answer reached the program, its next call is a new one;
+// if not, that call is the restart and gets the answer.
+func (t *repeatTable) answering(k repeatKey) []uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.entries[k]
 	if !ok {
 		return nil
 	}
-	delete(t.entries, k)
-	return e.waiters
+	e.settled = make(chan struct{})
+	w := e.waiters
+	e.waiters = nil
+	return w
+}
+
+// answered settles an answer given: kept for the restart (keep), or
+// forgotten.
+func (t *repeatTable) answered(k repeatKey, keep bool, result syscall.Errno) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.entries[k]
+	if !ok || e.settled == nil {
+		return
+	}
+	ch := e.settled
+	if keep {
+		*e = repeatEntry{done: true, result: result, expires: time.Now().Add(repeatTTL)}
+	} else {
+		delete(t.entries, k)
+	}
+	close(ch)
 }
 
 // keep stores the result of a connect whose answer nobody took, for the
