@@ -2,12 +2,14 @@
 # native, a minimal C notification supervisor (the kernel's floor) and
 # strace, measured in one run. See test/bench/README.md.
 GO ?= go
+# BENCHFLAGS: more flags, e.g. BENCHFLAGS="-baseline /path/to/older/connvisor".
+BENCHFLAGS ?=
 
 .PHONY: bench bench-quick difffuzz realsoftware
 
 # The full run: 7 interleaved rounds, a few minutes on 2 CPUs.
 bench:
-	$(GO) run ./test/bench
+	$(GO) run ./test/bench $(BENCHFLAGS)
 
 # A brief run (under 2 minutes) for CI; go test ./test/bench runs it too.
 bench-quick:

@@ -51,6 +51,7 @@ type Config struct {
 	Quick      bool   // the brief run
 	Install    bool   // apt-get install the Debian packages of missing tools
 	Only       string // comma-separated step names to run; empty: all
+	Baseline   string // another connvisor binary measured beside it in table 8
 }
 
 func fullConfig() Config {

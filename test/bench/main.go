@@ -26,6 +26,7 @@ func main() {
 	cv := flag.String("connvisor", "", "the connvisor binary to measure (default: build ./cmd/connvisor)")
 	only := flag.String("only", "", "run only these steps (comma-separated: latency, untrapped, throughput, scale, policy, real, syscalls)")
 	install := flag.Bool("install", true, "apt-get install the Debian packages of missing tools (ab, nginx, redis); the quick run never does")
+	baseline := flag.String("baseline", "", "another connvisor binary (an earlier build) measured emulated beside this one in table 8")
 	flag.Parse()
 	if *quick {
 		cfg = quickConfig()
@@ -35,6 +36,7 @@ func main() {
 	}
 	cfg.Connvisor = *cv
 	cfg.Only = *only
+	cfg.Baseline = *baseline
 	cfg.Install = *install && !cfg.Quick
 	if cfg.Connvisor == "" {
 		cfg.Connvisor = os.Getenv("CONNVISOR_BENCH_BINARY")

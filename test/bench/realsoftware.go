@@ -319,6 +319,8 @@ func (b *bench) realSoftware() error {
 				}
 				return r.float("ms"), nil
 			}},
+		realRow{name: "UDP connect, µs", target: "table 2",
+			run: b.targetRow("udp", strconv.Itoa(b.cfg.UDP), "9")},
 		realRow{name: "sendmsg 64 B, connected UNIX datagram, µs", target: "≤ 1.3× allow-all",
 			run: b.targetRow("sendunix", strconv.Itoa(sendN))},
 		realRow{name: "sendmsg 64 B, connected UDP, µs", target: "≤ 1.3× allow-all",
@@ -341,6 +343,11 @@ func (b *bench) realSoftware() error {
 		{"allow-all", []string{b.cv, "run", "-q", "--default", "allow", "--"}, "ok"},
 		{"emulated", append(append([]string{b.cv, "run", "-q"}, emulatedPolicy...), "--"), "ok"},
 	}
+	if b.cfg.Baseline != "" {
+		// Another build (an earlier commit) in the same rounds: before
+		// and after from one run.
+		vs = append(vs, variant{"emulated, baseline", append(append([]string{b.cfg.Baseline, "run", "-q"}, emulatedPolicy...), "--"), "ok"})
+	}
 	vals := make([][][]float64, len(rows))
 	for i := range vals {
 		vals[i] = make([][]float64, len(vs))
@@ -361,7 +368,11 @@ func (b *bench) realSoftware() error {
 		}
 	}
 	t := &table{title: fmt.Sprintf("8. Real software under a real policy (issue 15): median over %d interleaved rounds", b.cfg.Rounds)}
-	t.row("workload", "native", "allow-all", "emulated", "emulated ×native", "÷ allow-all", "target")
+	head := []string{"workload", "native", "allow-all", "emulated", "emulated ×native", "÷ allow-all", "target"}
+	if b.cfg.Baseline != "" {
+		head = append(head, "baseline emulated", "baseline ×native")
+	}
+	t.row(head...)
 	for ri, row := range rows {
 		if row.skip != "" {
 			t.row(row.name, "-", "-", "-", "-", "-", row.target)
@@ -373,7 +384,15 @@ func (b *bench) realSoftware() error {
 		if row.higher {
 			format = func(x float64) string { return fmt.Sprintf("%.0f", x) }
 		}
-		t.row(row.name, format(nat), format(all), format(emu), fmt.Sprintf("%.2f×", emu/nat), fmt.Sprintf("%.2f×", emu/all), row.target)
+		cells := []string{row.name, format(nat), format(all), format(emu), fmt.Sprintf("%.2f×", emu/nat), fmt.Sprintf("%.2f×", emu/all), row.target}
+		if b.cfg.Baseline != "" {
+			base := median(vals[ri][3])
+			cells = append(cells, format(base), fmt.Sprintf("%.2f×", base/nat))
+		}
+		t.row(cells...)
+	}
+	if b.cfg.Baseline != "" {
+		notes = append(notes, "baseline: "+b.cfg.Baseline+", emulated, in the same rounds.")
 	}
 	t.notes = append(notes,
 		"clients wrapped, servers native (nginx: 1 worker; redis-server; a Go server in the bench process). Rates: higher is better; µs and ms: lower is better.",
