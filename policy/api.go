@@ -72,4 +72,15 @@ type Decision struct {
 	// found: from an answer the tree received, or resolved at load.
 	Host    string
 	HostVia HostVia
+
+	// pending is the fault rule (number pendingAt of the policy that
+	// decided) whose schedule must count the connect before the decision
+	// stands: see Pending and Policy.Count.
+	pending   *Rule
+	pendingAt int32
 }
+
+// Pending reports whether the decision waits on a fault rule's schedule:
+// it is what the connect gets if the schedule fires, and Policy.Count
+// says whether it does.
+func (d Decision) Pending() bool { return d.pending != nil }

@@ -42,7 +42,7 @@ func TestAuditMode(t *testing.T) {
 		{"unspec", "allow@0"},
 	}
 	for _, r := range rows {
-		d := p.Decide(dest(t, r.dest))
+		d := decided(p, dest(t, r.dest))
 		if got := describeAudit(d); got != r.want {
 			t.Errorf("%s: %s, want %s", r.dest, got, r.want)
 		}
@@ -88,7 +88,7 @@ func TestAuditFromOptions(t *testing.T) {
 	if p.Audit() {
 		t.Fatal("mode enforce is in audit mode")
 	}
-	if got := describe(p.Decide(dest(t, "tcp 10.0.0.2:1"))); got != "deny EPERM@0" {
+	if got := describe(decided(p, dest(t, "tcp 10.0.0.2:1"))); got != "deny EPERM@0" {
 		t.Errorf("enforced: %s", got)
 	}
 	opts.Audit = true
@@ -99,7 +99,7 @@ func TestAuditFromOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := q.Decide(dest(t, "tcp 10.0.0.1:1"))
+	d := decided(q, dest(t, "tcp 10.0.0.1:1"))
 	if !d.WouldDeny || d.Action != Allow || ErrnoName(d.WouldErrno) != "ECONNREFUSED" {
 		t.Errorf("audit lost by Prepend: %+v", d)
 	}

@@ -79,11 +79,11 @@ allow 198.51.100.7 delay=250ms
 	}
 	for _, row := range rows {
 		d := dest(t, row.dest)
-		if got := describe(p.Decide(d)); got != row.want {
+		if got := describe(decided(p, d)); got != row.want {
 			t.Errorf("%s: got %s, want %s", row.dest, got, row.want)
 		}
 	}
-	if got := p.Decide(dest(t, "tcp 198.51.100.7:1")).Delay; got.String() != "250ms" {
+	if got := decided(p, dest(t, "tcp 198.51.100.7:1")).Delay; got.String() != "250ms" {
 		t.Errorf("delay = %v", got)
 	}
 	if !p.NeedsExe() || !p.NeedsUID() {
@@ -120,12 +120,12 @@ func itoa(n int) string {
 
 func TestUnspecNamed(t *testing.T) {
 	p := mustLoad(t, "deny unspec errno=EINVAL\ndefault allow\n")
-	if got := describe(p.Decide(dest(t, "unspec"))); got != "deny EINVAL@1" {
+	if got := describe(decided(p, dest(t, "unspec"))); got != "deny EINVAL@1" {
 		t.Errorf("unspec: %s", got)
 	}
 	// `deny any` is every family but unspec.
 	p = mustLoad(t, "deny any\n")
-	if got := describe(p.Decide(dest(t, "unspec"))); got != "allow@0" {
+	if got := describe(decided(p, dest(t, "unspec"))); got != "allow@0" {
 		t.Errorf("unspec under deny any: %s", got)
 	}
 }
@@ -145,7 +145,7 @@ func TestDefault(t *testing.T) {
 		"tcp [2001:db8::1]:80":      "deny EPERM",
 		"netlink":                   "deny EPERM",
 	} {
-		got := describe(p.Decide(dest(t, dst)))
+		got := describe(decided(p, dest(t, dst)))
 		got = got[:strings.IndexByte(got, '@')]
 		if got != want {
 			t.Errorf("%s: %s, want %s", dst, got, want)
@@ -170,7 +170,7 @@ func TestDefault(t *testing.T) {
 		"netlink kernel":     "allow default",
 		"netlink":            "deny EACCES default",
 	} {
-		d := p.Decide(dest(t, dst))
+		d := decided(p, dest(t, dst))
 		origin := "default"
 		if d.Rule != nil {
 			origin = d.Rule.Origin()
@@ -194,7 +194,7 @@ func TestDefault(t *testing.T) {
 		"tcp 10.0.0.1:1":     "deny EPERM@0",
 		"netlink kernel":     "allow@0",
 	} {
-		if got := describe(p.Decide(dest(t, dst))); got != want {
+		if got := describe(decided(p, dest(t, dst))); got != want {
 			t.Errorf("flags: %s: %s, want %s", dst, got, want)
 		}
 	}
@@ -210,10 +210,10 @@ func TestDefault(t *testing.T) {
 // file's default.
 func TestFlagsBeforeFile(t *testing.T) {
 	p := mustLoad(t, "allow 10.0.0.0/8\ndefault allow\n", FlagRule{"deny", "10.1.0.0/16"}, FlagRule{"default", "deny"})
-	if got := describe(p.Decide(dest(t, "tcp 10.1.0.1:1"))); got != "deny EPERM@0" {
+	if got := describe(decided(p, dest(t, "tcp 10.1.0.1:1"))); got != "deny EPERM@0" {
 		t.Errorf("got %s", got)
 	}
-	if got := describe(p.Decide(dest(t, "tcp 10.2.0.1:1"))); got != "allow@1" {
+	if got := describe(decided(p, dest(t, "tcp 10.2.0.1:1"))); got != "allow@1" {
 		t.Errorf("got %s", got)
 	}
 	if got := p.DefaultDecision(); got.Action != Deny || got.Rule != nil {
@@ -286,6 +286,9 @@ allow any exe=/usr/**
 		if n := testing.AllocsPerRun(200, func() { p.Decide(d) }); n != 0 {
 			t.Errorf("%s: %v allocations per Decide", s, n)
 		}
+		if n := testing.AllocsPerRun(200, func() { decided(p, d) }); n != 0 {
+			t.Errorf("%s: %v allocations per Decide and Count", s, n)
+		}
 	}
 }
 
@@ -302,7 +305,7 @@ func TestConcurrentCounters(t *testing.T) {
 			defer wg.Done()
 			n := 0
 			for i := 0; i < each; i++ {
-				if p.Decide(d).Action == Fail {
+				if decided(p, d).Action == Fail {
 					n++
 				}
 			}
@@ -318,5 +321,34 @@ func TestConcurrentCounters(t *testing.T) {
 	}
 	if got := p.Rules()[0].Matches(); got != goroutines*each {
 		t.Errorf("counter %d", got)
+	}
+}
+
+// TestDecideIsPure: deciding changes no schedule; only Count does, once
+// per call, and a decision of another version of the policy is decided
+// again by the one that counts it.
+func TestDecideIsPure(t *testing.T) {
+	p := mustLoad(t, "fail tcp 10.0.0.1 errno=ECONNREFUSED when=2\ndeny tcp 10.0.0.0/8 errno=EACCES\n")
+	d := dest(t, "tcp 10.0.0.1:80")
+	for i := 0; i < 3; i++ {
+		dec := p.Decide(d)
+		if !dec.Pending() || describe(dec) != "fail ECONNREFUSED@1" {
+			t.Fatalf("Decide %d: %s pending %v, want the fault, pending", i, describe(dec), dec.Pending())
+		}
+	}
+	if n := p.Rules()[0].Matches(); n != 0 {
+		t.Fatalf("Decide counted %d matches", n)
+	}
+	first := p.Count(d, nil, p.Decide(d))
+	second := p.Count(d, nil, p.Decide(d))
+	if describe(first) != "deny EACCES@2" || describe(second) != "fail ECONNREFUSED@1" || first.Pending() || second.Pending() {
+		t.Errorf("counted: %s then %s, want deny EACCES@2 then fail ECONNREFUSED@1, settled", describe(first), describe(second))
+	}
+	if again := p.Count(d, nil, second); describe(again) != describe(second) {
+		t.Errorf("Count of a settled decision changed it: %s", describe(again))
+	}
+	q := mustLoad(t, "allow tcp 10.0.0.2\nfail tcp 10.0.0.1 errno=EIO when=1\n")
+	if got := q.Count(d, nil, p.Decide(d)); describe(got) != "fail EIO@2" {
+		t.Errorf("a decision of another policy counted by q: %s, want fail EIO@2", describe(got))
 	}
 }

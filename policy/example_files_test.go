@@ -32,7 +32,7 @@ func TestExamplePolicies(t *testing.T) {
 		"unix @x":                "deny EPERM@17",
 		"unix unnamed":           "allow@6",
 	} {
-		if got := describe(p.Decide(dest(t, dst))); got != want {
+		if got := describe(decided(p, dest(t, dst))); got != want {
 			t.Errorf("%s: %s, want %s", dst, got, want)
 		}
 	}
@@ -48,7 +48,7 @@ func TestExamplePolicies(t *testing.T) {
 		"tcp 127.0.0.1:8443 exe=/usr/bin/wget":                               "allow@17",
 		"tcp 127.0.0.1:8080 exe=/root/.pyenv/versions/3.11.7/bin/python3.11": "allow@9",
 	} {
-		if got := describe(p.Decide(dest(t, dst))); got != want {
+		if got := describe(decided(p, dest(t, dst))); got != want {
 			t.Errorf("learned.policy: %s: %s, want %s", dst, got, want)
 		}
 	}

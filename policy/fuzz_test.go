@@ -94,6 +94,6 @@ allow any
 		if got != want {
 			t.Fatalf("%v: index %d, scan %d", d, got, want)
 		}
-		p.Decide(&d)
+		decided(p, &d)
 	})
 }

@@ -34,3 +34,7 @@ func testOptions(files map[string]string) Options {
 		},
 	}
 }
+
+// decided decides a connect to d as the supervisor does for a call it
+// performs: Decide, then Count, once.
+func decided(p *Policy, d *Dest) Decision { return p.Count(d, nil, p.Decide(d)) }

@@ -184,7 +184,9 @@ func (p *Policy) NameGrace() time.Duration { return p.grace }
 // trailing dot), empty when no answer explains the address. A rule's host
 // names match through names when there are any, else through the
 // addresses resolved at load. The decision's Host says which name
-// explains the address, and HostVia how it was found.
+// explains the address, and HostVia how it was found. Like Decide it
+// changes nothing: a pending decision is settled by Count, given the same
+// names.
 func (p *Policy) DecideNamed(d *Dest, names []string) Decision {
 	if len(p.resolverRules) > 0 && d.Family == syscall.AF_UNIX && !d.Abstract && !d.Unnamed {
 		for _, r := range p.resolverRules {
@@ -193,11 +195,51 @@ func (p *Policy) DecideNamed(d *Dest, names []string) Decision {
 			}
 		}
 	}
-	var now int64
-	if p.timed {
-		now = p.now().UnixNano()
+	return p.decideAfter(d, names, -1, p.clock())
+}
+
+// Count takes the step Decide leaves out, once per connect, where the
+// connect is performed: when dec (Decide's or DecideNamed's answer for
+// d and names) is pending on a fault rule's schedule, it counts the
+// match and returns the fault if the schedule fires, else what the rules
+// after it decide (counting the next schedule that matches, in turn). A
+// decision that is not pending comes back as it is. Counting is atomic:
+// connects counted at once from many goroutines each get their own
+// place in the schedule.
+func (p *Policy) Count(d *Dest, names []string, dec Decision) Decision {
+	if dec.pending == nil {
+		return dec
 	}
-	after := int32(-1)
+	now := p.clock()
+	for dec.pending != nil {
+		at := dec.pendingAt
+		if at < 0 || int(at) >= len(p.rules) || p.rules[at] != dec.pending {
+			// Decided by another version of the policy: decide again here.
+			dec = p.decideAfter(d, names, -1, now)
+			continue
+		}
+		if dec.pending.take(p.seed) {
+			dec.pending = nil
+			return dec
+		}
+		dec = p.decideAfter(d, names, at, now)
+	}
+	return dec
+}
+
+// clock is the time that windows of fail rules are checked against, in
+// Unix nanoseconds; 0 when no rule has a window (the clock is not read).
+func (p *Policy) clock() int64 {
+	if !p.timed {
+		return 0
+	}
+	return p.now().UnixNano()
+}
+
+// decideAfter decides d on the rules after rule number after (-1: all of
+// them). A fault rule outside its time window is passed over; one with a
+// schedule gives its decision pending on the count.
+func (p *Policy) decideAfter(d *Dest, names []string, after int32, now int64) Decision {
 	for {
 		i := p.findNamed(d, after, names)
 		if i == noRule {
@@ -211,22 +253,26 @@ func (p *Policy) DecideNamed(d *Dest, names []string) Decision {
 			return dec
 		}
 		r := p.rules[i]
-		if r.fires(p.seed, now) {
-			dec := p.audited(r.decision)
-			switch {
-			case len(names) > 0:
-				dec.Host, dec.HostVia = names[0], ViaAnswer
-				if k := r.nameMatch(names, d.Addr); k >= 0 && r.hasNames() {
-					dec.Host = names[k]
-				}
-			case r.hasNames() && d.Addr.IsValid():
-				if h := r.loadHost(d.Addr); h != "" {
-					dec.Host, dec.HostVia = h, ViaLoad
-				}
-			}
-			return dec
+		if r.winSet && !r.inWindow(now) {
+			after = i
+			continue
 		}
-		after = i
+		dec := p.audited(r.decision)
+		switch {
+		case len(names) > 0:
+			dec.Host, dec.HostVia = names[0], ViaAnswer
+			if k := r.nameMatch(names, d.Addr); k >= 0 && r.hasNames() {
+				dec.Host = names[k]
+			}
+		case r.hasNames() && d.Addr.IsValid():
+			if h := r.loadHost(d.Addr); h != "" {
+				dec.Host, dec.HostVia = h, ViaLoad
+			}
+		}
+		if r.hasSchedule() {
+			dec.pending, dec.pendingAt = r, i
+		}
+		return dec
 	}
 }
 

@@ -74,10 +74,10 @@ func TestResolverSocketsRefused(t *testing.T) {
 	plain := mustLoad(t, "allow unix\n")
 	for _, path := range []string{"/run/nscd/socket", "/run/systemd/resolve/io.systemd.Resolve"} {
 		d := &Dest{Family: syscall.AF_UNIX, SockType: syscall.SOCK_STREAM, Path: path}
-		if got := named.Decide(d); got.Action != Deny || got.Errno != syscall.ENOENT {
+		if got := decided(named, d); got.Action != Deny || got.Errno != syscall.ENOENT {
 			t.Errorf("%s with host names: %+v, want deny ENOENT", path, got)
 		}
-		if got := plain.Decide(d); got.Action != Allow {
+		if got := decided(plain, d); got.Action != Allow {
 			t.Errorf("%s without host names: %+v, want allow", path, got)
 		}
 	}

@@ -187,8 +187,8 @@ func TestSchedules(t *testing.T) {
 		hit, miss := dest(t, "tcp 10.0.0.1:80"), dest(t, "tcp 10.0.0.1:81")
 		var got []byte
 		for i := 0; i < 12; i++ {
-			p.Decide(miss) // does not match the rule: not counted
-			d := p.Decide(hit)
+			decided(p, miss) // does not match the rule: not counted
+			d := decided(p, hit)
 			switch {
 			case d.Action == Fail && d.Errno == syscall.ECONNREFUSED:
 				got = append(got, 'F')
@@ -206,7 +206,7 @@ func TestSchedules(t *testing.T) {
 
 func TestBlackholeAndDelay(t *testing.T) {
 	p := mustLoad(t, "fail *:6379=blackhole:timeout=2s,delay=10ms\n")
-	d := p.Decide(dest(t, "tcp 10.0.0.1:6379"))
+	d := decided(p, dest(t, "tcp 10.0.0.1:6379"))
 	if d.Action != Fail || !d.Blackhole || d.Timeout.String() != "2s" || d.Delay.String() != "10ms" {
 		t.Errorf("%+v", d)
 	}
@@ -228,7 +228,7 @@ func TestProbabilityReplay(t *testing.T) {
 		d := dest(t, "tcp 10.1.1.1:80")
 		var b []byte
 		for i := 0; i < 2000; i++ {
-			if p.Decide(d).Action == Fail {
+			if decided(p, d).Action == Fail {
 				b = append(b, 'F')
 			} else {
 				b = append(b, '.')
@@ -312,15 +312,15 @@ default allow
 func TestPrependSharesCounters(t *testing.T) {
 	p := mustLoad(t, "fail tcp 10.0.0.1 errno=ECONNREFUSED when=3\ndefault allow\n")
 	d := dest(t, "tcp 10.0.0.1:80")
-	p.Decide(d) // match 1
-	p.Decide(d) // match 2
+	decided(p, d) // match 1
+	decided(p, d) // match 2
 	q, err := p.Prepend(FlagRule{"fail", "10.0.0.1=ETIMEDOUT:when=1..2"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := []string{}
 	for i := 0; i < 4; i++ {
-		got = append(got, describe(q.Decide(d)))
+		got = append(got, describe(decided(q, d)))
 	}
 	// The new rule fails the next two; then the old rule, shared, sees its
 	// third match.
@@ -345,7 +345,7 @@ func TestReresolve(t *testing.T) {
 		t.Errorf("interval %v", p.ResolveInterval())
 	}
 	d := dest(t, "tcp 10.9.9.9:5432")
-	p.Decide(d) // match 1 of the fail rule
+	decided(p, d) // match 1 of the fail rule
 	moved := testOptions(nil)
 	moved.Resolve = func(ctx context.Context, h string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("10.8.8.8")}, nil
@@ -360,10 +360,10 @@ func TestReresolve(t *testing.T) {
 	if q.Rules()[1] != p.Rules()[1] {
 		t.Error("rule without names not shared")
 	}
-	if got := describe(q.Decide(dest(t, "tcp 10.8.8.8:1"))); got != "fail EIO@2" {
+	if got := describe(decided(q, dest(t, "tcp 10.8.8.8:1"))); got != "fail EIO@2" {
 		t.Errorf("after move: %s (the counter should carry over)", got)
 	}
-	if got := describe(q.Decide(d)); got != "allow@3" {
+	if got := describe(decided(q, d)); got != "allow@3" {
 		t.Errorf("old address: %s", got)
 	}
 	// A failed lookup keeps the addresses.

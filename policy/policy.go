@@ -39,9 +39,9 @@ type Options struct {
 // "fail", "log" or "default"; Value is the flag's value as typed.
 type FlagRule struct{ Flag, Value string }
 
-// Policy is a loaded, immutable set of rules. Decide may be called from
-// many goroutines at once; the only state that changes is the match counter
-// of fault rules, which is atomic.
+// Policy is a loaded, immutable set of rules. Decide and Count may be
+// called from many goroutines at once; the only state that changes is the
+// match counter of fault rules, which Count advances atomically.
 type Policy struct {
 	rules    []*Rule
 	def      Decision
@@ -192,16 +192,21 @@ func NotEgress(d *Dest) bool {
 }
 
 // Decide returns what to do with a connect to d: the first rule that
-// matches and fires, else the default. Two destinations are not egress,
-// so the default never denies them: AF_UNSPEC (which dissolves a datagram
+// matches, else the default. Two destinations are not egress, so the
+// default never denies them: AF_UNSPEC (which dissolves a datagram
 // association) and a netlink message to the kernel (routing and interface
 // queries; getifaddrs needs them). A rule that names them still applies.
-// It allocates nothing.
+//
+// Decide is pure: it changes nothing and allocates nothing, so it can be
+// asked again, or in advance, without consequence. A fault rule with a
+// schedule (when=, probability=, or a time window) answers only some of
+// the connects that match it, so its decision comes back Pending: the
+// connect has not been counted yet. Count counts it, where the connect is
+// performed, and settles the decision: the fault when the schedule fires,
+// else what the rules after it say.
 //
 // Host names match through the addresses they resolved to at load;
 // DecideNamed matches them through the names the tree's DNS answers gave.
-// A fault rule whose schedule did not fire lets the connect fall through
-// to the rules after it.
 func (p *Policy) Decide(d *Dest) Decision { return p.DecideNamed(d, nil) }
 
 // audited turns a deny or fault into an allow that says what it would

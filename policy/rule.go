@@ -305,18 +305,12 @@ func (r *Rule) matches(d *Dest) bool {
 	return r.matchRest(d)
 }
 
-// fires decides whether a matching connect is the rule's to answer: always
-// for rules without a schedule; for fault rules it checks the time window
-// (now, in Unix nanoseconds), then counts the match and applies when= and
-// probability=. A connect outside the window is not counted, so that
-// `after=5s when=1..2` fails the first two connects after 5 s.
-func (r *Rule) fires(seed int64, now int64) bool {
-	if !r.hasSchedule() {
-		return true
-	}
-	if r.winSet && !r.inWindow(now) {
-		return false
-	}
+// take counts one connect that matched the rule inside its time window
+// and reports whether the rule answers it: when= and probability= apply
+// to the count. A connect outside the window is never counted (Decide
+// passes the rule over), so that `after=5s when=1..2` fails the first two
+// connects after 5 s.
+func (r *Rule) take(seed int64) bool {
 	n := r.count.Add(1)
 	if r.whenSet {
 		if n < r.whenFirst || (r.whenLast != 0 && n > r.whenLast) || (n-r.whenFirst)%r.whenStep != 0 {

@@ -52,7 +52,7 @@ func TestTimeWindows(t *testing.T) {
 		var got strings.Builder
 		for _, off := range row.at {
 			clk.t = time.Unix(1000, 0).Add(off)
-			d := p.Decide(dest(t, "tcp 10.0.0.1:5432"))
+			d := decided(p, dest(t, "tcp 10.0.0.1:5432"))
 			switch {
 			case d.Action == Fail && d.Errno == syscall.ECONNREFUSED:
 				got.WriteByte('F')
@@ -124,7 +124,7 @@ func TestInsertRemoveReset(t *testing.T) {
 	clk := &fakeClock{time.Unix(1000, 0)}
 	p := loadAt(t, clk, "default allow\nfail tcp 10.0.0.1 port 80 errno=EIO when=2\nallow tcp 10.0.0.2")
 	db := dest(t, "tcp 10.0.0.1:80")
-	if d := p.Decide(db); d.Action != Allow { // match 1 of when=2
+	if d := decided(p, db); d.Action != Allow { // match 1 of when=2
 		t.Fatalf("first connect: %+v", d)
 	}
 	clk.t = clk.t.Add(time.Minute)
@@ -136,21 +136,21 @@ func TestInsertRemoveReset(t *testing.T) {
 		t.Fatalf("inserted rule: id %d origin %q at %v", r.ID(), r.Origin(), p2.Rules())
 	}
 	// The old rule (id 0) comes first and its count goes on: this is its 2nd match.
-	if d := p2.Decide(db); d.Errno != syscall.EIO {
+	if d := decided(p2, db); d.Errno != syscall.EIO {
 		t.Fatalf("second connect: %+v, want EIO from the old rule", d)
 	}
-	if d := p2.Decide(db); d.Errno != syscall.ECONNREFUSED {
+	if d := decided(p2, db); d.Errno != syscall.ECONNREFUSED {
 		t.Fatalf("third connect: %+v, want ECONNREFUSED from the new rule", d)
 	}
 	clk.t = clk.t.Add(10 * time.Second) // the new rule's window closed
-	if d := p2.Decide(db); d.Action != Allow {
+	if d := decided(p2, db); d.Action != Allow {
 		t.Fatalf("after the window: %+v", d)
 	}
 	p2.Reset() // when=2 counts again from 0, the window opens again for 10 s
-	if d := p2.Decide(db); d.Errno != syscall.ECONNREFUSED {
+	if d := decided(p2, db); d.Errno != syscall.ECONNREFUSED {
 		t.Fatalf("after reset, 1st: %+v", d)
 	}
-	if d := p2.Decide(db); d.Errno != syscall.EIO {
+	if d := decided(p2, db); d.Errno != syscall.EIO {
 		t.Fatalf("after reset, 2nd: %+v", d)
 	}
 	front, r3, err := p2.Insert("api", "deny 10.0.0.1", -1)

@@ -188,9 +188,8 @@ func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
 		// Decided once resolved as the target: here when the supervisor
 		// sees the filesystem as the target does and the connect cannot
 		// block, else off the loop on a thread of the target's identity.
-		pre, done := s.unixPathInline(c, pol)
-		if !done {
-			s.heldOrClosed(c, policy.Decision{Action: policy.Deny, Errno: syscall.EAGAIN}, func() { s.unixPathConnect(c, pol, pre) })
+		if !s.unixPathInline(c, pol) {
+			s.heldOrClosed(c, policy.Decision{Action: policy.Deny, Errno: syscall.EAGAIN}, func() { s.unixPathConnect(c, pol) })
 		}
 		return
 	}

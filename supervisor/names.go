@@ -24,14 +24,17 @@ func newNames(p *policy.Policy, log *zap.Logger) *dnslearn.Learner {
 	return dnslearn.New(log)
 }
 
-// decide applies the policy to d, with the names the tree's DNS answers
-// gave for its address when the policy matches by host name.
+// decide applies the policy to d for a call the supervisor performs now,
+// with the names the tree's DNS answers gave for its address when the
+// policy matches by host name. The call is counted by the fault
+// schedules it meets (policy.Count): decide it once.
 func (s *Supervisor) decide(pol *policy.Policy, d *policy.Dest) policy.Decision {
-	if s.names == nil || !pol.UsesNames() || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
-		return pol.Decide(d)
+	var names []string
+	if s.names != nil && pol.UsesNames() && (d.Family == syscall.AF_INET || d.Family == syscall.AF_INET6) {
+		var buf [4]string
+		names = s.names.Names(d.Addr, pol.NameGrace(), buf[:0])
 	}
-	var buf [4]string
-	return pol.DecideNamed(d, s.names.Names(d.Addr, pol.NameGrace(), buf[:0]))
+	return pol.Count(d, names, pol.DecideNamed(d, names))
 }
 
 // noteDNS tells the learner that the tree's socket dup has just connected

@@ -15,10 +15,9 @@ import (
 // its view to the socket's inode, decided on the canonical path (so a
 // symlink, "..", or a relative name cannot sidestep a rule), and connected
 // to that very inode.
-//
-// pre is a decision already made on the same call (by unixPathInline),
-// which must not be made twice: fault schedules count matches.
-func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy, pre *policy.Decision) {
+// The connect is performed here, so its decision is counted here
+// (policy.Count), on each name it is decided on.
+func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy) {
 	if err := s.identify(c, pol); err != nil {
 		s.log.Error("identify connecting process", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
@@ -26,14 +25,7 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy, pre *policy.De
 	}
 	var d policy.Decision
 	decide := func(canonical string) syscall.Errno {
-		next := policy.Decision{}
-		if pre != nil {
-			c.dest.Path = canonical
-			next = *pre
-		} else {
-			next = decideName(pol, &c.dest, canonical, d)
-		}
-		d = next
+		d = decideName(pol, &c.dest, canonical, d, true)
 		switch d.Action {
 		case policy.Deny:
 			return d.Errno
@@ -55,13 +47,18 @@ func (s *Supervisor) unixPathConnect(c *call, pol *policy.Policy, pre *policy.De
 // with several names (hard links) is decided on each, and prev is the
 // decision on the name before. In audit mode every decision allows, so the
 // first would-deny is kept (with its name): the log must not lose it to a
-// later name that the policy allows.
-func decideName(pol *policy.Policy, dest *policy.Dest, name string, prev policy.Decision) policy.Decision {
+// later name that the policy allows. count is true where the connect is
+// performed (policy.Count); the inline attempt only looks.
+func decideName(pol *policy.Policy, dest *policy.Dest, name string, prev policy.Decision, count bool) policy.Decision {
 	if prev.WouldDeny {
 		return prev
 	}
 	dest.Path = name
-	return pol.Decide(dest)
+	d := pol.Decide(dest)
+	if count {
+		d = pol.Count(dest, nil, d)
+	}
+	return d
 }
 
 // deferred is an errno no kernel call returns: the inline attempt stops
@@ -71,21 +68,22 @@ const deferred = syscall.Errno(1 << 16)
 // unixPathInline makes a UNIX pathname connect on the loop when that is
 // cheap and cannot block: the supervisor sees the filesystem as the target
 // does (no thread of its own needed), and the connect answers at once. It
-// reports done when the call is answered; otherwise the decision, if one
-// was made, comes back for the held path.
-func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (*policy.Decision, bool) {
+// reports done when the call is answered; otherwise the held path makes
+// it. A decision that a fault schedule must count (or a fault, or a
+// delay) sends it there: the inline attempt decides without counting.
+func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (done bool) {
 	if pol.NeedsExe() || pol.NeedsUID() {
-		return nil, false
+		return false
 	}
 	var d policy.Decision
 	decided, full := false, false
 	decide := func(canonical string) syscall.Errno {
-		d, decided = decideName(pol, &c.dest, canonical, d), true
+		d, decided = decideName(pol, &c.dest, canonical, d, false), true
 		switch {
+		case d.Pending() || d.Action == policy.Fail || d.Delay > 0:
+			return deferred
 		case d.Action == policy.Deny:
 			return d.Errno
-		case d.Action == policy.Fail || d.Delay > 0:
-			return deferred
 		}
 		return 0
 	}
@@ -104,22 +102,19 @@ func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (*policy.Decisi
 	errno, err := s.deputy.WithUnixPath(int(c.n.Tid), &c.sa, decide, op, true)
 	switch {
 	case errors.Is(err, emulate.ErrNeedsThread):
-		return nil, false
+		return false
 	case err != nil:
 		s.log.Error("connect as target", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EACCES}, syscall.EACCES, false)
-		return nil, true
+		return true
 	case errno == deferred || full:
-		if decided {
-			return &d, false
-		}
-		return nil, false
+		return false
 	}
 	if !decided {
 		d = policy.Decision{Action: policy.Allow} // resolution failed: the kernel's errno
 	}
 	s.finish(c, d, errno, errno == 0)
-	return nil, true
+	return true
 }
 
 // unixConnector returns how to connect c's UNIX socket to a name: a

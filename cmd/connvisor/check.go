@@ -73,7 +73,7 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connvisor explain: %v\n", err)
 		return exitUsage
 	}
-	dec := p.DecideNamed(&d, names)
+	dec := p.Count(&d, names, p.DecideNamed(&d, names)) // as the first such connect
 	out := dec.Action.String()
 	if dec.Errno != 0 {
 		out += " errno=" + policy.ErrnoName(dec.Errno)
