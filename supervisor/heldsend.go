@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"sync"
+	"syscall"
 )
 
 // A thread makes one system call at a time, so a send notification from a
@@ -21,6 +22,10 @@ type heldSend struct {
 	id    uint64 // the notification it answers
 	sent  int64  // bytes (stream) or sendmmsg entries sent so far
 	ended bool   // answered, given up, or taken over
+	// settled is open while the answer is being given: whether it reached
+	// the program decides whether the thread's next send is the restart
+	// (and gets what was sent) or a new call, so a restart waits for it.
+	settled chan struct{}
 }
 
 // heldSends are the sends held off the loop, by thread.
@@ -49,15 +54,31 @@ func (s *Supervisor) beginHeldSend(c *call, sent int64) *heldSend {
 // takeOverSend answers or joins c when it restarts an interrupted send,
 // and reports whether it did.
 func (s *Supervisor) takeOverSend(c *call) bool {
+	for {
+		took, settling := s.takeOverSendOnce(c)
+		if settling == nil {
+			return took
+		}
+		<-settling
+	}
+}
+
+// takeOverSendOnce is takeOverSend, or the channel to wait on when the
+// held send's answer is being given right now.
+func (s *Supervisor) takeOverSendOnce(c *call) (bool, chan struct{}) {
 	s.sends.mu.Lock()
 	h := s.sends.byTid[c.n.Tid]
+	if h != nil && h.settled != nil {
+		s.sends.mu.Unlock()
+		return false, h.settled
+	}
 	if h == nil {
 		s.sends.mu.Unlock()
 		if r, hit := s.repeats.takeSent(c); hit {
 			s.answer(c.n.ID, r)
-			return true
+			return true, nil
 		}
-		return false
+		return false, nil
 	}
 	defer s.sends.mu.Unlock()
 	h.mu.Lock()
@@ -67,16 +88,16 @@ func (s *Supervisor) takeOverSend(c *call) bool {
 		// a program that was told EINTR.
 		h.ended = true
 		delete(s.sends.byTid, c.n.Tid)
-		return false
+		return false, nil
 	}
 	if h.sent > 0 {
 		h.ended = true
 		delete(s.sends.byTid, c.n.Tid)
 		s.answer(c.n.ID, Value(h.sent))
-		return true
+		return true, nil
 	}
 	h.id = c.n.ID
-	return true
+	return true, nil
 }
 
 // heldValid reports whether the call h answers still waits.
@@ -98,25 +119,64 @@ func (s *Supervisor) heldStep(h *heldSend, step func() (add int64)) (ok bool) {
 	return true
 }
 
-// endHeldSend ends h: it returns the notification to answer, or false
-// when the call was taken over. A call given up (gone) keeps what it sent
-// for a restart that comes after.
-func (s *Supervisor) endHeldSend(c *call, h *heldSend, gone bool) (uint64, bool) {
+// answerHeldSend ends h and, unless a restart took the call over, answers
+// it with what was sent (answerSend). gone: nobody waits; what was sent is
+// kept for a restart that comes after. While the answer is being given, h
+// stays the thread's held send, settling, so that a restart arriving then
+// waits to learn whether the answer reached the program (then it is a new
+// call) or not (then it gets what was sent, which is never sent twice).
+func (s *Supervisor) answerHeldSend(op *sendOp, h *heldSend, gone bool, sent int64, errno syscall.Errno) {
+	c := op.c
+	s.sends.mu.Lock()
+	h.mu.Lock()
+	if h.ended {
+		h.mu.Unlock()
+		s.sends.mu.Unlock()
+		return
+	}
+	h.ended = true
+	mine := s.sends.byTid[c.n.Tid] == h
+	if gone {
+		if mine {
+			delete(s.sends.byTid, c.n.Tid)
+		}
+		if h.sent > 0 {
+			s.repeats.putSentKey(h.key, Value(h.sent))
+		}
+		h.mu.Unlock()
+		s.sends.mu.Unlock()
+		return
+	}
+	c.n.ID = h.id
+	if mine {
+		h.settled = make(chan struct{})
+	}
+	h.mu.Unlock()
+	s.sends.mu.Unlock()
+
+	s.answerSend(op, sent, errno)
+	if !mine {
+		return
+	}
+	s.sends.mu.Lock()
+	if s.sends.byTid[c.n.Tid] == h {
+		delete(s.sends.byTid, c.n.Tid)
+	}
+	close(h.settled)
+	s.sends.mu.Unlock()
+}
+
+// dropHeldSend ends h when its goroutine could not be started: the loop
+// answers the call itself.
+func (s *Supervisor) dropHeldSend(c *call, h *heldSend) {
 	s.sends.mu.Lock()
 	defer s.sends.mu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ended {
-		return 0, false
-	}
 	h.ended = true
 	if s.sends.byTid[c.n.Tid] == h {
 		delete(s.sends.byTid, c.n.Tid)
 	}
-	if gone && h.sent > 0 {
-		s.repeats.putSentKey(h.key, Value(h.sent))
-	}
-	return h.id, !gone
 }
 
 // heldEntryDone counts a sendmmsg entry sent off the loop.

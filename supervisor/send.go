@@ -138,13 +138,10 @@ func (s *Supervisor) handleSend(r *receiver, n *Notification) {
 		hop.c, hop.held = hc, h
 		hop.pidfd = -1 // the loop's cached pidfds are the loop's alone
 		errno, gone := s.sendBlocking(&hop, held)
-		if id, answer := s.endHeldSend(hc, h, gone); answer {
-			hc.n.ID = id
-			s.answerSend(&hop, int64(held.Sent), errno)
-		}
+		s.answerHeldSend(&hop, h, gone, int64(held.Sent), errno)
 	})
 	if !ok {
-		s.endHeldSend(c, h, false)
+		s.dropHeldSend(c, h)
 		held.Close()
 		unix.Close(dup)
 		s.answer(n.ID, Errno(syscall.EAGAIN))
@@ -688,13 +685,10 @@ func (s *Supervisor) sendmmsg(op *sendOp) {
 				errno = syscall.EFAULT
 			}
 		}
-		if id, answer := s.endHeldSend(hc, h, gone); answer {
-			hc.n.ID = id
-			s.answerSend(&hop, int64(done), errno)
-		}
+		s.answerHeldSend(&hop, h, gone, int64(done), errno)
 	})
 	if !ok {
-		s.endHeldSend(c, h, false)
+		s.dropHeldSend(c, h)
 		blocked.Close()
 		unix.Close(dup)
 		s.answer(c.n.ID, Errno(syscall.EAGAIN))

@@ -3543,6 +3543,55 @@ CASE(send_blocking_interrupted_no_restart, "send=partial sigs=1 received=same")
 	interrupted_send(0);
 }
 
+// Blocking stream sends cut short again and again by signals (as Go's
+// SIGURG preemption does) while a slow reader drains the peer: every send
+// returns what it sent, and the peer gets exactly the sum, no byte twice.
+struct drain {
+	int fd;
+	long total;
+};
+
+static void *trickle_reader(void *arg)
+{
+	struct drain *d = arg;
+	static char rb[4096];
+	long n;
+	while ((n = read(d->fd, rb, sizeof rb)) > 0) {
+		d->total += n;
+		usleep(50);
+	}
+	return NULL;
+}
+
+CASE(send_blocking_signal_storm_counts_exact, "sent=all sigs=many received=same")
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		die("socketpair");
+	struct drain d = {sv[1], 0};
+	pthread_t t;
+	if (pthread_create(&t, NULL, trickle_reader, &d) != 0)
+		die("pthread_create");
+	handle(SIGALRM, SA_RESTART);
+	itimer(1, 1);
+	static char b[1 << 16];
+	long want = 8L << 20, sent = 0;
+	while (sent < want) {
+		long r = send(sv[0], b, sizeof b < (size_t)(want - sent) ? sizeof b : (size_t)(want - sent), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		sent += r;
+	}
+	itimer(0, 0);
+	ob("sent=%s", sent == want ? "all" : "short");
+	ob("sigs=%s", sigcount());
+	close(sv[0]);
+	pthread_join(t, NULL);
+	ob("received=%s", d.total == sent ? "same" : "differs");
+}
+
 // ===========================================================================
 // The runner.
 
