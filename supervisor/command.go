@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -307,14 +308,14 @@ func (c *Cmd) Start() error {
 		cmd.Wait()
 		return err
 	}
+	defer listener.Close() // unless the supervisor takes it
 	deputy, err := emulate.NewDeputy()
 	if err != nil {
-		unix.Close(listener)
 		cmd.Process.Kill()
 		cmd.Wait()
 		return fmt.Errorf("prepare to act for the command: %w", err)
 	}
-	sup := newSupervisor(listener, pol, c.Logger, c.Options, deputy)
+	sup := newSupervisor(listener.Move(), pol, c.Logger, c.Options, deputy)
 	if c.Record || c.OnDecision != nil {
 		sup.onDecision = c.record
 	}
@@ -488,9 +489,9 @@ func (p *pipes) closeAll() {
 // handshake sends the filter, takes the listener out of the child with
 // pidfd_getfd (no trapped call in the child is needed for that) and lets
 // the child go on to exec.
-func (p *pipes) handshake(pid int, prog []unix.SockFilter) (int, error) {
+func (p *pipes) handshake(pid int, prog []unix.SockFilter) (*fd.FD, error) {
 	if _, err := p.filterW.Write(encodeBPF(prog)); err != nil {
-		return -1, fmt.Errorf("send filter to child: %w", err)
+		return nil, fmt.Errorf("send filter to child: %w", err)
 	}
 	p.filterW.Close()
 	p.filterW = nil
@@ -503,23 +504,24 @@ func (p *pipes) handshake(pid int, prog []unix.SockFilter) (int, error) {
 			msg = err.Error()
 		}
 		if bytes.Contains([]byte(msg), []byte("user notification")) {
-			return -1, fmt.Errorf("%w: %s", ErrNoUserNotif, msg)
+			return nil, fmt.Errorf("%w: %s", ErrNoUserNotif, msg)
 		}
-		return -1, fmt.Errorf("child stub: %s", msg)
+		return nil, fmt.Errorf("child stub: %s", msg)
 	}
 	childFD := int(binary.NativeEndian.Uint32(num[:]))
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return -1, fmt.Errorf("pidfd_open(child %d): %w", pid, err)
+		return nil, fmt.Errorf("pidfd_open(child %d): %w", pid, err)
 	}
 	defer unix.Close(pidfd)
-	listener, err := unix.PidfdGetfd(pidfd, childFD, 0)
+	raw, err := unix.PidfdGetfd(pidfd, childFD, 0)
 	if err != nil {
-		return -1, fmt.Errorf("take listener fd %d from child %d: %w", childFD, pid, err)
+		return nil, fmt.Errorf("take listener fd %d from child %d: %w", childFD, pid, err)
 	}
+	listener := fd.New(raw)
 	if _, err := p.ackW.Write([]byte{1}); err != nil {
-		unix.Close(listener)
-		return -1, fmt.Errorf("release child: %w", err)
+		listener.Close()
+		return nil, fmt.Errorf("release child: %w", err)
 	}
 	p.ackW.Close()
 	p.ackW = nil

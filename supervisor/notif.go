@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // Notification is our copy of the kernel's struct seccomp_notif: the trapped
@@ -76,16 +78,16 @@ func checkNotifSizes() error {
 var errGone = errors.New("notification no longer valid")
 
 // receive fills n with the next notification; the listener must be readable.
-func receive(listener int, n *Notification) error {
+func receive(listener *fd.FD, n *Notification) error {
 	*n = Notification{} // the kernel insists on a zeroed buffer (EINVAL)
 	return notifIoctl(listener, unix.SECCOMP_IOCTL_NOTIF_RECV, unsafe.Pointer(n), "SECCOMP_IOCTL_NOTIF_RECV")
 }
 
 // notifIoctl makes one listener ioctl, retrying EINTR; ENOENT (the target
 // died or was interrupted) is errGone.
-func notifIoctl(listener int, req uintptr, arg unsafe.Pointer, name string) error {
+func notifIoctl(listener *fd.FD, req uintptr, arg unsafe.Pointer, name string) error {
 	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), req, uintptr(arg))
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener.Int()), req, uintptr(arg))
 		switch e {
 		case 0:
 			return nil
@@ -100,7 +102,7 @@ func notifIoctl(listener int, req uintptr, arg unsafe.Pointer, name string) erro
 }
 
 // send answers notification id.
-func send(listener int, id uint64, r Response) error {
+func send(listener *fd.FD, id uint64, r Response) error {
 	resp := response{ID: id, Val: r.Val}
 	if r.Errno != 0 {
 		resp.Val = 0
@@ -115,8 +117,8 @@ func send(listener int, id uint64, r Response) error {
 // stillValid reports whether notification id still waits for an answer.
 // Every read of target memory is followed by this check before the data is
 // used: the tid may have died and been reused in between.
-func stillValid(listener int, id uint64) bool {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
+func stillValid(listener *fd.FD, id uint64) bool {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener.Int()), unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
 	return e == 0
 }
 
@@ -124,10 +126,10 @@ func stillValid(listener int, id uint64) bool {
 // (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6): the round trip drops from
 // ~55 µs to ~7 µs here. Older kernels answer EINVAL; the flag is an
 // optimisation only.
-func setSyncWakeup(listener int) error {
+func setSyncWakeup(listener *fd.FD) error {
 	// The kernel takes the flags as the ioctl's argument itself, not
 	// through a pointer (seccomp_notify_set_flags).
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener.Int()), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
 	if e != 0 {
 		return fmt.Errorf("SECCOMP_IOCTL_NOTIF_SET_FLAGS(SYNC_WAKE_UP): %w", e)
 	}

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // TestNotifLayout keeps our copies of the kernel's structures the size the
@@ -29,8 +31,8 @@ func TestSyncWakeupAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listener := loadListenerInThread(t, prog)
-	defer unix.Close(listener)
+	listener := fd.New(loadListenerInThread(t, prog))
+	defer listener.Close()
 	if err := setSyncWakeup(listener); err != nil {
 		t.Fatalf("kernel %s: %v", unix.ByteSliceToString(uts.Release[:]), err)
 	}

@@ -7,6 +7,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // TestPanicFailsTheCallClosed: a panic while handling one notification is
@@ -15,7 +17,7 @@ import (
 // policy, so handle panics on its first look at it.
 func TestPanicFailsTheCallClosed(t *testing.T) {
 	core, logs := observer.New(zap.ErrorLevel)
-	s := &Supervisor{listener: -1, log: zap.New(core), stats: newStats(), arch: nativeAuditArch()}
+	s := &Supervisor{listener: fd.New(-1), log: zap.New(core), stats: newStats(), arch: nativeAuditArch()}
 	for i := 0; i < 3; i++ {
 		s.handleSurviving(newReceiver(), &Notification{ID: uint64(i), Nr: unix.SYS_CONNECT, Arch: s.arch})
 	}

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -44,27 +45,25 @@ type SuperviseConfig struct {
 // supervised processes (which may run as the same user) cannot take the
 // listener or write the supervisor's memory.
 func Supervise(listener int, p *policy.Policy, cfg SuperviseConfig) (*Supervisor, error) {
+	l := fd.New(listener)
+	defer l.Close() // unless the supervisor takes it
 	if p == nil {
-		unix.Close(listener)
 		return nil, errors.New("supervise: no policy")
 	}
 	if err := checkNotifSizes(); err != nil {
-		unix.Close(listener)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
 			return nil, ErrNoUserNotif
 		}
 		return nil, err
 	}
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		unix.Close(listener)
 		return nil, fmt.Errorf("make the supervisor non-dumpable: %w", err)
 	}
 	deputy, err := emulate.NewDeputy()
 	if err != nil {
-		unix.Close(listener)
 		return nil, fmt.Errorf("prepare to act for the supervised processes: %w", err)
 	}
-	s := newSupervisor(listener, p, cfg.Logger, cfg.Options, deputy)
+	s := newSupervisor(l.Move(), p, cfg.Logger, cfg.Options, deputy)
 	if cfg.Stats != nil {
 		s.stats = cfg.Stats
 	}
@@ -92,10 +91,10 @@ func (s *Supervisor) Stop() {
 // couple of seconds; slower ones finish in the background); calls not yet
 // received wait in the kernel for whoever reads the listener next.
 func (s *Supervisor) Detach() (int, error) {
-	fd, err := unix.FcntlInt(uintptr(s.listener), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := unix.FcntlInt(uintptr(s.listener.Int()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("duplicate the listener: %w", err)
 	}
 	s.Stop()
-	return fd, nil
+	return dup, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/connvisor/connvisor/dnslearn"
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -28,7 +29,7 @@ const maxCopySteps = 16
 
 // Supervisor answers the notifications of one listener.
 type Supervisor struct {
-	listener int
+	listener *fd.FD // the seccomp listener; closed by stop
 	policy   atomic.Pointer[policy.Policy]
 	log      *zap.Logger
 	opts     Options
@@ -105,7 +106,7 @@ type Event struct {
 	Delivery Delivery
 }
 
-func newSupervisor(listener int, p *policy.Policy, log *zap.Logger, opts Options, deputy *emulate.Deputy) *Supervisor {
+func newSupervisor(listener *fd.FD, p *policy.Policy, log *zap.Logger, opts Options, deputy *emulate.Deputy) *Supervisor {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -323,7 +324,7 @@ func (s *Supervisor) stop() {
 		}
 		// Closing the listener makes any call still trapped fail with
 		// ENOSYS: fail closed, never open.
-		unix.Close(s.listener)
+		s.listener.Close()
 		close(released)
 	}()
 	select {
@@ -354,7 +355,7 @@ func (s *Supervisor) loop(direct bool) {
 	defer s.loops.Done()
 	r := newReceiver()
 	defer r.close()
-	fds := []unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(s.listener.Int()), Events: unix.POLLIN}}
 	if s.stopFD >= 0 {
 		fds = append(fds, unix.PollFd{Fd: int32(s.stopFD), Events: unix.POLLIN})
 	}
@@ -412,7 +413,7 @@ func (s *Supervisor) loop(direct bool) {
 
 // morePending reports whether another call waits to be received.
 func (s *Supervisor) morePending() bool {
-	fds := [1]unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
+	fds := [1]unix.PollFd{{Fd: int32(s.listener.Int()), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds[:], 0)
 	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
 }
