@@ -457,10 +457,6 @@ func (s *Supervisor) sleepWhileValid(c *call, d time.Duration) bool {
 	}
 }
 
-// pollValidEvery is how often a held call checks that its target still
-// waits (interrupted by a signal, or dead).
-const pollValidEvery = 20 * time.Millisecond
-
 // identifyForLog reads the process's pid and executable when the decision
 // will be logged or reported. It runs before the answer: once answered,
 // the thread may exit and its tid be reused, and the log would name the

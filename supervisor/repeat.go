@@ -48,9 +48,6 @@ type repeatEntry struct {
 	settled chan struct{}
 }
 
-// repeatTTL is how long an undelivered answer waits for its restarted call.
-const repeatTTL = 2 * time.Second
-
 type repeatOutcome int
 
 const (
@@ -256,7 +253,7 @@ func (t *repeatTable) keep(k repeatKey, result syscall.Errno) {
 
 // sweep drops expired answers; called with mu held.
 func (t *repeatTable) sweep() {
-	if len(t.entries) < 64 {
+	if len(t.entries) < repeatSweepFrom {
 		return
 	}
 	now := time.Now()

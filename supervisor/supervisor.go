@@ -18,15 +18,6 @@ import (
 	"github.com/connvisor/connvisor/policy"
 )
 
-// maxHeldCalls bounds the trapped calls held off the notification loop at
-// once (blocking connects, delays). Each costs a goroutine and, while it
-// blocks in the kernel, an OS thread; past the bound new ones fail closed.
-const maxHeldCalls = 8192
-
-// maxCopySteps bounds the steps of held sends that copy at once: 16 × the
-// 4 MiB a stream step copies at most.
-const maxCopySteps = 16
-
 // Supervisor answers the notifications of one listener.
 type Supervisor struct {
 	listener *fd.FD // the seccomp listener; closed by stop
@@ -52,7 +43,7 @@ type Supervisor struct {
 	// handling of the call it restarts registered (a held send, a connect
 	// under way), as it did when one loop handled everything in turn.
 	// Striped by tid, so different threads rarely share one.
-	tidLocks [64]sync.Mutex
+	tidLocks [tidLockStripes]sync.Mutex
 	repeats  repeatTable
 	sends    heldSends
 	arch     uint32
@@ -268,7 +259,7 @@ func (r *receiver) pidfd(tid uint32) (fd int, cached bool, err error) {
 	if err != nil {
 		return -1, false, err
 	}
-	if len(r.pidfds) >= 4096 {
+	if len(r.pidfds) >= maxCachedPidfds {
 		r.close()
 	}
 	r.pidfds[tid] = fd
@@ -333,9 +324,6 @@ func (s *Supervisor) stop() {
 		s.log.Warn("connects still held after the command ended; they finish in the background")
 	}
 }
-
-// stopGrace is how long stop waits for held calls to end.
-const stopGrace = 2 * time.Second
 
 // waitTreeGone blocks until no task uses the filter any more.
 func (s *Supervisor) waitTreeGone() {

@@ -42,12 +42,6 @@ type pendingConnect struct {
 	backoff  time.Duration
 }
 
-// Validity checks back off from pollValidEvery to maxCheckEvery: a
-// connect that waits long is most likely toward a host that does not
-// answer, and a thousand of them must not cost a thousand ioctls every
-// 20 ms.
-const maxCheckEvery = 500 * time.Millisecond
-
 func newConnectWaiter(s *Supervisor) (*connectWaiter, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -111,7 +105,7 @@ func (w *connectWaiter) take(fd int) *pendingConnect {
 
 func (w *connectWaiter) run() {
 	defer close(w.done)
-	events := make([]unix.EpollEvent, 64)
+	events := make([]unix.EpollEvent, waiterEventsPerWait)
 	for {
 		n, err := unix.EpollWait(w.epfd, events, w.timeoutMillis())
 		if err != nil && !errors.Is(err, unix.EINTR) {
