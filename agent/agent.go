@@ -260,6 +260,7 @@ func (a *Agent) serveHandoff(conn *net.UnixConn) {
 // adopt supervises h's listener under the container's policy (source, if
 // given, else the one the hand-off names), or closes it.
 func (a *Agent) adopt(h handoff, source string) error {
+	defer h.listener.Close() // unless Supervise takes it
 	id := h.state.State.ID
 	a.mu.Lock()
 	c := a.containers[id]
@@ -268,7 +269,6 @@ func (a *Agent) adopt(h handoff, source string) error {
 		var err error
 		source, err = a.policySource(h.state)
 		if err != nil {
-			unix.Close(h.listener)
 			return err
 		}
 	}
@@ -280,7 +280,6 @@ func (a *Agent) adopt(h handoff, source string) error {
 	} else {
 		p, err := a.cfg.LoadPolicy(source)
 		if err != nil {
-			unix.Close(h.listener)
 			return fmt.Errorf("policy %s: %w", source, err)
 		}
 		pol = p
@@ -297,7 +296,7 @@ func (a *Agent) adopt(h handoff, source string) error {
 	a.mu.Unlock()
 	fields := append(containerFields(h.state), zap.Int("listener_pid", h.state.Pid))
 	log := a.log.With(fields...)
-	sup, err := supervisor.Supervise(h.listener, pol, supervisor.SuperviseConfig{Logger: log, Options: a.cfg.Options, Stats: c.stats})
+	sup, err := supervisor.Supervise(h.listener.Release(), pol, supervisor.SuperviseConfig{Logger: log, Options: a.cfg.Options, Stats: c.stats})
 	if err != nil {
 		a.mu.Lock()
 		c.listeners--

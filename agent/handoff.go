@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 const (
@@ -30,7 +32,7 @@ const (
 type handoff struct {
 	state    specs.ContainerProcessState
 	raw      []byte // the JSON as received, handed on at an upgrade
-	listener int
+	listener *fd.FD // the filter's listener; nil until one is named
 }
 
 // errBadHandoff marks a message the agent refuses; the connection is
@@ -39,20 +41,23 @@ var errBadHandoff = errors.New("bad hand-off")
 
 // readHandoff reads one hand-off from conn. runc never closes its end, so
 // it reads until the JSON is complete, not until EOF. Every descriptor
-// received is closed on error, and every one but the listener on success.
+// received is closed on error, and every one but the listener on success
+// (the caller owns it then).
 func readHandoff(conn *net.UnixConn, timeout time.Duration) (h handoff, err error) {
 	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return h, fmt.Errorf("set deadline: %w", err)
 	}
 	var fds []int
 	defer func() {
-		for _, fd := range fds {
-			if err != nil || fd != h.listener {
-				unix.Close(fd)
+		for _, n := range fds {
+			if n != h.listener.Int() {
+				unix.Close(n)
 			}
 		}
+		if err != nil {
+			h.listener.Close()
+		}
 	}()
-	h.listener = -1
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(4*maxHandoffFDs))
 	var data []byte
@@ -102,16 +107,16 @@ func readHandoff(conn *net.UnixConn, timeout time.Duration) (h handoff, err erro
 	}
 	for i, name := range h.state.Fds {
 		if name == specs.SeccompFdName {
-			h.listener = fds[i]
+			h.listener = fd.New(fds[i])
 		}
 	}
-	if h.listener < 0 {
+	if !h.listener.Valid() {
 		return h, fmt.Errorf("%w: no descriptor named %q in %q", errBadHandoff, specs.SeccompFdName, h.state.Fds)
 	}
 	if h.state.State.ID == "" {
 		return h, fmt.Errorf("%w: no container id (state.id)", errBadHandoff)
 	}
-	if err := isListener(h.listener); err != nil {
+	if err := isListener(h.listener.Int()); err != nil {
 		return h, fmt.Errorf("%w: %v", errBadHandoff, err)
 	}
 	return h, nil

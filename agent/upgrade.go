@@ -11,6 +11,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // The upgrade protocol, over a SOCK_SEQPACKET socket (one record per
@@ -95,15 +97,15 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 	}
 	a.mu.Unlock()
 	type detached struct {
-		l  *listener
-		fd int
+		l   *listener
+		dup *fd.FD // the listener's duplicate, until the new agent has it
 	}
 	var sent []detached
 	statsSent := map[*container]bool{}
 	fail := func(why string, err error) bool {
 		a.log.Error("upgrade failed, this agent goes on supervising", zap.String("step", why), zap.Error(err))
 		for _, d := range sent {
-			a.readopt(d.l, d.fd)
+			a.readopt(d.l, d.dup)
 		}
 		if l, err := net.FileListener(sock); err == nil {
 			ul := l.(*net.UnixListener)
@@ -121,11 +123,12 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 		a.mu.Lock()
 		l.handed = true
 		a.mu.Unlock()
-		fd, err := l.sup.Detach()
+		n, err := l.sup.Detach()
 		if err != nil {
 			return fail("detach", err)
 		}
-		sent = append(sent, detached{l, fd})
+		dup := fd.New(n)
+		sent = append(sent, detached{l, dup})
 		rec := upgradeRecord{Kind: upgradeListener, State: l.reduced(), Policy: l.c.source}
 		if !statsSent[l.c] {
 			statsSent[l.c] = true
@@ -133,7 +136,7 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 				rec.Stats = b // counters start afresh when they are too many to send
 			}
 		}
-		if err := sendRecord(conn, rec, fd); err != nil {
+		if err := sendRecord(conn, rec, dup.Int()); err != nil {
 			return fail("send a listener", err)
 		}
 	}
@@ -143,10 +146,8 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 	if err := sendRecord(conn, upgradeRecord{Kind: upgradeEnd}, -1); err != nil {
 		return fail("send the end", err)
 	}
-	rec, fd, err := readRecord(conn)
-	if fd >= 0 {
-		unix.Close(fd)
-	}
+	rec, got, err := readRecord(conn)
+	got.Close() // the answer carries no descriptor
 	if err == nil && rec.Kind != upgradeOK {
 		err = fmt.Errorf("answer %q, want %q", rec.Kind, upgradeOK)
 	}
@@ -154,21 +155,21 @@ func (a *Agent) handOver(conn *net.UnixConn) bool {
 		return fail("wait for the new agent", err)
 	}
 	for _, d := range sent {
-		unix.Close(d.fd)
+		d.dup.Close()
 	}
 	a.log.Info("upgrade done: the new agent supervises every listener", zap.Int("listeners", len(sent)))
 	return true
 }
 
 // readopt supervises again a listener this agent had detached.
-func (a *Agent) readopt(l *listener, fd int) {
-	var st specs.ContainerProcessState
-	if err := json.Unmarshal(l.raw, &st); err != nil {
-		unix.Close(fd)
+func (a *Agent) readopt(l *listener, listener *fd.FD) {
+	h := handoff{raw: l.raw, listener: listener.Move()}
+	if err := json.Unmarshal(l.raw, &h.state); err != nil {
+		h.listener.Close()
 		a.log.Error("upgrade: take a listener back", zap.String("container", l.c.id), zap.Error(err))
 		return
 	}
-	if err := a.adopt(handoff{state: st, raw: l.raw, listener: fd}, l.c.source); err != nil {
+	if err := a.adopt(h, l.c.source); err != nil {
 		a.log.Error("upgrade: take a listener back", zap.String("container", l.c.id), zap.Error(err))
 	}
 }
@@ -204,64 +205,73 @@ func (a *Agent) takeOver() error {
 	defer conn.Close()
 	n := 0
 	for {
-		rec, fd, err := readRecord(conn)
+		rec, got, err := readRecord(conn)
 		if err != nil {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
+			got.Close()
 			return fmt.Errorf("--upgrade: %w", err)
 		}
-		switch rec.Kind {
-		case upgradeListener:
-			if fd < 0 || rec.State == nil {
-				return errors.New("--upgrade: a listener record without its listener or state")
-			}
-			raw, _ := json.Marshal(rec.State)
-			h := handoff{state: *rec.State, raw: raw, listener: fd}
-			if err := a.adopt(h, rec.Policy); err != nil {
-				a.log.Error("upgrade: listener refused: its container's trapped calls fail with ENOSYS",
-					append(containerFields(h.state), zap.Error(err))...)
-				continue
-			}
-			n++
-			if rec.Stats != nil {
-				a.mu.Lock()
-				c := a.containers[h.state.State.ID]
-				a.mu.Unlock()
-				if err := c.stats.UnmarshalJSON(rec.Stats); err != nil {
-					a.log.Warn("upgrade: the container's counters start afresh", zap.String("container", c.id), zap.Error(err))
-				}
-			}
-		case upgradeSocket:
-			if fd < 0 {
-				return errors.New("--upgrade: the socket record came without the socket")
-			}
-			l, err := net.FileListener(os.NewFile(uintptr(fd), "agent socket"))
-			unix.Close(fd)
-			if err != nil {
-				return fmt.Errorf("--upgrade: the socket: %w", err)
-			}
-			a.socket = l.(*net.UnixListener)
-			a.socket.SetUnlinkOnClose(false)
-		case upgradeEnd:
-			if a.socket == nil {
-				return errors.New("--upgrade: the old agent sent no socket")
-			}
-			if err := sendRecord(conn, upgradeRecord{Kind: upgradeOK}, -1); err != nil {
-				return fmt.Errorf("--upgrade: answer: %w", err)
-			}
-			a.log.Info("upgrade: took over", zap.Int("listeners", n))
-			// The old agent closes its upgrade socket as it exits; make
-			// ours in its place once it has.
-			waitGone(path)
-			return nil
-		default:
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-			return fmt.Errorf("--upgrade: unknown record %q", rec.Kind)
+		done, err := a.takeRecord(conn, path, rec, got, &n)
+		if done || err != nil {
+			return err
 		}
 	}
+}
+
+// takeRecord takes one record of an upgrade and the descriptor that came
+// with it (closed here unless something took it over). adopted counts the
+// listeners adopted; done is true after the last record.
+func (a *Agent) takeRecord(conn *net.UnixConn, path string, rec upgradeRecord, got *fd.FD, adopted *int) (done bool, err error) {
+	defer got.Close()
+	switch rec.Kind {
+	case upgradeListener:
+		if !got.Valid() || rec.State == nil {
+			return false, errors.New("--upgrade: a listener record without its listener or state")
+		}
+		raw, _ := json.Marshal(rec.State)
+		h := handoff{state: *rec.State, raw: raw, listener: got.Move()}
+		if err := a.adopt(h, rec.Policy); err != nil {
+			a.log.Error("upgrade: listener refused: its container's trapped calls fail with ENOSYS",
+				append(containerFields(h.state), zap.Error(err))...)
+			return false, nil
+		}
+		*adopted++
+		if rec.Stats != nil {
+			a.mu.Lock()
+			c := a.containers[h.state.State.ID]
+			a.mu.Unlock()
+			if err := c.stats.UnmarshalJSON(rec.Stats); err != nil {
+				a.log.Warn("upgrade: the container's counters start afresh", zap.String("container", c.id), zap.Error(err))
+			}
+		}
+	case upgradeSocket:
+		if !got.Valid() {
+			return false, errors.New("--upgrade: the socket record came without the socket")
+		}
+		// The os.File owns the number now; FileListener dups it.
+		f := os.NewFile(uintptr(got.Release()), "agent socket")
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return false, fmt.Errorf("--upgrade: the socket: %w", err)
+		}
+		a.socket = l.(*net.UnixListener)
+		a.socket.SetUnlinkOnClose(false)
+	case upgradeEnd:
+		if a.socket == nil {
+			return false, errors.New("--upgrade: the old agent sent no socket")
+		}
+		if err := sendRecord(conn, upgradeRecord{Kind: upgradeOK}, -1); err != nil {
+			return false, fmt.Errorf("--upgrade: answer: %w", err)
+		}
+		a.log.Info("upgrade: took over", zap.Int("listeners", *adopted))
+		// The old agent closes its upgrade socket as it exits; make ours
+		// in its place once it has.
+		waitGone(path)
+		return true, nil
+	default:
+		return false, fmt.Errorf("--upgrade: unknown record %q", rec.Kind)
+	}
+	return false, nil
 }
 
 // waitGone waits (a little) until nobody accepts on path any more.
@@ -291,22 +301,22 @@ func sendRecord(conn *net.UnixConn, rec upgradeRecord, fd int) error {
 	return err
 }
 
-// readRecord reads one record and the descriptor that came with it (-1:
-// none); on error the descriptor, if any, is the caller's to close.
-func readRecord(conn *net.UnixConn) (upgradeRecord, int, error) {
+// readRecord reads one record and the descriptor that came with it (an FD
+// holding none when none came), which the caller owns, also on error.
+func readRecord(conn *net.UnixConn) (upgradeRecord, *fd.FD, error) {
 	var rec upgradeRecord
 	buf := make([]byte, maxUpgradeRecord)
 	oob := make([]byte, unix.CmsgSpace(4*maxHandoffFDs))
 	conn.SetReadDeadline(time.Now().Add(upgradeTimeout))
 	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
-	fd := -1
+	got := fd.New(-1)
 	if oobn > 0 {
 		fds, perr := parseRights(oob[:oobn])
 		for i, f := range fds {
 			if i == 0 {
-				fd = f
+				got = fd.New(f)
 			} else {
-				unix.Close(f)
+				unix.Close(f) // a record carries one descriptor at most
 			}
 		}
 		if perr != nil && err == nil {
@@ -314,15 +324,15 @@ func readRecord(conn *net.UnixConn) (upgradeRecord, int, error) {
 		}
 	}
 	if err != nil {
-		return rec, fd, fmt.Errorf("read a record: %w", err)
+		return rec, got, fmt.Errorf("read a record: %w", err)
 	}
 	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n == 0 {
-		return rec, fd, fmt.Errorf("record truncated or empty (%d bytes)", n)
+		return rec, got, fmt.Errorf("record truncated or empty (%d bytes)", n)
 	}
 	if err := json.Unmarshal(buf[:n], &rec); err != nil {
-		return rec, fd, fmt.Errorf("record: %w", err)
+		return rec, got, fmt.Errorf("record: %w", err)
 	}
-	return rec, fd, nil
+	return rec, got, nil
 }
 
 // sameUser reports whether the peer runs as this agent's user (the socket
