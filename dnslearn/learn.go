@@ -34,6 +34,7 @@ import (
 
 	"github.com/connvisor/connvisor/dnsnames"
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // Limits, one place.
@@ -127,8 +128,8 @@ type Learner struct {
 	table *dnsnames.Table
 
 	mu      sync.Mutex
-	caps    map[uint64]int // capture fd per network namespace cookie
-	failed  bool           // a capture could not be opened: warned once
+	caps    map[uint64]*fd.FD // capture per network namespace cookie
+	failed  bool              // a capture could not be opened: warned once
 	socks   map[sockKey]sockInfo
 	pending []packet
 	flows   map[flowKey]*flow
@@ -142,7 +143,7 @@ func New(log *zap.Logger) *Learner {
 	return &Learner{
 		log:   log,
 		table: dnsnames.New(0),
-		caps:  make(map[uint64]int),
+		caps:  make(map[uint64]*fd.FD),
 		socks: make(map[sockKey]sockInfo),
 		flows: make(map[flowKey]*flow),
 		buf:   make([]byte, snapLen),
@@ -164,8 +165,8 @@ func Available() error {
 func (l *Learner) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for k, fd := range l.caps {
-		unix.Close(fd)
+	for k, capture := range l.caps {
+		capture.Close()
 		delete(l.caps, k)
 	}
 }
@@ -249,10 +250,10 @@ func (l *Learner) sweepSockets() {
 }
 
 func (l *Learner) openCapture(sock int, cookie uint64) {
-	var fd int
+	var capture *fd.FD
 	err := emulate.InNetnsOf(sock, func() error {
 		var err error
-		fd, err = openCapture()
+		capture, err = openCapture()
 		return err
 	})
 	if err != nil {
@@ -260,36 +261,36 @@ func (l *Learner) openCapture(sock int, cookie uint64) {
 		l.log.Warn("cannot capture DNS answers: host-name rules match only the addresses resolved at load", zap.Error(err))
 		return
 	}
-	l.caps[cookie] = fd
+	l.caps[cookie] = capture
 }
 
 // openCapture opens a packet socket that receives every incoming IPv4 and
 // IPv6 UDP or TCP packet from port 53, network header first.
-func openCapture() (int, error) {
+func openCapture() (*fd.FD, error) {
 	// Protocol 0: nothing is received before bind, so the filter is in
 	// place before the first packet.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	n, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return -1, fmt.Errorf("capture socket: %w", err)
+		return nil, fmt.Errorf("capture socket: %w", err)
 	}
+	capture := fd.New(n)
+	defer capture.Close() // unless returned
 	prog, err := captureFilter()
 	if err == nil {
-		err = emulate.AttachFilter(fd, prog)
+		err = emulate.AttachFilter(n, prog)
 	}
 	if err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("capture filter: %w", err)
+		return nil, fmt.Errorf("capture filter: %w", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, captureBuffer); err != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, captureBuffer)
+	if err := unix.SetsockoptInt(n, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, captureBuffer); err != nil {
+		unix.SetsockoptInt(n, unix.SOL_SOCKET, unix.SO_RCVBUF, captureBuffer)
 	}
 	// ETH_P_ALL: the tap runs before the stack delivers the packet (a
 	// protocol-bound tap on a device runs after ip_rcv).
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("bind capture: %w", err)
+	if err := unix.Bind(n, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
+		return nil, fmt.Errorf("bind capture: %w", err)
 	}
-	return fd, nil
+	return capture.Move(), nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -348,10 +349,10 @@ func (l *Learner) Table() *dnsnames.Table { return l.table }
 
 // drain reads every packet waiting in the captures.
 func (l *Learner) drain() {
-	for _, fd := range l.caps {
+	for _, capture := range l.caps {
 		read := false
 		for {
-			n, _, err := unix.Recvfrom(fd, l.buf, unix.MSG_DONTWAIT)
+			n, _, err := unix.Recvfrom(capture.Int(), l.buf, unix.MSG_DONTWAIT)
 			if err != nil {
 				if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
 					l.log.Debug("read DNS capture", zap.Error(err))
@@ -364,7 +365,7 @@ func (l *Learner) drain() {
 		if !read {
 			continue // a full buffer has packets to read: no drops without them
 		}
-		if st, err := unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil && st.Drops > 0 {
+		if st, err := unix.GetsockoptTpacketStats(capture.Int(), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil && st.Drops > 0 {
 			l.drops += st.Drops
 			l.log.Warn("DNS answers lost by the capture (its buffer was full): connects to their addresses are decided without them",
 				zap.Uint32("dropped", st.Drops), zap.Uint32("total", l.drops))

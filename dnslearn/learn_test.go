@@ -114,12 +114,12 @@ func FuzzPacket(f *testing.F) {
 // BenchmarkDrainEmpty is what a decision under a policy with names pays
 // when no answer waits: one nonblocking read of the capture.
 func BenchmarkDrainEmpty(b *testing.B) {
-	fd, err := openCapture()
+	capture, err := openCapture()
 	if err != nil {
 		b.Skipf("no capture (needs CAP_NET_RAW): %v", err)
 	}
 	l := New(zap.NewNop())
-	l.caps[1] = fd
+	l.caps[1] = capture
 	defer l.Close()
 	a := netip.MustParseAddr("10.0.0.1")
 	var buf [4]string
