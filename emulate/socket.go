@@ -113,6 +113,20 @@ type SocketInfo struct {
 	Flags    int // F_GETFL, read for connection-mode sockets only
 }
 
+// connectionMode: a stream or seqpacket socket, whose connect makes a
+// connection and so may wait for it.
+func (info SocketInfo) connectionMode() bool {
+	return info.Type == unix.SOCK_STREAM || info.Type == unix.SOCK_SEQPACKET
+}
+
+// ConnectBlocks reports whether a connect on the socket waits for its
+// outcome: a connection-mode socket whose file blocks. SO_SNDTIMEO bounds
+// only such a connect (sock_sndtimeo in __inet_stream_connect and
+// unix_stream_connect).
+func (info SocketInfo) ConnectBlocks() bool {
+	return !info.NonBlock && info.connectionMode()
+}
+
 // Inspect reads the socket's domain, type and blocking mode. ENOTSOCK comes
 // back as the errno for a descriptor that is not a socket.
 func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
@@ -135,7 +149,7 @@ func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
 	}
 	// Only a connection-mode socket's connect can block; a datagram
 	// socket's never does, so its file flags need not be read.
-	if typ == unix.SOCK_STREAM || typ == unix.SOCK_SEQPACKET {
+	if info.connectionMode() {
 		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 		if err != nil {
 			return info, 0, fmt.Errorf("fcntl F_GETFL: %w", err)

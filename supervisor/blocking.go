@@ -42,7 +42,7 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bo
 		err   error
 	}
 	tid, dup := int(c.n.Tid), c.dup
-	if selfCancels || c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+	if selfCancels || !c.info.ConnectBlocks() {
 		// Cannot block, or stops by itself when the target gives up: no
 		// watcher needed.
 		errno, err := op(gaveUp)
@@ -279,7 +279,7 @@ func (s *Supervisor) faultWait(c *call, d policy.Decision) syscall.Errno {
 // and shorter than wait (negative: forever) on a socket whose connect it
 // bounds (a blocking connection-mode socket).
 func sndTimeoBound(c *call, wait time.Duration) (time.Duration, bool) {
-	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+	if !c.info.ConnectBlocks() {
 		return 0, false
 	}
 	t := sndTimeo(c.dup)
