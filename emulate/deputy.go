@@ -24,18 +24,16 @@ import (
 // connect costs only the look at the target's.
 type Deputy struct {
 	self           identity
-	root, cwd, mnt fileID
+	root, cwd, mnt FileID
 	procFD         int // /proc/self/fd, to reach an O_PATH descriptor by name
 }
 
-type fileID struct{ dev, ino uint64 }
-
-func statID(path string) (fileID, bool) {
+func statID(path string) (FileID, bool) {
 	var st unix.Stat_t
 	if unix.Stat(path, &st) != nil {
-		return fileID{}, false
+		return FileID{}, false
 	}
-	return fileID{st.Dev, st.Ino}, true
+	return FileID{st.Dev, st.Ino}, true
 }
 
 // NewDeputy records the supervisor's own view; Close releases it.
@@ -153,7 +151,7 @@ func (dp *Deputy) openContext(tid int, fs bool) (*targetContext, error) {
 	return c, nil
 }
 
-func sameAs(path string, id fileID) bool {
+func sameAs(path string, id FileID) bool {
 	got, ok := statID(path)
 	return ok && got == id
 }

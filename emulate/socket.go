@@ -56,6 +56,41 @@ func DupTargetFD(pidfd int, fd uint64) (int, syscall.Errno, error) {
 	}
 }
 
+// FileID names an open file (a socket's inode) whatever descriptor
+// number refers to it.
+type FileID struct{ Dev, Ino uint64 }
+
+// FileOf names the open file fd refers to; false when fstat fails.
+func FileOf(fd int) (FileID, bool) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return FileID{}, false
+	}
+	return FileID{st.Dev, st.Ino}, true
+}
+
+// TargetHolds reports whether thread tid still has descriptor fd open on
+// the same socket as dup. When that cannot be told (other than because the
+// thread or its descriptor is gone), it says true.
+func TargetHolds(tid int, fd uint64, dup int) bool {
+	pidfd, err := OpenThread(tid)
+	if err != nil {
+		return !errors.Is(err, ErrTargetGone)
+	}
+	defer unix.Close(pidfd)
+	theirs, errno, err := DupTargetFD(pidfd, fd)
+	if err != nil || errno != 0 {
+		return err != nil && !errors.Is(err, ErrTargetGone)
+	}
+	defer unix.Close(theirs)
+	a, ok1 := FileOf(theirs)
+	b, ok2 := FileOf(dup)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return a == b
+}
+
 // RefusedBeforeDestination is the errno the kernel gives a connect on a TCP
 // socket, or a datagram send on a UDP socket, whatever its destination,
 // or 0: a policy that denies the destination must not hide it. For a TCP
@@ -158,6 +193,41 @@ func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
 		info.NonBlock = fl&unix.O_NONBLOCK != 0
 	}
 	return info, 0, nil
+}
+
+// ReadFlags reads the file flags (F_GETFL) of fd, the socket info
+// describes, when Inspect did not: a datagram socket's are read only once
+// a send would block on it.
+func (info *SocketInfo) ReadFlags(fd int) error {
+	if info.Flags != 0 {
+		return nil
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("fcntl F_GETFL: %w", err)
+	}
+	info.Flags, info.NonBlock = fl, fl&unix.O_NONBLOCK != 0
+	return nil
+}
+
+// SendTimeout is the socket's SO_SNDTIMEO, or 0 when it has none (or it
+// cannot be read). It bounds a blocking connect as well as a send.
+func SendTimeout(fd int) time.Duration {
+	tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO_OLD)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+}
+
+// SendBuffer is the socket's SO_SNDBUF: the doubled value the kernel
+// reports, which is what it holds the send buffer to.
+func SendBuffer(fd int) (int, error) {
+	n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil {
+		return 0, fmt.Errorf("getsockopt SO_SNDBUF: %w", err)
+	}
+	return n, nil
 }
 
 // Connect performs connect(2) on fd with the exact bytes of sa and returns

@@ -398,7 +398,7 @@ func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
 		}
 	}
 	p := &pendingConnect{c: c, d: d, onExpiry: errno}
-	timeo := sndTimeo(c.dup)
+	timeo := emulate.SendTimeout(c.dup)
 	p.key, p.tracked = s.repeats.begin(c, timeo > 0)
 	if timeo > 0 {
 		p.deadline = c.start.Add(timeo)

@@ -46,7 +46,7 @@ func (op *sendOp) copyHint() int {
 	if !op.stream() {
 		return 0
 	}
-	n, err := unix.GetsockoptInt(op.c.dup, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	n, err := emulate.SendBuffer(op.c.dup)
 	if err != nil || n <= 0 {
 		return 1 // the copier's default
 	}
@@ -315,13 +315,9 @@ func (s *Supervisor) knowBlocking(op *sendOp) syscall.Errno {
 		return 0
 	}
 	c := op.c
-	if c.info.Flags == 0 {
-		fl, err := unix.FcntlInt(uintptr(c.dup), unix.F_GETFL, 0)
-		if err != nil {
-			s.log.Error("fcntl F_GETFL on target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
-			return syscall.EPERM
-		}
-		c.info.Flags, c.info.NonBlock = fl, fl&unix.O_NONBLOCK != 0
+	if err := c.info.ReadFlags(c.dup); err != nil {
+		s.log.Error("read the target socket's file flags", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		return syscall.EPERM
 	}
 	op.blocking = !c.info.NonBlock && op.flags&unix.MSG_DONTWAIT == 0
 	op.known = true
@@ -371,7 +367,7 @@ func (s *Supervisor) sendNow(op *sendOp, m *emulate.Message) (errno syscall.Errn
 func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall.Errno, gone bool) {
 	c := op.c
 	var deadline time.Time
-	if t := sndTimeo(c.dup); t > 0 {
+	if t := emulate.SendTimeout(c.dup); t > 0 {
 		deadline = c.start.Add(t)
 	}
 	flags := op.flags&^unix.MSG_FASTOPEN | unix.MSG_DONTWAIT
@@ -487,7 +483,7 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 		if flags&unix.MSG_OOB != 0 {
 			return 0, syscall.EOPNOTSUPP
 		}
-		if sndbuf, err := unix.GetsockoptInt(c.dup, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && m.Len > sndbuf-32 {
+		if sndbuf, err := emulate.SendBuffer(c.dup); err == nil && m.Len > sndbuf-32 {
 			return 0, syscall.EMSGSIZE
 		}
 		if m.Faulted() {

@@ -126,7 +126,7 @@ func (s *Supervisor) unixConnector(c *call, gaveUp func() bool) func(name *emula
 		return func(name *emulate.Sockaddr) syscall.Errno { return emulate.Connect(dup, name) }
 	}
 	var deadline time.Time
-	if t := sndTimeo(dup); t > 0 {
+	if t := emulate.SendTimeout(dup); t > 0 {
 		deadline = c.start.Add(t)
 	}
 	return func(name *emulate.Sockaddr) syscall.Errno {
