@@ -68,9 +68,13 @@ const (
 	ipv6Rthdrdstopts = 55 // IPV6_RTHDRDSTOPTS
 	ipv6Rthdr        = 57 // IPV6_RTHDR
 	ipv6Dstopts      = 59 // IPV6_DSTOPTS
-	soPriority       = 12 // SO_PRIORITY; values 0..6 need no privilege
+	soPriority       = 12 // SO_PRIORITY
 	soMark           = 36 // SO_MARK
 )
+
+// maxUnprivPriority is TC_PRIO_INTERACTIVE: SO_PRIORITY values up to it
+// need no privilege (sk_set_prio_allowed).
+const maxUnprivPriority = 6
 
 // InspectControl looks at the control messages of a send on a non-UNIX
 // socket for what the kernel would judge with the sender's privileges, or
@@ -92,7 +96,7 @@ func (m *Message) InspectControl() Control {
 		case cm.level == unix.SOL_SOCKET && cm.typ == soMark:
 			c.NeedsNetRawOrAdmin = true
 		case cm.level == unix.SOL_SOCKET && cm.typ == soPriority && len(cm.data) >= 4 &&
-			binary.NativeEndian.Uint32(cm.data) > 6:
+			binary.NativeEndian.Uint32(cm.data) > maxUnprivPriority:
 			c.NeedsNetRawOrAdmin = true
 		}
 		return 0

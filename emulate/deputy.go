@@ -175,7 +175,8 @@ func (c *targetContext) matchesSelf() bool {
 // CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_MAC_OVERRIDE,
 // CAP_MAC_ADMIN. Others (CAP_SYS_PTRACE, which the command loses) do not
 // make the supervisor's view different from the target's.
-const fsCaps = 1<<0 | 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<32 | 1<<33
+const fsCaps = 1<<unix.CAP_CHOWN | 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH |
+	1<<unix.CAP_FOWNER | 1<<unix.CAP_FSETID | 1<<unix.CAP_MAC_OVERRIDE | 1<<unix.CAP_MAC_ADMIN
 
 func (a *identity) equal(b *identity) bool {
 	if a.ruid != b.ruid || a.euid != b.euid || a.suid != b.suid || a.fsuid != b.fsuid ||

@@ -58,6 +58,10 @@ const (
 	streamCopyLimit   = 4 << 20
 	// maxStreamCopy bounds a first attempt sized by the send buffer.
 	maxStreamCopy = 32 << 20
+	// streamCopySlack is added to half again the send buffer for a first
+	// attempt: it covers the one more packet (at most a 64 KiB GSO
+	// packet) that a stream send takes beyond its buffer.
+	streamCopySlack = 256 << 10
 )
 
 // Control buffers: up to smallControl bytes the kernel uses a buffer on its
@@ -379,7 +383,7 @@ func (c *Copier) readIovecs(tid int, m *Message, iovPtr uint64, n int) (syscall.
 func (c *Copier) copyData(tid int, m *Message, flags int, sndbuf int) error {
 	limit := datagramCopyLimit
 	if sndbuf > 0 {
-		limit = min(max(sndbuf+sndbuf/2+(256<<10), streamCopyLimit), maxStreamCopy)
+		limit = min(max(sndbuf+sndbuf/2+streamCopySlack, streamCopyLimit), maxStreamCopy)
 	}
 	return c.fill(tid, m, 0, min(m.Len, limit), flags)
 }

@@ -91,6 +91,14 @@ func TargetHolds(tid int, fd uint64, dup int) bool {
 	return a == b
 }
 
+// Sizes that bound a UDP datagram (udp_sendmsg, ip_append_data): a 16-bit
+// length field, less the headers it covers.
+const (
+	maxIPLen      = 0xffff
+	udpHeaderLen  = 8
+	ipv4HeaderLen = 20
+)
+
 // RefusedBeforeDestination is the errno the kernel gives a connect on a TCP
 // socket, or a datagram send on a UDP socket, whatever its destination,
 // or 0: a policy that denies the destination must not hide it. For a TCP
@@ -117,12 +125,12 @@ func RefusedBeforeDestination(fd int, info SocketInfo, send bool, length, flags 
 			return syscall.EISCONN
 		}
 	case send && info.Type == unix.SOCK_DGRAM:
-		maxPayload := 0xffff - 8 - 20 // IPv4 and UDP headers
+		maxPayload := maxIPLen - udpHeaderLen - ipv4HeaderLen
 		if info.Domain == unix.AF_INET6 {
-			maxPayload = 0xffff - 8
+			maxPayload = maxIPLen - udpHeaderLen // the IPv6 header is outside the payload length
 		}
 		switch {
-		case length > 0xffff:
+		case length > maxIPLen:
 			return syscall.EMSGSIZE
 		case flags&unix.MSG_OOB != 0:
 			return syscall.EOPNOTSUPP
@@ -391,6 +399,14 @@ func Writable(fd int) bool {
 	return err == nil && n == 1 && p[0].Revents != 0
 }
 
+// A UNIX connect waiting for backlog room retries after unixRetryFirst,
+// doubling up to unixRetryMax: a listener that accepts at once is joined
+// within a millisecond, and one that is stuck costs twenty tries a second.
+const (
+	unixRetryFirst = time.Millisecond
+	unixRetryMax   = 50 * time.Millisecond
+)
+
 // ConnectUnixRetrying connects a blocking UNIX stream or seqpacket socket
 // the way its blocking connect would, waiting for room in the listener's
 // backlog, but by retrying without blocking, so that it stops the moment
@@ -399,7 +415,7 @@ func Writable(fd int) bool {
 // blocking would connect it later. The deadline is the socket's
 // SO_SNDTIMEO (zero: none), whose expiry is EAGAIN as natively.
 func ConnectUnixRetrying(fd int, sa *Sockaddr, flags int, deadline time.Time, gaveUp func() bool) syscall.Errno {
-	wait := time.Millisecond
+	wait := unixRetryFirst
 	for {
 		errno := StartConnect(fd, sa, flags)
 		if errno != syscall.EAGAIN {
@@ -409,7 +425,7 @@ func ConnectUnixRetrying(fd int, sa *Sockaddr, flags int, deadline time.Time, ga
 			return syscall.EAGAIN
 		}
 		time.Sleep(wait)
-		wait = min(2*wait, 50*time.Millisecond)
+		wait = min(2*wait, unixRetryMax)
 		// Asked after the pause, right before trying again: a target that
 		// gave up meanwhile must not find its socket connected.
 		if gaveUp() {

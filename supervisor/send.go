@@ -13,6 +13,10 @@ import (
 	"github.com/connvisor/connvisor/policy"
 )
 
+// unixDgramSndbufReserve: unix_dgram_sendmsg refuses a datagram longer
+// than the send buffer less this (EMSGSIZE) before it looks the name up.
+const unixDgramSndbufReserve = 32
+
 // A send that may carry a destination (sendto with an address or
 // MSG_FASTOPEN, sendmsg, sendmmsg) is, like connect, never let through
 // with CONTINUE: the target could swap the address, or dup2 another socket
@@ -483,7 +487,7 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 		if flags&unix.MSG_OOB != 0 {
 			return 0, syscall.EOPNOTSUPP
 		}
-		if sndbuf, err := emulate.SendBuffer(c.dup); err == nil && m.Len > sndbuf-32 {
+		if sndbuf, err := emulate.SendBuffer(c.dup); err == nil && m.Len > sndbuf-unixDgramSndbufReserve {
 			return 0, syscall.EMSGSIZE
 		}
 		if m.Faulted() {
