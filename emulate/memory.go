@@ -88,9 +88,9 @@ func ReadMemory(tid int, addr uint64, buf []byte) error {
 	return nil
 }
 
-// WriteMemory copies buf into tid's memory at addr (for results the kernel
+// writeMemory copies buf into tid's memory at addr (for results the kernel
 // would have written back, such as sendmmsg's msg_len).
-func WriteMemory(tid int, addr uint64, buf []byte) error {
+func writeMemory(tid int, addr uint64, buf []byte) error {
 	if len(buf) == 0 {
 		return nil
 	}

@@ -330,7 +330,7 @@ func (v Mmsg) Read(i int, flags int, stream int) (*Message, syscall.Errno, error
 func (v Mmsg) WriteMsgLen(i, sent int) error {
 	var b [4]byte
 	binary.NativeEndian.PutUint32(b[:], uint32(sent))
-	return WriteMemory(v.tid, v.entry(i)+msgLenOffset, b[:])
+	return writeMemory(v.tid, v.entry(i)+msgLenOffset, b[:])
 }
 
 func (v Mmsg) entry(i int) uint64 { return v.addr + uint64(i)*mmsghdrSize }
