@@ -34,8 +34,8 @@
 //   - The deputy (deputy.go, unixresolve.go, unixbound.go): Deputy makes
 //     UNIX connects and sends with the target's credentials and filesystem
 //     view, and WithUnixPath resolves a UNIX pathname as the target would
-//     to the inode it names, decides on its canonical path and connects to
-//     that very inode.
+//     to the inode it names, decides on its canonical path and connects or
+//     sends to that very inode.
 //   - Tarpits (tarpit.go, tarpit_net.go): loopback listeners that make an
 //     injected fault on a nonblocking TCP connect look like a real network
 //     failure, with privileges (raw sockets, ICMP) or without (a full
