@@ -83,3 +83,20 @@ func FuzzParseStatus(f *testing.F) {
 		parseStatus(b, true)
 	})
 }
+
+// Identify and ReadSender run before an answer: their parse allocates
+// nothing.
+func TestParseStatusAllocs(t *testing.T) {
+	b := []byte(sampleStatus)
+	if n := testing.AllocsPerRun(100, func() { parseStatus(b, false) }); n != 0 {
+		t.Fatalf("parseStatus allocates %v times", n)
+	}
+}
+
+func BenchmarkReadStatus(b *testing.B) {
+	for b.Loop() {
+		if _, err := readStatus(os.Getpid(), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
