@@ -1,12 +1,8 @@
 package emulate
 
 import (
-	"bytes"
 	"encoding/binary"
-	"fmt"
-	"strconv"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,92 +16,6 @@ import (
 // other hosts than the one decided (source routing) are refused.
 
 const cmsghdrSize = 16 // sizeof(struct cmsghdr) on 64-bit
-
-// Capabilities the kernel consults when it reads control messages.
-const (
-	capSetgid   = 6
-	capSetuid   = 7
-	capNetAdmin = 12
-	capNetRaw   = 13
-	capSysAdmin = 21
-)
-
-// Sender is what the kernel consults about the sending thread when it
-// reads control messages.
-type Sender struct {
-	Tgid       uint32
-	Uids, Gids [3]uint32 // real, effective, saved
-	CapEff     uint64
-}
-
-// Has reports whether the sender holds capability cap.
-func (s *Sender) Has(cap int) bool { return s.CapEff&(1<<cap) != 0 }
-
-// ReadSender reads tid's ids and capabilities from its status file in one
-// read.
-func ReadSender(tid int) (Sender, error) {
-	var s Sender
-	path := "/proc/" + strconv.Itoa(tid) + "/status"
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return s, fmt.Errorf("read %s: %w", path, goneOr(err))
-	}
-	var buf [8192]byte
-	n, err := unix.Read(fd, buf[:])
-	unix.Close(fd)
-	if err != nil {
-		return s, fmt.Errorf("read %s: %w", path, goneOr(err))
-	}
-	seen := 0
-	for line := range bytes.Lines(buf[:n]) {
-		key, val, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(val)
-		var err error
-		switch string(key) {
-		case "Tgid":
-			var v uint64
-			v, err = parseField(f, 0, 10)
-			s.Tgid = uint32(v)
-		case "Uid":
-			err = parseThree(f, &s.Uids)
-		case "Gid":
-			err = parseThree(f, &s.Gids)
-		case "CapEff":
-			s.CapEff, err = parseField(f, 0, 16)
-		default:
-			continue
-		}
-		if err != nil {
-			return s, fmt.Errorf("%s: %s: %w", path, key, err)
-		}
-		seen++
-	}
-	if seen != 4 {
-		return s, fmt.Errorf("%s: %d of Tgid, Uid, Gid, CapEff", path, seen)
-	}
-	return s, nil
-}
-
-func parseField(f [][]byte, i, base int) (uint64, error) {
-	if len(f) <= i {
-		return 0, fmt.Errorf("field %d missing", i)
-	}
-	return strconv.ParseUint(string(f[i]), base, 64)
-}
-
-func parseThree(f [][]byte, dst *[3]uint32) error {
-	for i := range dst {
-		v, err := parseField(f, i, 10)
-		if err != nil {
-			return err
-		}
-		dst[i] = uint32(v)
-	}
-	return nil
-}
 
 // cmsg is one control message of a buffer, as the kernel walks them.
 type cmsg struct {
@@ -158,9 +68,13 @@ const (
 	ipv6Rthdrdstopts = 55 // IPV6_RTHDRDSTOPTS
 	ipv6Rthdr        = 57 // IPV6_RTHDR
 	ipv6Dstopts      = 59 // IPV6_DSTOPTS
-	soPriority       = 12 // SO_PRIORITY; values 0..6 need no privilege
+	soPriority       = 12 // SO_PRIORITY
 	soMark           = 36 // SO_MARK
 )
+
+// maxUnprivPriority is TC_PRIO_INTERACTIVE: SO_PRIORITY values up to it
+// need no privilege (sk_set_prio_allowed).
+const maxUnprivPriority = 6
 
 // InspectControl looks at the control messages of a send on a non-UNIX
 // socket for what the kernel would judge with the sender's privileges, or
@@ -182,7 +96,7 @@ func (m *Message) InspectControl() Control {
 		case cm.level == unix.SOL_SOCKET && cm.typ == soMark:
 			c.NeedsNetRawOrAdmin = true
 		case cm.level == unix.SOL_SOCKET && cm.typ == soPriority && len(cm.data) >= 4 &&
-			binary.NativeEndian.Uint32(cm.data) > 6:
+			binary.NativeEndian.Uint32(cm.data) > maxUnprivPriority:
 			c.NeedsNetRawOrAdmin = true
 		}
 		return 0
@@ -299,26 +213,6 @@ func (m *Message) AddCreds(pid, uid, gid uint32) {
 	b := make([]byte, end, end+unix.CmsgSpace(unix.SizeofUcred))
 	copy(b, m.control) // zero padding up to the aligned end
 	m.control = append(b, unix.UnixCredentials(m.creds)...)
-}
-
-// ThreadCreds returns the thread group id and the real uid and gid of the
-// thread behind pidfd, in one ioctl (PIDFD_GET_INFO, Linux 6.13).
-func ThreadCreds(pidfd int) (tgid, uid, gid uint32, err error) {
-	const (
-		pidfdGetInfo  = 0xC040FF0B // _IOWR(PIDFS_IOCTL_MAGIC, 11, 64 bytes: PIDFD_INFO_SIZE_VER0)
-		pidfdInfoPid  = 1 << 0
-		pidfdInfoCred = 1 << 1
-	)
-	var info [64]byte
-	le := binary.NativeEndian
-	le.PutUint64(info[0:], pidfdInfoPid|pidfdInfoCred)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(pidfd), pidfdGetInfo, uintptr(unsafe.Pointer(&info[0]))); e != 0 {
-		return 0, 0, 0, fmt.Errorf("PIDFD_GET_INFO: %w", e)
-	}
-	if le.Uint64(info[0:])&(pidfdInfoPid|pidfdInfoCred) != pidfdInfoPid|pidfdInfoCred {
-		return 0, 0, 0, fmt.Errorf("PIDFD_GET_INFO: no pid or credentials")
-	}
-	return le.Uint32(info[20:]), le.Uint32(info[28:]), le.Uint32(info[32:]), nil
 }
 
 // HasControl reports whether the send carries control messages the

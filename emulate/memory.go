@@ -12,6 +12,15 @@ import (
 // notification it made is void and nobody is waiting for an answer.
 var ErrTargetGone = errors.New("target thread is gone")
 
+// goneOr says ErrTargetGone for the errors a /proc file or a pidfd of a
+// thread that exited gives.
+func goneOr(err error) error {
+	if err == unix.ENOENT || err == unix.ESRCH {
+		return ErrTargetGone
+	}
+	return err
+}
+
 // ReadSockaddr copies the sockaddr that tid passed to connect, applying the
 // checks of the kernel's move_addr_to_kernel in the same order: an addrlen
 // outside 0..128 is EINVAL, an address that cannot be read whole is EFAULT.
@@ -79,9 +88,9 @@ func ReadMemory(tid int, addr uint64, buf []byte) error {
 	return nil
 }
 
-// WriteMemory copies buf into tid's memory at addr (for results the kernel
+// writeMemory copies buf into tid's memory at addr (for results the kernel
 // would have written back, such as sendmmsg's msg_len).
-func WriteMemory(tid int, addr uint64, buf []byte) error {
+func writeMemory(tid int, addr uint64, buf []byte) error {
 	if len(buf) == 0 {
 		return nil
 	}

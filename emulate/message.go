@@ -36,14 +36,16 @@ const (
 	msghdrSize = 56
 	iovecSize  = 16
 
-	// MmsghdrSize is struct mmsghdr: a msghdr, then msg_len at
-	// MsgLenOffset, then padding.
-	MmsghdrSize  = 64
-	MsgLenOffset = 56
+	// mmsghdrSize is struct mmsghdr: a msghdr, then msg_len at
+	// msgLenOffset, then padding.
+	mmsghdrSize  = 64
+	msgLenOffset = 56
+	// maxMmsgEntries is UIO_MAXIOV again: __sys_sendmmsg caps vlen at it.
+	maxMmsgEntries = maxIovecs
 
-	// MsgCmsgCompat is MSG_CMSG_COMPAT, bit 31 of the flags: sendmsg and
+	// msgCmsgCompat is MSG_CMSG_COMPAT, bit 31 of the flags: sendmsg and
 	// sendmmsg refuse it from user space (EINVAL), sendto ignores it.
-	MsgCmsgCompat = 1 << 31
+	msgCmsgCompat = 1 << 31
 )
 
 // Bounds on what one send copies out of a target. A datagram socket refuses
@@ -56,6 +58,10 @@ const (
 	streamCopyLimit   = 4 << 20
 	// maxStreamCopy bounds a first attempt sized by the send buffer.
 	maxStreamCopy = 32 << 20
+	// streamCopySlack is added to half again the send buffer for a first
+	// attempt: it covers the one more packet (at most a 64 KiB GSO
+	// packet) that a stream send takes beyond its buffer.
+	streamCopySlack = 256 << 10
 )
 
 // Control buffers: up to smallControl bytes the kernel uses a buffer on its
@@ -283,6 +289,52 @@ func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream int) (*Messa
 	return m, 0, nil
 }
 
+// SendmsgCheck is the first check of sendmsg and sendmmsg, made before the
+// kernel looks at the descriptor: MSG_CMSG_COMPAT from user space is
+// EINVAL (a 32-bit compat call sets it in the kernel, never a caller).
+func SendmsgCheck(flags int) syscall.Errno {
+	if flags&msgCmsgCompat != 0 {
+		return syscall.EINVAL
+	}
+	return 0
+}
+
+// Mmsg is the vector of struct mmsghdr that a sendmmsg names in a
+// target's memory. The kernel reads its entries one at a time, each when
+// its turn comes, and writes an entry's msg_len right after sending it
+// (__sys_sendmmsg); Read and WriteMsgLen do the same.
+type Mmsg struct {
+	c    *Copier
+	tid  int
+	addr uint64
+	n    int
+}
+
+// Mmsg is tid's sendmmsg vector at addr with vlen entries (an unsigned
+// int to the kernel, capped at UIO_MAXIOV).
+func (c *Copier) Mmsg(tid int, addr, vlen uint64) Mmsg {
+	return Mmsg{c: c, tid: tid, addr: addr, n: min(int(uint32(vlen)), maxMmsgEntries)}
+}
+
+// Len is how many entries the kernel considers.
+func (v Mmsg) Len() int { return v.n }
+
+// Read copies entry i's message, as ReadMsghdr copies a sendmsg's.
+func (v Mmsg) Read(i int, flags int, stream int) (*Message, syscall.Errno, error) {
+	return v.c.ReadMsghdr(v.tid, v.entry(i), flags, stream)
+}
+
+// WriteMsgLen writes sent into entry i's msg_len, as the kernel does right
+// after sending the entry. An error means the target's memory did not take
+// it: natively the entry was sent but not counted (EFAULT).
+func (v Mmsg) WriteMsgLen(i, sent int) error {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], uint32(sent))
+	return writeMemory(v.tid, v.entry(i)+msgLenOffset, b[:])
+}
+
+func (v Mmsg) entry(i int) uint64 { return v.addr + uint64(i)*mmsghdrSize }
+
 // readIovecs copies the iovec array and applies import_iovec's checks:
 // every length must be non-negative (EINVAL) before any range is checked
 // (EFAULT); the total is capped at MAX_RW_COUNT. A single iovec is capped
@@ -331,7 +383,7 @@ func (c *Copier) readIovecs(tid int, m *Message, iovPtr uint64, n int) (syscall.
 func (c *Copier) copyData(tid int, m *Message, flags int, sndbuf int) error {
 	limit := datagramCopyLimit
 	if sndbuf > 0 {
-		limit = min(max(sndbuf+sndbuf/2+(256<<10), streamCopyLimit), maxStreamCopy)
+		limit = min(max(sndbuf+sndbuf/2+streamCopySlack, streamCopyLimit), maxStreamCopy)
 	}
 	return c.fill(tid, m, 0, min(m.Len, limit), flags)
 }
@@ -477,7 +529,7 @@ func (m *Message) Send(c *Copier, fd int, flags int, name *Sockaddr) (int, sysca
 			namePtr, nameLen = unsafe.Pointer(&name.raw[0]), name.len
 		}
 		r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(buf), uintptr(m.Len-m.Sent),
-			uintptr(flags&^MsgCmsgCompat), uintptr(namePtr), uintptr(nameLen))
+			uintptr(flags&^msgCmsgCompat), uintptr(namePtr), uintptr(nameLen))
 		if e != 0 {
 			return 0, e
 		}
@@ -501,13 +553,34 @@ func (m *Message) Send(c *Copier, fd int, flags int, name *Sockaddr) (int, sysca
 		hdr.SetControllen(len(m.control))
 	}
 	if m.sendto {
-		flags &^= MsgCmsgCompat
+		flags &^= msgCmsgCompat
 	}
 	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdr)), uintptr(flags))
 	if e != 0 {
 		return 0, e
 	}
 	return int(r), 0
+}
+
+// pidfdSignalThread is PIDFD_SIGNAL_THREAD (Linux 6.9): the signal goes
+// to the thread, not its thread group.
+const pidfdSignalThread = 1
+
+// RaiseSIGPIPE sends SIGPIPE to thread tid as the kernel's send_sig does
+// when a stream send fails with EPIPE without MSG_NOSIGNAL: the
+// supervisor's own send on the duplicate never raises it (Send adds
+// MSG_NOSIGNAL), so the target must get it from here. pidfd is a pidfd for
+// tid, or -1 to open one for the purpose. A thread that is gone gets
+// nothing.
+func RaiseSIGPIPE(tid, pidfd int) {
+	if pidfd < 0 {
+		var err error
+		if pidfd, err = OpenThread(tid); err != nil {
+			return
+		}
+		defer unix.Close(pidfd)
+	}
+	unix.PidfdSendSignal(pidfd, unix.SIGPIPE, nil, pidfdSignalThread)
 }
 
 func errnoOf(err error) (*Message, syscall.Errno, error) {

@@ -233,14 +233,15 @@ func FuzzReadMsghdr(f *testing.F) {
 }
 
 // FuzzReadMmsghdr decodes a sendmmsg vector entry by entry, as the
-// supervisor does, and checks that msg_len (which the kernel writes, never
-// reads) does not change what an entry decodes to.
+// supervisor does, writes each msg_len back, and checks that it lands where
+// the kernel writes it and (the kernel writes it, never reads it) does not
+// change what an entry decodes to.
 func FuzzReadMmsghdr(f *testing.F) {
-	f.Add(make([]byte, 3*MmsghdrSize), make([]byte, 1024), uint8(3))
+	f.Add(make([]byte, 3*mmsghdrSize), make([]byte, 1024), uint8(3))
 	a, c := newArena(f), newCopier(f)
 	f.Fuzz(func(t *testing.T, vec, body []byte, vlen uint8) {
 		a.span = arenaSize
-		n := min(int(vlen)%8, len(vec)/MmsghdrSize)
+		n := min(int(vlen)%8, len(vec)/mmsghdrSize)
 		if n == 0 {
 			return
 		}
@@ -252,12 +253,12 @@ func FuzzReadMmsghdr(f *testing.F) {
 		a.span = arenaSize/2 - 1024
 		start := arenaSize / 2
 		for i := 0; i < n; i++ {
-			a.layMsghdr(start+i*MmsghdrSize, vec[i*MmsghdrSize:])
-			copy(a.mem[start+i*MmsghdrSize+MsgLenOffset:], vec[i*MmsghdrSize+MsgLenOffset:(i+1)*MmsghdrSize])
+			a.layMsghdr(start+i*mmsghdrSize, vec[i*mmsghdrSize:])
+			copy(a.mem[start+i*mmsghdrSize+msgLenOffset:], vec[i*mmsghdrSize+msgLenOffset:(i+1)*mmsghdrSize])
 		}
-		for i := 0; i < n; i++ {
-			addr := a.base + uint64(start+i*MmsghdrSize)
-			m1, e1, err := c.ReadMsghdr(os.Getpid(), addr, 0, 0)
+		v := c.Mmsg(os.Getpid(), a.base+uint64(start), uint64(n))
+		for i := 0; i < v.Len(); i++ {
+			m1, e1, err := v.Read(i, 0, 0)
 			if err != nil {
 				t.Fatalf("entry %d: %v", i, err)
 			}
@@ -265,9 +266,15 @@ func FuzzReadMmsghdr(f *testing.F) {
 				checkMessage(t, a, c, m1) // before msg_len changes
 			}
 			le := binary.NativeEndian
-			lenAt := a.mem[start+i*MmsghdrSize+MsgLenOffset:]
-			le.PutUint32(lenAt, ^le.Uint32(lenAt))
-			m2, e2, err := c.ReadMsghdr(os.Getpid(), addr, 0, 0)
+			lenAt := a.mem[start+i*mmsghdrSize+msgLenOffset:]
+			flipped := ^le.Uint32(lenAt)
+			if err := v.WriteMsgLen(i, int(flipped)); err != nil {
+				t.Fatalf("entry %d: write msg_len: %v", i, err)
+			}
+			if le.Uint32(lenAt) != flipped {
+				t.Fatalf("entry %d: msg_len not written where the kernel writes it", i)
+			}
+			m2, e2, err := v.Read(i, 0, 0)
 			if err != nil {
 				t.Fatalf("entry %d again: %v", i, err)
 			}

@@ -56,6 +56,49 @@ func DupTargetFD(pidfd int, fd uint64) (int, syscall.Errno, error) {
 	}
 }
 
+// FileID names an open file (a socket's inode) whatever descriptor
+// number refers to it.
+type FileID struct{ Dev, Ino uint64 }
+
+// FileOf names the open file fd refers to; false when fstat fails.
+func FileOf(fd int) (FileID, bool) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return FileID{}, false
+	}
+	return FileID{st.Dev, st.Ino}, true
+}
+
+// TargetHolds reports whether thread tid still has descriptor fd open on
+// the same socket as dup. When that cannot be told (other than because the
+// thread or its descriptor is gone), it says true.
+func TargetHolds(tid int, fd uint64, dup int) bool {
+	pidfd, err := OpenThread(tid)
+	if err != nil {
+		return !errors.Is(err, ErrTargetGone)
+	}
+	defer unix.Close(pidfd)
+	theirs, errno, err := DupTargetFD(pidfd, fd)
+	if err != nil || errno != 0 {
+		return err != nil && !errors.Is(err, ErrTargetGone)
+	}
+	defer unix.Close(theirs)
+	a, ok1 := FileOf(theirs)
+	b, ok2 := FileOf(dup)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return a == b
+}
+
+// Sizes that bound a UDP datagram (udp_sendmsg, ip_append_data): a 16-bit
+// length field, less the headers it covers.
+const (
+	maxIPLen      = 0xffff
+	udpHeaderLen  = 8
+	ipv4HeaderLen = 20
+)
+
 // RefusedBeforeDestination is the errno the kernel gives a connect on a TCP
 // socket, or a datagram send on a UDP socket, whatever its destination,
 // or 0: a policy that denies the destination must not hide it. For a TCP
@@ -82,12 +125,12 @@ func RefusedBeforeDestination(fd int, info SocketInfo, send bool, length, flags 
 			return syscall.EISCONN
 		}
 	case send && info.Type == unix.SOCK_DGRAM:
-		maxPayload := 0xffff - 8 - 20 // IPv4 and UDP headers
+		maxPayload := maxIPLen - udpHeaderLen - ipv4HeaderLen
 		if info.Domain == unix.AF_INET6 {
-			maxPayload = 0xffff - 8
+			maxPayload = maxIPLen - udpHeaderLen // the IPv6 header is outside the payload length
 		}
 		switch {
-		case length > 0xffff:
+		case length > maxIPLen:
 			return syscall.EMSGSIZE
 		case flags&unix.MSG_OOB != 0:
 			return syscall.EOPNOTSUPP
@@ -113,6 +156,20 @@ type SocketInfo struct {
 	Flags    int // F_GETFL, read for connection-mode sockets only
 }
 
+// connectionMode: a stream or seqpacket socket, whose connect makes a
+// connection and so may wait for it.
+func (info SocketInfo) connectionMode() bool {
+	return info.Type == unix.SOCK_STREAM || info.Type == unix.SOCK_SEQPACKET
+}
+
+// ConnectBlocks reports whether a connect on the socket waits for its
+// outcome: a connection-mode socket whose file blocks. SO_SNDTIMEO bounds
+// only such a connect (sock_sndtimeo in __inet_stream_connect and
+// unix_stream_connect).
+func (info SocketInfo) ConnectBlocks() bool {
+	return !info.NonBlock && info.connectionMode()
+}
+
 // Inspect reads the socket's domain, type and blocking mode. ENOTSOCK comes
 // back as the errno for a descriptor that is not a socket.
 func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
@@ -135,7 +192,7 @@ func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
 	}
 	// Only a connection-mode socket's connect can block; a datagram
 	// socket's never does, so its file flags need not be read.
-	if typ == unix.SOCK_STREAM || typ == unix.SOCK_SEQPACKET {
+	if info.connectionMode() {
 		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 		if err != nil {
 			return info, 0, fmt.Errorf("fcntl F_GETFL: %w", err)
@@ -144,6 +201,41 @@ func Inspect(fd int) (SocketInfo, syscall.Errno, error) {
 		info.NonBlock = fl&unix.O_NONBLOCK != 0
 	}
 	return info, 0, nil
+}
+
+// ReadFlags reads the file flags (F_GETFL) of fd, the socket info
+// describes, when Inspect did not: a datagram socket's are read only once
+// a send would block on it.
+func (info *SocketInfo) ReadFlags(fd int) error {
+	if info.Flags != 0 {
+		return nil
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("fcntl F_GETFL: %w", err)
+	}
+	info.Flags, info.NonBlock = fl, fl&unix.O_NONBLOCK != 0
+	return nil
+}
+
+// SendTimeout is the socket's SO_SNDTIMEO, or 0 when it has none (or it
+// cannot be read). It bounds a blocking connect as well as a send.
+func SendTimeout(fd int) time.Duration {
+	tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO_OLD)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
+}
+
+// SendBuffer is the socket's SO_SNDBUF: the doubled value the kernel
+// reports, which is what it holds the send buffer to.
+func SendBuffer(fd int) (int, error) {
+	n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil {
+		return 0, fmt.Errorf("getsockopt SO_SNDBUF: %w", err)
+	}
+	return n, nil
 }
 
 // Connect performs connect(2) on fd with the exact bytes of sa and returns
@@ -307,6 +399,14 @@ func Writable(fd int) bool {
 	return err == nil && n == 1 && p[0].Revents != 0
 }
 
+// A UNIX connect waiting for backlog room retries after unixRetryFirst,
+// doubling up to unixRetryMax: a listener that accepts at once is joined
+// within a millisecond, and one that is stuck costs twenty tries a second.
+const (
+	unixRetryFirst = time.Millisecond
+	unixRetryMax   = 50 * time.Millisecond
+)
+
 // ConnectUnixRetrying connects a blocking UNIX stream or seqpacket socket
 // the way its blocking connect would, waiting for room in the listener's
 // backlog, but by retrying without blocking, so that it stops the moment
@@ -315,7 +415,7 @@ func Writable(fd int) bool {
 // blocking would connect it later. The deadline is the socket's
 // SO_SNDTIMEO (zero: none), whose expiry is EAGAIN as natively.
 func ConnectUnixRetrying(fd int, sa *Sockaddr, flags int, deadline time.Time, gaveUp func() bool) syscall.Errno {
-	wait := time.Millisecond
+	wait := unixRetryFirst
 	for {
 		errno := StartConnect(fd, sa, flags)
 		if errno != syscall.EAGAIN {
@@ -325,7 +425,7 @@ func ConnectUnixRetrying(fd int, sa *Sockaddr, flags int, deadline time.Time, ga
 			return syscall.EAGAIN
 		}
 		time.Sleep(wait)
-		wait = min(2*wait, 50*time.Millisecond)
+		wait = min(2*wait, unixRetryMax)
 		// Asked after the pause, right before trying again: a target that
 		// gave up meanwhile must not find its socket connected.
 		if gaveUp() {

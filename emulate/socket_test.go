@@ -3,6 +3,7 @@ package emulate
 import (
 	"net/netip"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -118,5 +119,66 @@ func TestResolveNameMatchesKernel(t *testing.T) {
 				t.Errorf("the name to connect is %v port %d (len %d), want %v port 4242 (len %d)", w.Addr, w.Port, out.Len(), d.Addr, sa.Len())
 			}
 		})
+	}
+}
+
+// The socket's own options and identity, as the supervisor asks for them
+// on its duplicate.
+func TestSocketOptions(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dup)
+	other, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+
+	a, ok1 := FileOf(fd)
+	b, ok2 := FileOf(dup)
+	c, ok3 := FileOf(other)
+	if !ok1 || !ok2 || !ok3 || a != b || a == c {
+		t.Fatalf("FileOf: %v %v %v", a, b, c)
+	}
+	if !TargetHolds(unix.Gettid(), uint64(fd), dup) || TargetHolds(unix.Gettid(), uint64(other), dup) {
+		t.Fatal("TargetHolds does not tell the same socket from another")
+	}
+
+	if got := SendTimeout(fd); got != 0 {
+		t.Fatalf("SendTimeout without one: %v", got)
+	}
+	tv := unix.Timeval{Sec: 1, Usec: 500000}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO_OLD, &tv); err != nil {
+		t.Fatal(err)
+	}
+	if got := SendTimeout(dup); got != 1500*time.Millisecond {
+		t.Fatalf("SendTimeout: %v", got)
+	}
+	if n, err := SendBuffer(dup); err != nil || n <= 0 {
+		t.Fatalf("SendBuffer: %d, %v", n, err)
+	}
+
+	info, errno, err := Inspect(dup)
+	if err != nil || errno != 0 || !info.ConnectBlocks() {
+		t.Fatalf("a blocking stream socket: %+v %v %v", info, errno, err)
+	}
+	dgram, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dgram)
+	info, _, _ = Inspect(dgram)
+	if info.ConnectBlocks() || info.NonBlock {
+		t.Fatalf("a datagram socket before ReadFlags: %+v", info)
+	}
+	if err := info.ReadFlags(dgram); err != nil || !info.NonBlock {
+		t.Fatalf("ReadFlags: %+v, %v", info, err)
 	}
 }

@@ -27,6 +27,10 @@ const (
 
 	unixDiagReqLen = 24 // struct unix_diag_req
 	unixDiagMsgLen = 16 // struct unix_diag_msg
+	// sockDiagReplySize is what one datagram of the dump is read into:
+	// netlink sizes dump datagrams to the reader's buffer, up to 32 KiB
+	// (netlink_recvmsg's max_recvmsg_len), so none is ever cut.
+	sockDiagReplySize = 32 << 10
 )
 
 // errNoBoundName: no socket of this network namespace is bound at the
@@ -57,7 +61,7 @@ func boundName(dev, ino uint64) (string, error) {
 	}
 	// The kernel's dev_t in UNIX_DIAG_VFS is MAJOR<<20 | MINOR.
 	kdev := uint32(unix.Major(dev))<<20 | uint32(unix.Minor(dev))
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, sockDiagReplySize)
 	found, name := false, ""
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)

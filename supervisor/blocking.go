@@ -23,7 +23,7 @@ import (
 // polls gaveUp and stops by itself (UNIX connects retry without blocking);
 // otherwise a watcher aborts a connect nobody waits for.
 func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bool, op func(gaveUp func() bool) (syscall.Errno, error)) {
-	key, tracked := s.repeats.begin(c, sndTimeo(c.dup) > 0)
+	key, tracked := s.repeats.begin(c, emulate.SendTimeout(c.dup) > 0)
 	var gaveUpOnce atomic.Bool // op stopped because nobody waited: nothing was made
 	gaveUp := func() bool {
 		gone := false
@@ -42,7 +42,7 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bo
 		err   error
 	}
 	tid, dup := int(c.n.Tid), c.dup
-	if selfCancels || c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+	if selfCancels || !c.info.ConnectBlocks() {
 		// Cannot block, or stops by itself when the target gives up: no
 		// watcher needed.
 		errno, err := op(gaveUp)
@@ -80,7 +80,7 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bo
 			// (TCP keeps sending SYNs) while the program holds the
 			// socket. Once it no longer does, nobody would ever see the
 			// connection: abort it rather than hold it for minutes.
-			if !targetHolds(tid, c.n.Args[0], dup) {
+			if !emulate.TargetHolds(tid, c.n.Args[0], dup) {
 				unix.Shutdown(dup, unix.SHUT_RDWR)
 				abandoned = true
 			}
@@ -125,26 +125,6 @@ func (s *Supervisor) someoneWaits(c *call, key repeatKey, tracked bool) bool {
 		}
 	}
 	return false
-}
-
-// targetHolds reports whether thread tid still has descriptor fd open on
-// the same socket as dup.
-func targetHolds(tid int, fd uint64, dup int) bool {
-	pidfd, err := emulate.OpenThread(tid)
-	if err != nil {
-		return !errors.Is(err, emulate.ErrTargetGone)
-	}
-	defer unix.Close(pidfd)
-	theirs, errno, err := emulate.DupTargetFD(pidfd, fd)
-	if err != nil || errno != 0 {
-		return err != nil && !errors.Is(err, emulate.ErrTargetGone)
-	}
-	defer unix.Close(theirs)
-	var a, b unix.Stat_t
-	if unix.Fstat(theirs, &a) != nil || unix.Fstat(dup, &b) != nil {
-		return true
-	}
-	return a.Ino == b.Ino && a.Dev == b.Dev
 }
 
 // inject answers a connect with an injected fault: after the delay, the
@@ -279,10 +259,10 @@ func (s *Supervisor) faultWait(c *call, d policy.Decision) syscall.Errno {
 // and shorter than wait (negative: forever) on a socket whose connect it
 // bounds (a blocking connection-mode socket).
 func sndTimeoBound(c *call, wait time.Duration) (time.Duration, bool) {
-	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+	if !c.info.ConnectBlocks() {
 		return 0, false
 	}
-	t := sndTimeo(c.dup)
+	t := emulate.SendTimeout(c.dup)
 	if t <= 0 || (wait >= 0 && wait <= t) {
 		return 0, false
 	}
@@ -296,12 +276,4 @@ func sndTimeoErrno(c *call) syscall.Errno {
 		return syscall.EAGAIN
 	}
 	return syscall.EINPROGRESS
-}
-
-func sndTimeo(fd int) time.Duration {
-	tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO_OLD)
-	if err != nil {
-		return 0
-	}
-	return time.Duration(tv.Sec)*time.Second + time.Duration(tv.Usec)*time.Microsecond
 }

@@ -335,7 +335,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 	// An abstract UNIX connect runs with the target's credentials, which
 	// may take a thread of its own: off the loop, like one that may block.
 	abstract := c.dest.Family == syscall.AF_UNIX && c.dest.Abstract
-	mayBlock := !c.info.NonBlock && (c.info.Type == syscall.SOCK_STREAM || c.info.Type == syscall.SOCK_SEQPACKET)
+	mayBlock := c.info.ConnectBlocks()
 	if !abstract && !mayBlock && d.Delay == 0 {
 		s.finish(c, d, emulate.Connect(c.dup, &c.sa), true)
 		return
@@ -398,7 +398,7 @@ func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
 		}
 	}
 	p := &pendingConnect{c: c, d: d, onExpiry: errno}
-	timeo := sndTimeo(c.dup)
+	timeo := emulate.SendTimeout(c.dup)
 	p.key, p.tracked = s.repeats.begin(c, timeo > 0)
 	if timeo > 0 {
 		p.deadline = c.start.Add(timeo)

@@ -24,12 +24,11 @@ type repeatTable struct {
 }
 
 type repeatKey struct {
-	tid   uint32
-	fd    uint32
-	inode uint64
-	dev   uint64
-	alen  int
-	addr  [emulate.MaxSockaddrLen]byte
+	tid  uint32
+	fd   uint32
+	file emulate.FileID // the open socket fd names
+	alen int
+	addr [emulate.MaxSockaddrLen]byte
 }
 
 type repeatEntry struct {
@@ -62,11 +61,11 @@ func (t *repeatTable) init() { t.entries = make(map[repeatKey]*repeatEntry) }
 // socketKey names c's thread and socket: the descriptor number and the
 // open socket it names (a dup2 onto the number makes another key).
 func socketKey(c *call) (repeatKey, bool) {
-	var st unix.Stat_t
-	if unix.Fstat(c.dup, &st) != nil {
+	file, ok := emulate.FileOf(c.dup)
+	if !ok {
 		return repeatKey{}, false
 	}
-	return repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), inode: st.Ino, dev: st.Dev}, true
+	return repeatKey{tid: c.n.Tid, fd: uint32(c.n.Args[0]), file: file}, true
 }
 
 // keyOf names c's connect: its thread, socket and the address as asked (a

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"encoding/binary"
 	"errors"
 	"net/netip"
 	"syscall"
@@ -14,11 +13,9 @@ import (
 	"github.com/connvisor/connvisor/policy"
 )
 
-// pidfdSignalThread is PIDFD_SIGNAL_THREAD (Linux 6.9).
-const pidfdSignalThread = 1
-
-// maxMmsgEntries is UIO_MAXIOV, the kernel's cap on sendmmsg's vlen.
-const maxMmsgEntries = 1024
+// unixDgramSndbufReserve: unix_dgram_sendmsg refuses a datagram longer
+// than the send buffer less this (EMSGSIZE) before it looks the name up.
+const unixDgramSndbufReserve = 32
 
 // A send that may carry a destination (sendto with an address or
 // MSG_FASTOPEN, sendmsg, sendmmsg) is, like connect, never let through
@@ -53,7 +50,7 @@ func (op *sendOp) copyHint() int {
 	if !op.stream() {
 		return 0
 	}
-	n, err := unix.GetsockoptInt(op.c.dup, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	n, err := emulate.SendBuffer(op.c.dup)
 	if err != nil || n <= 0 {
 		return 1 // the copier's default
 	}
@@ -83,8 +80,8 @@ func (s *Supervisor) handleSend(r *receiver, n *Notification) {
 			s.answer(n.ID, Errno(e))
 			return
 		}
-	} else if op.flags&emulate.MsgCmsgCompat != 0 {
-		s.answer(n.ID, Errno(syscall.EINVAL))
+	} else if e := emulate.SendmsgCheck(op.flags); e != 0 {
+		s.answer(n.ID, Errno(e))
 		return
 	}
 	pidfd, errno, ok := s.sendSocket(c)
@@ -322,13 +319,9 @@ func (s *Supervisor) knowBlocking(op *sendOp) syscall.Errno {
 		return 0
 	}
 	c := op.c
-	if c.info.Flags == 0 {
-		fl, err := unix.FcntlInt(uintptr(c.dup), unix.F_GETFL, 0)
-		if err != nil {
-			s.log.Error("fcntl F_GETFL on target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
-			return syscall.EPERM
-		}
-		c.info.Flags, c.info.NonBlock = fl, fl&unix.O_NONBLOCK != 0
+	if err := c.info.ReadFlags(c.dup); err != nil {
+		s.log.Error("read the target socket's file flags", zap.Uint32("tid", c.n.Tid), zap.Error(err))
+		return syscall.EPERM
 	}
 	op.blocking = !c.info.NonBlock && op.flags&unix.MSG_DONTWAIT == 0
 	op.known = true
@@ -378,7 +371,7 @@ func (s *Supervisor) sendNow(op *sendOp, m *emulate.Message) (errno syscall.Errn
 func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall.Errno, gone bool) {
 	c := op.c
 	var deadline time.Time
-	if t := sndTimeo(c.dup); t > 0 {
+	if t := emulate.SendTimeout(c.dup); t > 0 {
 		deadline = c.start.Add(t)
 	}
 	flags := op.flags&^unix.MSG_FASTOPEN | unix.MSG_DONTWAIT
@@ -494,7 +487,7 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 		if flags&unix.MSG_OOB != 0 {
 			return 0, syscall.EOPNOTSUPP
 		}
-		if sndbuf, err := unix.GetsockoptInt(c.dup, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && m.Len > sndbuf-32 {
+		if sndbuf, err := emulate.SendBuffer(c.dup); err == nil && m.Len > sndbuf-unixDgramSndbufReserve {
 			return 0, syscall.EMSGSIZE
 		}
 		if m.Faulted() {
@@ -642,7 +635,7 @@ func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
 // sent). An entry that would block is finished off the loop, with the
 // entries after it.
 func (s *Supervisor) sendmmsg(op *sendOp) {
-	vlen := min(int(uint32(op.c.n.Args[2])), maxMmsgEntries)
+	vlen := s.mmsg(op.c).Len()
 	done, errno, blocked, gone := s.sendEntriesNow(op, vlen)
 	if gone {
 		return
@@ -673,7 +666,7 @@ func (s *Supervisor) sendmmsg(op *sendOp) {
 		sent, partial := blocked.Sent, hop.stream() && blocked.Sent < blocked.Len
 		blocked.Close()
 		if !gone && errno == 0 {
-			if s.writeMsgLen(hc, done, sent) {
+			if s.mmsg(hc).WriteMsgLen(done, sent) == nil {
 				done++
 				s.heldEntryDone(h)
 				if !partial {
@@ -707,11 +700,9 @@ func (s *Supervisor) sendEntriesNow(op *sendOp, vlen int) (done int, errno sysca
 // block; on the loop the first entry that would block is returned, with
 // its message.
 func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done int, errno syscall.Errno, blocked *emulate.Message, gone bool) {
-	c := op.c
-	tid := int(c.n.Tid)
+	vec := s.mmsg(op.c)
 	for i := from; i < vlen; i++ {
-		addr := c.n.Args[1] + uint64(i)*emulate.MmsghdrSize
-		m, errno, err := s.copier.ReadMsghdr(tid, addr, op.flags, op.copyHint())
+		m, errno, err := vec.Read(i, op.flags, op.copyHint())
 		m, errno, ok := s.checkRead(op, m, errno, err)
 		if !ok {
 			return done, 0, nil, true
@@ -743,7 +734,7 @@ func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done in
 		if errno != 0 {
 			return done, errno, nil, false
 		}
-		if !s.writeMsgLen(c, i, sent) {
+		if vec.WriteMsgLen(i, sent) != nil {
 			// Natively the entry was sent but not counted.
 			return done, syscall.EFAULT, nil, false
 		}
@@ -758,13 +749,9 @@ func (s *Supervisor) sendEntries(op *sendOp, from, vlen int, held bool) (done in
 	return done, 0, nil, false
 }
 
-// writeMsgLen writes entry i's msg_len back, as the kernel does right
-// after sending it.
-func (s *Supervisor) writeMsgLen(c *call, i, sent int) bool {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], uint32(sent))
-	addr := c.n.Args[1] + uint64(i)*emulate.MmsghdrSize + emulate.MsgLenOffset
-	return emulate.WriteMemory(int(c.n.Tid), addr, b[:]) == nil
+// mmsg is the vector of c's sendmmsg in the target's memory.
+func (s *Supervisor) mmsg(c *call) emulate.Mmsg {
+	return s.copier.Mmsg(int(c.n.Tid), c.n.Args[1], c.n.Args[2])
 }
 
 // answerSend answers a send with the count sent, or errno when nothing
@@ -805,7 +792,7 @@ func (s *Supervisor) answerSend(op *sendOp, sent int64, errno syscall.Errno) {
 		c.close()
 	}
 	if sigpipe {
-		s.raise(op, unix.SIGPIPE)
+		emulate.RaiseSIGPIPE(int(c.n.Tid), op.pidfd)
 	}
 	if delivered := s.answer(c.n.ID, resp); delivered || !keep {
 		return
@@ -816,18 +803,4 @@ func (s *Supervisor) answerSend(op *sendOp, sent int64, errno syscall.Errno) {
 	if keyed {
 		s.repeats.putSentKey(key, resp)
 	}
-}
-
-// raise sends sig to the target thread, as the kernel's send_sig does,
-// through the call's pidfd when it has one.
-func (s *Supervisor) raise(op *sendOp, sig unix.Signal) {
-	pidfd := op.pidfd
-	if pidfd < 0 {
-		var err error
-		if pidfd, err = emulate.OpenThread(int(op.c.n.Tid)); err != nil {
-			return
-		}
-		defer unix.Close(pidfd)
-	}
-	unix.PidfdSendSignal(pidfd, sig, nil, pidfdSignalThread)
 }

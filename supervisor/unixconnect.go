@@ -87,7 +87,7 @@ func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (done bool) {
 		}
 		return 0
 	}
-	blockingStream := !c.info.NonBlock && (c.info.Type == syscall.SOCK_STREAM || c.info.Type == syscall.SOCK_SEQPACKET)
+	blockingStream := c.info.ConnectBlocks()
 	op := func(name *emulate.Sockaddr) syscall.Errno {
 		if !blockingStream {
 			return emulate.Connect(c.dup, name)
@@ -122,11 +122,11 @@ func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (done bool) {
 // so that it stops when the target gives up; anything else connects once.
 func (s *Supervisor) unixConnector(c *call, gaveUp func() bool) func(name *emulate.Sockaddr) syscall.Errno {
 	dup := c.dup
-	if c.info.NonBlock || (c.info.Type != syscall.SOCK_STREAM && c.info.Type != syscall.SOCK_SEQPACKET) {
+	if !c.info.ConnectBlocks() {
 		return func(name *emulate.Sockaddr) syscall.Errno { return emulate.Connect(dup, name) }
 	}
 	var deadline time.Time
-	if t := sndTimeo(dup); t > 0 {
+	if t := emulate.SendTimeout(dup); t > 0 {
 		deadline = c.start.Add(t)
 	}
 	return func(name *emulate.Sockaddr) syscall.Errno {

@@ -1,28 +1,22 @@
 package emulate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// identity is what the kernel consults when a thread resolves a pathname and
-// connects to a UNIX socket: root, working directory, mount namespace and
-// filesystem credentials. SO_PEERCRED also records the effective ids.
-type identity struct {
-	ruid, euid, suid, fsuid uint32
-	rgid, egid, sgid, fsgid uint32
-	groups                  []uint32
-	capEff                  uint64
-}
+// The deputy makes a target's UNIX connects and sends with the target's
+// credentials and filesystem view (root, working directory, mount
+// namespace), so that the kernel's permission checks and SO_PEERCRED see
+// the target. Its identity is read in identity.go; what it does with a
+// pathname is in unixresolve.go.
 
 // Deputy acts for targets on their UNIX sockets with their identity and
 // filesystem view. It caches the supervisor's own view (root, working
@@ -30,18 +24,16 @@ type identity struct {
 // connect costs only the look at the target's.
 type Deputy struct {
 	self           identity
-	root, cwd, mnt fileID
+	root, cwd, mnt FileID
 	procFD         int // /proc/self/fd, to reach an O_PATH descriptor by name
 }
 
-type fileID struct{ dev, ino uint64 }
-
-func statID(path string) (fileID, bool) {
+func statID(path string) (FileID, bool) {
 	var st unix.Stat_t
 	if unix.Stat(path, &st) != nil {
-		return fileID{}, false
+		return FileID{}, false
 	}
-	return fileID{st.Dev, st.Ino}, true
+	return FileID{st.Dev, st.Ino}, true
 }
 
 // NewDeputy records the supervisor's own view; Close releases it.
@@ -130,7 +122,7 @@ func (dp *Deputy) openContext(tid int, fs bool) (*targetContext, error) {
 	c := &targetContext{root: -1, cwd: -1, mntns: -1, sameRoot: true, sameCwd: true, sameNS: true, self: dp.self}
 	proc := "/proc/" + strconv.Itoa(tid)
 	var err error
-	if c.id, err = readIdentity(proc + "/status"); err != nil {
+	if c.id, err = targetIdentity(tid); err != nil {
 		return nil, err
 	}
 	if !fs {
@@ -159,46 +151,9 @@ func (dp *Deputy) openContext(tid int, fs bool) (*targetContext, error) {
 	return c, nil
 }
 
-// selfIdentity is the calling thread's identity, from system calls (much
-// cheaper than parsing /proc/thread-self/status).
-func selfIdentity() (identity, error) {
-	var id identity
-	var r, e, s int
-	r, e, s = unix.Getresuid()
-	id.ruid, id.euid, id.suid = uint32(r), uint32(e), uint32(s)
-	r, e, s = unix.Getresgid()
-	id.rgid, id.egid, id.sgid = uint32(r), uint32(e), uint32(s)
-	// setfsuid/setfsgid with an invalid id change nothing and return the
-	// current value.
-	fsuid, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0)
-	fsgid, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, ^uintptr(0), 0, 0)
-	id.fsuid, id.fsgid = uint32(fsuid), uint32(fsgid)
-	groups, err := unix.Getgroups()
-	if err != nil {
-		return id, fmt.Errorf("getgroups: %w", err)
-	}
-	for _, g := range groups {
-		id.groups = append(id.groups, uint32(g))
-	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return id, fmt.Errorf("capget: %w", err)
-	}
-	id.capEff = uint64(data[0].Effective) | uint64(data[1].Effective)<<32
-	return id, nil
-}
-
-func sameAs(path string, id fileID) bool {
+func sameAs(path string, id FileID) bool {
 	got, ok := statID(path)
 	return ok && got == id
-}
-
-func goneOr(err error) error {
-	if err == unix.ENOENT || err == unix.ESRCH {
-		return ErrTargetGone
-	}
-	return err
 }
 
 func (c *targetContext) close() {
@@ -220,7 +175,8 @@ func (c *targetContext) matchesSelf() bool {
 // CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_MAC_OVERRIDE,
 // CAP_MAC_ADMIN. Others (CAP_SYS_PTRACE, which the command loses) do not
 // make the supervisor's view different from the target's.
-const fsCaps = 1<<0 | 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<32 | 1<<33
+const fsCaps = 1<<unix.CAP_CHOWN | 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH |
+	1<<unix.CAP_FOWNER | 1<<unix.CAP_FSETID | 1<<unix.CAP_MAC_OVERRIDE | 1<<unix.CAP_MAC_ADMIN
 
 func (a *identity) equal(b *identity) bool {
 	if a.ruid != b.ruid || a.euid != b.euid || a.suid != b.suid || a.fsuid != b.fsuid ||
@@ -304,78 +260,6 @@ func (id *identity) assume() error {
 	data[1].Effective = uint32(eff>>32) & data[1].Permitted
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)
-	}
-	return nil
-}
-
-// readIdentity parses the Uid, Gid, Groups and CapEff lines of a
-// /proc/.../status file. It reads with one system call into a buffer of
-// its own: this runs on every UNIX connect, and the kernel's side of it
-// is already the larger part.
-func readIdentity(path string) (identity, error) {
-	var id identity
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return id, fmt.Errorf("read %s: %w", path, goneOr(err))
-	}
-	defer unix.Close(fd)
-	var buf [8192]byte
-	n, err := unix.Read(fd, buf[:])
-	if err != nil {
-		return id, fmt.Errorf("read %s: %w", path, goneOr(err))
-	}
-	seen := 0
-	for line := range bytes.Lines(buf[:n]) {
-		key, val, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		f := strings.Fields(string(val))
-		switch string(key) {
-		case "Uid":
-			if err := parseIDs(f, &id.ruid, &id.euid, &id.suid, &id.fsuid); err != nil {
-				return id, fmt.Errorf("%s: Uid: %w", path, err)
-			}
-			seen++
-		case "Gid":
-			if err := parseIDs(f, &id.rgid, &id.egid, &id.sgid, &id.fsgid); err != nil {
-				return id, fmt.Errorf("%s: Gid: %w", path, err)
-			}
-			seen++
-		case "Groups":
-			for _, s := range f {
-				g, err := strconv.ParseUint(s, 10, 32)
-				if err != nil {
-					return id, fmt.Errorf("%s: Groups: %w", path, err)
-				}
-				id.groups = append(id.groups, uint32(g))
-			}
-		case "CapEff":
-			if len(f) != 1 {
-				return id, fmt.Errorf("%s: CapEff: %q", path, val)
-			}
-			if id.capEff, err = strconv.ParseUint(f[0], 16, 64); err != nil {
-				return id, fmt.Errorf("%s: CapEff: %w", path, err)
-			}
-			seen++
-		}
-	}
-	if seen != 3 {
-		return id, fmt.Errorf("%s: missing Uid, Gid or CapEff", path)
-	}
-	return id, nil
-}
-
-func parseIDs(f []string, dst ...*uint32) error {
-	if len(f) != len(dst) {
-		return fmt.Errorf("want %d ids, got %q", len(dst), f)
-	}
-	for i, s := range f {
-		v, err := strconv.ParseUint(s, 10, 32)
-		if err != nil {
-			return err
-		}
-		*dst[i] = uint32(v)
 	}
 	return nil
 }
