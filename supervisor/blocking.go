@@ -23,7 +23,7 @@ import (
 // polls gaveUp and stops by itself (UNIX connects retry without blocking);
 // otherwise a watcher aborts a connect nobody waits for.
 func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bool, op func(gaveUp func() bool) (syscall.Errno, error)) {
-	key, tracked := s.repeats.begin(c, emulate.SendTimeout(c.dup) > 0)
+	key, tracked := s.repeats.begin(c, emulate.SendTimeout(c.dup.Int()) > 0)
 	var gaveUpOnce atomic.Bool // op stopped because nobody waited: nothing was made
 	gaveUp := func() bool {
 		gone := false
@@ -41,7 +41,7 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bo
 		errno syscall.Errno
 		err   error
 	}
-	tid, dup := int(c.n.Tid), c.dup
+	tid, dup := int(c.n.Tid), c.dup.Int()
 	if selfCancels || !c.info.ConnectBlocks() {
 		// Cannot block, or stops by itself when the target gives up: no
 		// watcher needed.
@@ -93,15 +93,14 @@ func (s *Supervisor) blockingConnect(c *call, d *policy.Decision, selfCancels bo
 // when the connect was made (performed).
 func (s *Supervisor) completeHeld(c *call, d *policy.Decision, key repeatKey, tracked bool, errno syscall.Errno, performed bool) {
 	if performed && errno == 0 {
-		s.noteDNS(c.dup, &c.dest, c.info.Type)
+		s.noteDNS(c.dup.Int(), &c.dest, c.info.Type)
 	}
 	s.identifyForLog(c, *d)
 	var joined []uint64
 	if tracked {
 		joined = s.repeats.answering(key)
 	}
-	c.close() // before the answer: the program's close must be the last
-	delivered := s.answer(c.n.ID, Errno(errno))
+	delivered := s.reply(c, Errno(errno))
 	for _, id := range joined {
 		delivered = s.answer(id, Errno(errno)) || delivered
 	}
@@ -160,7 +159,7 @@ func (s *Supervisor) answerFault(c *call, d policy.Decision, errno syscall.Errno
 	s.identifyForLog(c, d)
 	s.logDecision(c, d, errno)
 	s.answer(c.n.ID, Errno(errno))
-	c.close()
+	c.dup.Close()
 }
 
 // injectAsync holds a nonblocking TCP connect in progress toward a tarpit
@@ -178,7 +177,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	refuse := !d.Blackhole && d.Errno == syscall.ECONNREFUSED
 	if refuse && d.Delay == 0 {
 		// The kernel's own reset from a closed loopback port.
-		if err := s.tarpits.Refuse(c.dup, c.info.Domain, mapped); err != nil {
+		if err := s.tarpits.Refuse(c.dup.Int(), c.info.Domain, mapped); err != nil {
 			s.log.Warn("cannot refuse the connect asynchronously: connect itself returns the fault",
 				zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()), zap.Error(err))
 			return false
@@ -191,7 +190,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	if refuse {
 		hold = s.tarpits.HoldRefusable
 	}
-	h, err := hold(c.dup, c.info.Domain, mapped)
+	h, err := hold(c.dup.Int(), c.info.Domain, mapped)
 	if err != nil {
 		s.log.Warn("cannot hold the connect in progress: connect itself returns the fault (a blackhole: ETIMEDOUT at once)",
 			zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()), zap.Error(err))
@@ -215,7 +214,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	if d.Blackhole {
 		// Stays in progress: SYNs to the tarpit go unanswered, until the
 		// rule's timeout or the kernel's own SYN retries give up.
-		c.close()
+		c.dup.Close()
 		return true
 	}
 	if wait := time.Until(start.Add(d.Delay)); wait > 0 {
@@ -224,7 +223,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	if err := h.Fail(d.Errno); err != nil && !errors.Is(err, emulate.ErrNotInProgress) {
 		s.log.Warn("injected fault not delivered", zap.Error(err))
 	}
-	c.close()
+	c.dup.Close()
 	return true
 }
 
@@ -262,7 +261,7 @@ func sndTimeoBound(c *call, wait time.Duration) (time.Duration, bool) {
 	if !c.info.ConnectBlocks() {
 		return 0, false
 	}
-	t := emulate.SendTimeout(c.dup)
+	t := emulate.SendTimeout(c.dup.Int())
 	if t <= 0 || (wait >= 0 && wait <= t) {
 		return 0, false
 	}

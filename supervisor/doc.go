@@ -82,6 +82,12 @@
 //     on the duplicate with the copy.
 //  4. The tree is gone when the listener hangs up; stop closes what is left.
 //
+// Deciding is one step and counting another: policy.Decide is pure, and
+// the call is counted by the fault schedules it meets (policy.Count, in
+// decide, names.go) once, where it is performed. The inline attempt at a
+// UNIX pathname connect only looks; a decision a schedule must settle
+// sends the call to the held path, which decides and counts.
+//
 // A call ends in one of three ways. Most are answered inline, with an errno
 // or a value. A call that may block (a blocking UNIX connect, a delay, a
 // send waiting for room) is held: it goes on in a goroutine (hold, bounded
@@ -97,10 +103,18 @@
 // Errors (Go error values) are the supervisor's own failures: they are
 // logged and the call fails closed (EPERM).
 //
-// Ownership: the call's duplicate of the target's socket belongs to the
-// call (call.close); a held goroutine takes it over. The pidfds a loop
-// caches (receiver.pidfd) belong to that loop alone: a held goroutine that
-// needs one opens its own.
+// Ownership: every descriptor is an fd.FD with one owner (internal/fd).
+// The call owns the duplicate of the target's socket (call.dup); the
+// handler defers call.release, and whoever finishes the call off the loop
+// takes it over with call.takeOver (heldOrClosed, the held sends, the
+// waiter), so the handler's release then does nothing. reply answers a call
+// after closing its duplicate, because the program's close must be the
+// last. The pidfds a loop caches (receiver.pidfd) are that loop's alone
+// and only borrowed by its calls: a held goroutine that needs one opens
+// its own. The Supervisor owns the listener; stop closes it.
+//
+// Limits and timings (how many calls may be held, how often a held call
+// checks that its target still waits) are in limits.go, each with why.
 //
 // # Privileges
 //

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -66,7 +67,7 @@ func (s *Supervisor) handle(r *receiver, n *Notification) {
 // faithful one (SO_PEERCRED's pid included). The destination read for the
 // log is best effort.
 func (s *Supervisor) continueAllowed(n *Notification) {
-	c := &call{n: *n, start: time.Now(), dup: -1}
+	c := &call{n: *n, start: time.Now()}
 	d := policy.Decision{Action: policy.Allow}
 	logIt := s.wantsIdentity(d)
 	if logIt && int(n.Nr) == unix.SYS_CONNECT {
@@ -100,7 +101,7 @@ type call struct {
 	rcv *receiver // the receiving thread's, for a call handled on it
 
 	start time.Time
-	dup   int
+	dup   *fd.FD           // the duplicate of the target's socket; see takeOver
 	sa    emulate.Sockaddr // what is connected: asked, unspecified address resolved
 	asked emulate.Sockaddr // the address as the target passed it (a restart passes it again)
 	info  emulate.SocketInfo
@@ -135,26 +136,42 @@ func (d Delivery) String() string {
 	return "sync"
 }
 
-func (c *call) close() {
-	if c.dup >= 0 {
-		unix.Close(c.dup)
-		c.dup = -1
-	}
+// takeOver hands the call to whoever finishes it off the loop (a held
+// goroutine, the waiter): the copy it returns owns the duplicate, and c
+// keeps none, so the loop's deferred Close does nothing. The copy has no
+// receiver: a loop's cached pidfds are that loop's alone.
+func (c *call) takeOver() *call {
+	held := *c
+	held.dup = c.dup.Move()
+	held.rcv = nil
+	return &held
+}
+
+// release closes the call's duplicate if the call still owns one (it has
+// none before prepare, and none after takeOver). The handlers defer it.
+func (c *call) release() { c.dup.Close() }
+
+// reply answers the call after releasing its duplicate: a program that
+// closes its socket right after the call must make the last close (which
+// sends the FIN, and what TCP_CORK or MSG_MORE held back). It reports
+// whether the answer reached the program.
+func (s *Supervisor) reply(c *call, r Response) bool {
+	c.dup.Close()
+	return s.answer(c.n.ID, r)
 }
 
 // handleConnect follows the kernel's order of checks (EBADF, then the
 // address copy's EINVAL/EFAULT, then ENOTSOCK), decides on a private copy
 // of the address, and connects that copy on a duplicate of the socket.
 func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
-	c := &call{n: *n, start: time.Now(), dup: -1, rcv: r}
+	c := &call{n: *n, start: time.Now(), rcv: r}
+	defer c.release()
 	errno, ok := s.prepare(c, n.Args[0], n.Args[1], n.Args[2])
 	if !ok {
-		c.close()
 		return
 	}
 	if errno != 0 {
-		c.close()
-		s.answer(n.ID, Errno(errno))
+		s.reply(c, Errno(errno))
 		return
 	}
 	switch r, outcome := s.repeats.take(c); outcome {
@@ -162,34 +179,31 @@ func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
 		// A restarted call (signal with SA_RESTART) of a connect we
 		// already made: the program must see the first call's result,
 		// not the EALREADY/EISCONN our second attempt would get.
-		c.close()
-		s.answer(n.ID, Errno(r))
+		s.reply(c, Errno(r))
 		return
 	case repeatJoined:
-		c.close() // the connect under way answers this one too
-		return
+		return // the connect under way answers this one too
 	case repeatInterrupted:
-		c.close()
-		s.answer(n.ID, Errno(r))
+		s.reply(c, Errno(r))
 		return
 	}
 	if c.sa.Malformed() || !c.sa.Reaches(c.info.Domain) {
 		// No destination in it: the kernel's own errno is the answer.
-		s.finish(c, policy.Decision{Action: policy.Allow}, emulate.Connect(c.dup, &c.sa), true)
+		s.finish(c, policy.Decision{Action: policy.Allow}, emulate.Connect(c.dup.Int(), &c.sa), true)
 		return
 	}
 	c.sa.Decode(&c.dest)
 	c.dest.SockType = c.info.Type
 	// Connect where was decided: an unspecified address is written out
 	// as the one decided, so a bind by another thread cannot move it.
-	c.sa = emulate.ResolveName(&c.dest, &c.sa, c.dup, emulate.UseConnect)
+	c.sa = emulate.ResolveName(&c.dest, &c.sa, c.dup.Int(), emulate.UseConnect)
 	pol := s.policy.Load()
 	if c.dest.Family == syscall.AF_UNIX && !c.dest.Abstract && !c.dest.Unnamed && !s.opts.Continue {
 		// Decided once resolved as the target: here when the supervisor
 		// sees the filesystem as the target does and the connect cannot
 		// block, else off the loop on a thread of the target's identity.
 		if !s.unixPathInline(c, pol) {
-			s.heldOrClosed(c, policy.Decision{Action: policy.Deny, Errno: syscall.EAGAIN}, func() { s.unixPathConnect(c, pol) })
+			s.heldOrClosed(c, policy.Decision{Action: policy.Deny, Errno: syscall.EAGAIN}, func(c *call) { s.unixPathConnect(c, pol) })
 		}
 		return
 	}
@@ -199,17 +213,17 @@ func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
 		s.finish(c, policy.Decision{Action: policy.Deny, Errno: syscall.EPERM}, syscall.EPERM, false)
 		return
 	}
-	s.prepareDNS(c.dup, &c.dest)
+	s.prepareDNS(c.dup.Int(), &c.dest)
 	d := s.decide(pol, &c.dest)
 	switch d.Action {
 	case policy.Deny:
 		errno := d.Errno
-		if e := emulate.RefusedBeforeDestination(c.dup, c.info, false, 0, 0); e != 0 {
+		if e := emulate.RefusedBeforeDestination(c.dup.Int(), c.info, false, 0, 0); e != 0 {
 			errno = e // natively the state refuses it before the address counts
 		}
 		s.finish(c, d, errno, false)
 	case policy.Fail:
-		s.heldOrClosed(c, d, func() { s.inject(c, d) })
+		s.heldOrClosed(c, d, func(c *call) { s.inject(c, d) })
 	default:
 		s.connect(c, d)
 	}
@@ -239,7 +253,7 @@ func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, 
 		return syscall.EPERM, true
 	}
 	if errno != 0 {
-		if emulate.IsPathFD(c.dup) {
+		if emulate.IsPathFD(c.dup.Int()) {
 			return syscall.EBADF, true // connect's fdget refuses O_PATH before it reads the address
 		}
 		return errno, true
@@ -248,10 +262,10 @@ func (s *Supervisor) prepare(c *call, fd, addr, addrlen uint64) (syscall.Errno, 
 	return s.inspect(c), true
 }
 
-// dupTargetSocket duplicates descriptor fd of c's thread into c.dup. The
+// dupTargetSocket duplicates descriptor targetFD of c's thread into c.dup. The
 // errno is the target's answer (EBADF first, as the kernel checks it
 // first); ok is false when the target is gone and nobody waits.
-func (s *Supervisor) dupTargetSocket(c *call, fd uint64) (pidfd int, errno syscall.Errno, ok bool) {
+func (s *Supervisor) dupTargetSocket(c *call, targetFD uint64) (pidfd int, errno syscall.Errno, ok bool) {
 	tid := c.n.Tid
 	for {
 		pidfd, cached, err := c.rcv.pidfd(tid)
@@ -262,7 +276,7 @@ func (s *Supervisor) dupTargetSocket(c *call, fd uint64) (pidfd int, errno sysca
 			}
 			return -1, 0, false
 		}
-		dup, errno, err := emulate.DupTargetFD(pidfd, fd)
+		dup, errno, err := emulate.DupTargetFD(pidfd, targetFD)
 		if errors.Is(err, emulate.ErrTargetGone) {
 			c.rcv.drop(tid)
 			if cached {
@@ -283,7 +297,7 @@ func (s *Supervisor) dupTargetSocket(c *call, fd uint64) (pidfd int, errno sysca
 		if errno != 0 {
 			return -1, errno, true
 		}
-		c.dup = dup
+		c.dup = fd.New(dup)
 		return pidfd, 0, true
 	}
 }
@@ -292,7 +306,7 @@ func (s *Supervisor) dupTargetSocket(c *call, fd uint64) (pidfd int, errno sysca
 // ENOTSOCK for a descriptor that is not a socket, EPERM (fail closed) when
 // it cannot be read.
 func (s *Supervisor) inspect(c *call) syscall.Errno {
-	info, errno, err := emulate.Inspect(c.dup)
+	info, errno, err := emulate.Inspect(c.dup.Int())
 	if err != nil {
 		s.log.Error("inspect target socket", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		return syscall.EPERM
@@ -326,9 +340,8 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 	if s.opts.Continue {
 		// Trusted-program mode: the kernel connects whatever the memory
 		// holds by then, which is the documented race.
-		c.close()
 		s.identifyForLog(c, d)
-		s.answer(c.n.ID, Continue())
+		s.reply(c, Continue())
 		s.logDecision(c, d, 0)
 		return
 	}
@@ -337,7 +350,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 	abstract := c.dest.Family == syscall.AF_UNIX && c.dest.Abstract
 	mayBlock := c.info.ConnectBlocks()
 	if !abstract && !mayBlock && d.Delay == 0 {
-		s.finish(c, d, emulate.Connect(c.dup, &c.sa), true)
+		s.finish(c, d, emulate.Connect(c.dup.Int(), &c.sa), true)
 		return
 	}
 	inet := c.dest.Family == syscall.AF_INET || c.dest.Family == syscall.AF_INET6
@@ -345,7 +358,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 		s.startBlockingInet(c, d)
 		return
 	}
-	s.heldOrClosed(c, d, func() {
+	s.heldOrClosed(c, d, func(c *call) {
 		if d.Delay > 0 {
 			wait, expired := sndTimeoBound(c, d.Delay)
 			if !expired {
@@ -358,7 +371,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 			if expired {
 				// A slow connect outlived SO_SNDTIMEO: the call returns
 				// EINPROGRESS and the handshake goes on, as natively.
-				errno := emulate.StartConnect(c.dup, &c.sa, c.info.Flags)
+				errno := emulate.StartConnect(c.dup.Int(), &c.sa, c.info.Flags)
 				if errno == 0 || errno == syscall.EINPROGRESS || errno == syscall.EALREADY {
 					errno = sndTimeoErrno(c)
 				}
@@ -366,7 +379,7 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 				return
 			}
 		}
-		tid, dup, sa := int(c.n.Tid), c.dup, c.sa
+		tid, dup, sa := int(c.n.Tid), c.dup.Int(), c.sa
 		s.blockingConnect(c, &d, abstract, func(gaveUp func() bool) (syscall.Errno, error) {
 			if abstract {
 				connect := s.unixConnector(c, gaveUp)
@@ -381,9 +394,9 @@ func (s *Supervisor) connect(c *call, d policy.Decision) {
 // finishes it at once when the handshake is already done (loopback), or
 // hands it to the waiter.
 func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
-	errno := emulate.StartConnect(c.dup, &c.sa, c.info.Flags)
+	errno := emulate.StartConnect(c.dup.Int(), &c.sa, c.info.Flags)
 	if errno == syscall.EINPROGRESS {
-		s.noteDNS(c.dup, &c.dest, c.info.Type) // the SYN is out: the port is known
+		s.noteDNS(c.dup.Int(), &c.dest, c.info.Type) // the SYN is out: the port is known
 	}
 	// EALREADY: the program connects again while a connect it gave up on
 	// is still under way; natively the blocking call waits for it too.
@@ -391,52 +404,55 @@ func (s *Supervisor) startBlockingInet(c *call, d policy.Decision) {
 		s.finish(c, d, errno, true)
 		return
 	}
-	if emulate.Writable(c.dup) {
-		if e := emulate.FinishConnect(c.dup, &c.sa, c.info.Flags); e != syscall.EALREADY {
+	if emulate.Writable(c.dup.Int()) {
+		if e := emulate.FinishConnect(c.dup.Int(), &c.sa, c.info.Flags); e != syscall.EALREADY {
 			s.finish(c, d, e, true)
 			return
 		}
 	}
-	p := &pendingConnect{c: c, d: d, onExpiry: errno}
-	timeo := emulate.SendTimeout(c.dup)
-	p.key, p.tracked = s.repeats.begin(c, timeo > 0)
+	p := &pendingConnect{c: c.takeOver(), d: d, onExpiry: errno}
+	timeo := emulate.SendTimeout(p.c.dup.Int())
+	p.key, p.tracked = s.repeats.begin(p.c, timeo > 0)
 	if timeo > 0 {
-		p.deadline = c.start.Add(timeo)
+		p.deadline = p.c.start.Add(timeo)
 	}
 	if !s.waiter.add(p) {
 		if p.tracked {
 			s.repeats.drop(p.key)
 		}
-		s.finish(c, d, syscall.EAGAIN, false)
+		s.finish(p.c, d, syscall.EAGAIN, false)
 	}
 }
 
-// heldOrClosed runs f off the loop or, past the bound, fails closed.
-func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func()) {
-	if !s.hold(c.n.ID, f) {
+// heldOrClosed finishes the call off the loop: f gets the call, and with
+// it the duplicate (takeOver), which is closed when f returns if f did
+// not answer already. Past the bound on held calls it fails closed.
+func (s *Supervisor) heldOrClosed(c *call, d policy.Decision, f func(held *call)) {
+	held := c.takeOver()
+	if !s.hold(c.n.ID, func() {
+		defer held.release()
+		f(held)
+	}) {
 		s.log.Warn("too many held calls, failing closed", zap.Int("limit", maxHeldCalls))
-		s.finish(c, d, syscall.EAGAIN, false)
+		s.finish(held, d, syscall.EAGAIN, false)
 	}
 }
 
-// finish answers the call with errno, records it, and releases the
-// duplicate. performed says the connect really happened, so a restart of
-// the same call must get this result again.
+// finish answers the call with errno (reply: the duplicate goes first)
+// and records it. performed says the connect really happened, so a
+// restart of the same call must get this result again.
 func (s *Supervisor) finish(c *call, d policy.Decision, errno syscall.Errno, performed bool) {
 	if performed && (errno == 0 || errno == syscall.EINPROGRESS) {
-		s.noteDNS(c.dup, &c.dest, c.info.Type) // the connect bound it
+		s.noteDNS(c.dup.Int(), &c.dest, c.info.Type) // the connect bound it
 	}
 	s.identifyForLog(c, d)
-	// The duplicate goes before the answer: a program that closes its
-	// socket right after connect must make the last close (the FIN, and
-	// what it sent meanwhile). The restart's key needs it, so it comes first.
+	// The restart's key needs the duplicate, which reply closes.
 	var key repeatKey
 	keyed := false
 	if performed {
 		key, keyed = keyOf(c)
 	}
-	c.close()
-	if delivered := s.answer(c.n.ID, Errno(errno)); !delivered && keyed {
+	if delivered := s.reply(c, Errno(errno)); !delivered && keyed {
 		s.repeats.keep(key, errno)
 	}
 	s.logDecision(c, d, errno)

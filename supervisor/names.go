@@ -78,5 +78,5 @@ func (s *Supervisor) noteSentDNS(c *call, m *emulate.Message) {
 	}
 	var d policy.Dest
 	m.Name.Decode(&d)
-	s.noteDNS(c.dup, &d, c.info.Type)
+	s.noteDNS(c.dup.Int(), &d, c.info.Type)
 }

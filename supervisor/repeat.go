@@ -61,7 +61,7 @@ func (t *repeatTable) init() { t.entries = make(map[repeatKey]*repeatEntry) }
 // socketKey names c's thread and socket: the descriptor number and the
 // open socket it names (a dup2 onto the number makes another key).
 func socketKey(c *call) (repeatKey, bool) {
-	file, ok := emulate.FileOf(c.dup)
+	file, ok := emulate.FileOf(c.dup.Int())
 	if !ok {
 		return repeatKey{}, false
 	}

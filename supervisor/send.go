@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -50,7 +51,7 @@ func (op *sendOp) copyHint() int {
 	if !op.stream() {
 		return 0
 	}
-	n, err := emulate.SendBuffer(op.c.dup)
+	n, err := emulate.SendBuffer(op.c.dup.Int())
 	if err != nil || n <= 0 {
 		return 1 // the copier's default
 	}
@@ -70,18 +71,13 @@ func (op *sendOp) readSender() (*emulate.Sender, error) {
 }
 
 func (s *Supervisor) handleSend(r *receiver, n *Notification) {
-	c := &call{n: *n, start: time.Now(), dup: -1, rcv: r}
-	defer c.close()
+	c := &call{n: *n, start: time.Now(), rcv: r}
+	defer c.release()
 	nr := int(n.Nr)
 	op := &sendOp{c: c, flags: sendFlags(n)}
 	// Checks the kernel makes before it looks at the descriptor.
-	if nr == unix.SYS_SENDTO {
-		if e := s.copier.SendtoCheck(n.Args[1], n.Args[2]); e != 0 {
-			s.answer(n.ID, Errno(e))
-			return
-		}
-	} else if e := emulate.SendmsgCheck(op.flags); e != 0 {
-		s.answer(n.ID, Errno(e))
+	if e := s.checkBeforeDescriptor(op); e != 0 {
+		s.reply(c, Errno(e))
 		return
 	}
 	pidfd, errno, ok := s.sendSocket(c)
@@ -89,7 +85,7 @@ func (s *Supervisor) handleSend(r *receiver, n *Notification) {
 		return
 	}
 	if errno != 0 {
-		s.answer(n.ID, Errno(errno))
+		s.reply(c, Errno(errno))
 		return
 	}
 	op.pidfd = pidfd
@@ -105,7 +101,7 @@ func (s *Supervisor) handleSend(r *receiver, n *Notification) {
 		return
 	}
 	if errno != 0 {
-		s.answer(n.ID, Errno(errno))
+		s.reply(c, Errno(errno))
 		return
 	}
 	defer func() {
@@ -114,7 +110,7 @@ func (s *Supervisor) handleSend(r *receiver, n *Notification) {
 		}
 	}()
 	if errno := s.prepareMessage(op, m); errno != 0 {
-		s.answer(n.ID, Errno(errno))
+		s.reply(c, Errno(errno))
 		return
 	}
 	errno, wouldBlock := s.sendNow(op, m)
@@ -125,11 +121,9 @@ func (s *Supervisor) handleSend(r *receiver, n *Notification) {
 	held := m
 	m = nil // the held goroutine owns it now
 	h := s.beginHeldSend(c, int64(held.Sent))
-	dup := c.dup
-	c.dup = -1
+	hc := c.takeOver()
 	ok = s.hold(n.ID, func() {
-		hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
-		defer hc.close()
+		defer hc.release()
 		defer held.Close()
 		hop := *op
 		hop.c, hop.held = hc, h
@@ -140,8 +134,7 @@ func (s *Supervisor) handleSend(r *receiver, n *Notification) {
 	if !ok {
 		s.dropHeldSend(c, h)
 		held.Close()
-		unix.Close(dup)
-		s.answer(n.ID, Errno(syscall.EAGAIN))
+		s.reply(hc, Errno(syscall.EAGAIN))
 	}
 }
 
@@ -151,6 +144,21 @@ func sendFlags(n *Notification) int {
 		return int(int32(n.Args[2]))
 	}
 	return int(int32(n.Args[3]))
+}
+
+// checkBeforeDescriptor makes the checks a send's kernel entry makes
+// before it looks at the descriptor: sendto's buffer range, sendmsg's
+// flags. Without a copier (logged at start) there is nothing to check
+// with; sendSocket fails the call.
+func (s *Supervisor) checkBeforeDescriptor(op *sendOp) syscall.Errno {
+	n := &op.c.n
+	if int(n.Nr) != unix.SYS_SENDTO {
+		return emulate.SendmsgCheck(op.flags)
+	}
+	if s.copier == nil {
+		return 0
+	}
+	return s.copier.SendtoCheck(n.Args[1], n.Args[2])
 }
 
 // sendSocket duplicates the socket a send names (EBADF, ENOTSOCK first,
@@ -235,7 +243,7 @@ func (s *Supervisor) prepareMessage(op *sendOp, m *emulate.Message) syscall.Errn
 	// Nothing is sent either way; what the kernel refuses without looking
 	// at the destination, or the fault of the program's own datagram, is
 	// what it sees natively.
-	if e := emulate.RefusedBeforeDestination(op.c.dup, op.c.info, true, m.Len, op.flags); e != 0 {
+	if e := emulate.RefusedBeforeDestination(op.c.dup.Int(), op.c.info, true, m.Len, op.flags); e != 0 {
 		return e
 	}
 	if m.Faulted() && !op.stream() {
@@ -252,7 +260,7 @@ func (s *Supervisor) prepareControl(op *sendOp, m *emulate.Message) syscall.Errn
 		if c.info.Domain == syscall.AF_UNIX && c.info.Type == syscall.SOCK_SEQPACKET {
 			// unix_seqpacket_sendmsg checks the state before the
 			// control messages.
-			if _, err := unix.Getpeername(c.dup); errors.Is(err, unix.ENOTCONN) {
+			if _, err := unix.Getpeername(c.dup.Int()); errors.Is(err, unix.ENOTCONN) {
 				return syscall.ENOTCONN
 			}
 		}
@@ -319,7 +327,7 @@ func (s *Supervisor) knowBlocking(op *sendOp) syscall.Errno {
 		return 0
 	}
 	c := op.c
-	if err := c.info.ReadFlags(c.dup); err != nil {
+	if err := c.info.ReadFlags(c.dup.Int()); err != nil {
 		s.log.Error("read the target socket's file flags", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		return syscall.EPERM
 	}
@@ -371,11 +379,11 @@ func (s *Supervisor) sendNow(op *sendOp, m *emulate.Message) (errno syscall.Errn
 func (s *Supervisor) sendBlocking(op *sendOp, m *emulate.Message) (errno syscall.Errno, gone bool) {
 	c := op.c
 	var deadline time.Time
-	if t := emulate.SendTimeout(c.dup); t > 0 {
+	if t := emulate.SendTimeout(c.dup.Int()); t > 0 {
 		deadline = c.start.Add(t)
 	}
 	flags := op.flags&^unix.MSG_FASTOPEN | unix.MSG_DONTWAIT
-	fds := []unix.PollFd{{Fd: int32(c.dup), Events: unix.POLLOUT}}
+	fds := []unix.PollFd{{Fd: int32(c.dup.Int()), Events: unix.POLLOUT}}
 	m.Drop() // read again for each attempt: nothing is held while waiting
 	// pause: the socket said it was writable but the send found no room
 	// (a datagram to a full receiver that poll does not watch): try again
@@ -464,7 +472,7 @@ func (s *Supervisor) sendStep(op *sendOp, m *emulate.Message, flags int) (syscal
 // view, decided on the canonical path), like a UNIX connect.
 func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, errno syscall.Errno) {
 	if !sendsToUnixName(c, m) {
-		n, errno = m.Send(s.copier, c.dup, flags, nil)
+		n, errno = m.Send(s.copier, c.dup.Int(), flags, nil)
 		if errno == 0 {
 			s.noteSentDNS(c, m) // the send bound it
 		}
@@ -478,7 +486,7 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 	if d.Abstract {
 		e, err = s.deputy.RunAsTarget(tid, false, func() syscall.Errno {
 			var e syscall.Errno
-			n, e = m.Send(s.copier, c.dup, flags, nil)
+			n, e = m.Send(s.copier, c.dup.Int(), flags, nil)
 			return e
 		})
 	} else {
@@ -487,7 +495,7 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 		if flags&unix.MSG_OOB != 0 {
 			return 0, syscall.EOPNOTSUPP
 		}
-		if sndbuf, err := emulate.SendBuffer(c.dup); err == nil && m.Len > sndbuf-unixDgramSndbufReserve {
+		if sndbuf, err := emulate.SendBuffer(c.dup.Int()); err == nil && m.Len > sndbuf-unixDgramSndbufReserve {
 			return 0, syscall.EMSGSIZE
 		}
 		if m.Faulted() {
@@ -508,7 +516,7 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 		}
 		e, err = s.deputy.WithUnixPath(tid, &m.Name, decide, func(name *emulate.Sockaddr) syscall.Errno {
 			var e syscall.Errno
-			n, e = m.Send(s.copier, c.dup, flags, name)
+			n, e = m.Send(s.copier, c.dup.Int(), flags, name)
 			return e
 		}, false)
 	}
@@ -548,7 +556,7 @@ func sendDestination(c *call, m *emulate.Message, flags int) bool {
 			if flags&unix.MSG_FASTOPEN == 0 || fam == syscall.AF_UNSPEC || !m.Name.Reaches(c.info.Domain) {
 				return false
 			}
-			_, err := unix.Getpeername(c.dup)
+			_, err := unix.Getpeername(c.dup.Int())
 			return err != nil
 		}
 		if c.info.Domain == syscall.AF_INET {
@@ -586,7 +594,7 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 		// IPv4 source: 127.0.0.1 unless it was bound, which getsockname
 		// cannot tell from connected. Both are decided and the name is
 		// sent as it is.
-		emulate.ResolveName(&d, nil, c.dup, use)
+		emulate.ResolveName(&d, nil, c.dup.Int(), use)
 		if lo := netip.AddrFrom4([4]byte{127, 0, 0, 1}); d.Addr != lo {
 			alt := d
 			alt.Addr = lo
@@ -598,20 +606,20 @@ func (s *Supervisor) decideSend(c *call, m *emulate.Message, flags int) syscall.
 	}
 	// Sent to the address decided: another thread could bind the socket
 	// before the send and move an unspecified destination elsewhere.
-	m.Name = emulate.ResolveName(&d, &m.Name, c.dup, use)
+	m.Name = emulate.ResolveName(&d, &m.Name, c.dup.Int(), use)
 	return s.decideDest(c, d)
 }
 
 // decideDest applies the policy to one send's destination and logs it.
 func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
 	d.SockType = c.info.Type
-	dc := &call{n: c.n, start: c.start, dup: -1, dest: d, info: c.info}
+	dc := &call{n: c.n, start: c.start, dest: d, info: c.info}
 	pol := s.policy.Load()
 	if err := s.identify(dc, pol); err != nil {
 		s.log.Error("identify sending process", zap.Uint32("tid", c.n.Tid), zap.Error(err))
 		return syscall.EPERM
 	}
-	s.prepareDNS(c.dup, &dc.dest)
+	s.prepareDNS(c.dup.Int(), &dc.dest)
 	dec := s.decide(pol, &dc.dest)
 	if s.wantsIdentity(dec) {
 		dc.proc, _ = emulate.Identify(int(c.n.Tid))
@@ -646,21 +654,20 @@ func (s *Supervisor) sendmmsg(op *sendOp) {
 	}
 	c := op.c
 	h := s.beginHeldSend(c, int64(done))
-	dup := c.dup
-	c.dup = -1 // the held goroutine owns it now
 	op.mmsg = true
+	hc := c.takeOver()
 	ok := s.hold(c.n.ID, func() {
-		hc := &call{n: c.n, start: c.start, dup: dup, info: c.info}
-		defer hc.close()
+		defer hc.release()
 		hop := *op
 		hop.c, hop.held = hc, h
 		// The loop's cached pidfds are the loop's alone (it closes and
 		// reuses them): later entries' SCM_RIGHTS and credentials come
 		// through a pidfd of this goroutine's own.
 		hop.pidfd = -1
-		if pidfd, err := emulate.OpenThread(int(c.n.Tid)); err == nil {
-			hop.pidfd = pidfd
-			defer unix.Close(pidfd)
+		if n, err := emulate.OpenThread(int(c.n.Tid)); err == nil {
+			pidfd := fd.New(n)
+			defer pidfd.Close()
+			hop.pidfd = pidfd.Int()
 		}
 		errno, gone := s.sendBlocking(&hop, blocked)
 		sent, partial := blocked.Sent, hop.stream() && blocked.Sent < blocked.Len
@@ -683,8 +690,7 @@ func (s *Supervisor) sendmmsg(op *sendOp) {
 	if !ok {
 		s.dropHeldSend(c, h)
 		blocked.Close()
-		unix.Close(dup)
-		s.answer(c.n.ID, Errno(syscall.EAGAIN))
+		s.reply(hc, Errno(syscall.EAGAIN))
 	}
 }
 
@@ -778,18 +784,17 @@ func (s *Supervisor) answerSend(op *sendOp, sent int64, errno syscall.Errno) {
 	sigpipe := errno == syscall.EPIPE && sent == 0 && op.stream() && op.flags&unix.MSG_NOSIGNAL == 0
 	keep := sent > 0 || sigpipe
 	// The restart's key needs the duplicate. On a connection-mode socket
-	// the duplicate goes before the answer: a program that closes its
-	// socket right after the call must make the last close, which sends
-	// what TCP_CORK or MSG_MORE held back, and the FIN.
+	// the duplicate goes before the answer (see reply); a datagram
+	// socket's stays for the key of an answer nobody took.
 	var key repeatKey
 	keyed := false
 	if c.info.Type == syscall.SOCK_DGRAM {
-		defer c.close()
+		defer c.release()
 	} else {
 		if keep {
 			key, keyed = sendKeyOf(c)
 		}
-		c.close()
+		c.dup.Close()
 	}
 	if sigpipe {
 		emulate.RaiseSIGPIPE(int(c.n.Tid), op.pidfd)

@@ -25,7 +25,7 @@ type Supervisor struct {
 	log      *zap.Logger
 	opts     Options
 
-	stopFD   int // eventfd: the loop stops when it is readable
+	stopFD   *fd.FD // eventfd: the loop stops when it is readable (none: at hang-up only)
 	loopDone chan struct{}
 	treeGone chan struct{} // closed when the listener hangs up
 	held     sync.WaitGroup
@@ -209,13 +209,12 @@ func (s *Supervisor) start() {
 	} else {
 		s.log.Warn("no epoll waiter: blocking connects each hold a thread", zap.Error(err))
 	}
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {
 		// Without a stop fd the loop ends at hang-up only.
 		s.log.Warn("eventfd for stopping the loop", zap.Error(err))
-		fd = -1
 	}
-	s.stopFD = fd
+	s.stopFD = fd.New(stop)
 	n := 1
 	if direct {
 		n = s.receiverCount()
@@ -242,50 +241,51 @@ func (s *Supervisor) receiverCount() int { return max(1, min(s.opts.Receivers, m
 
 // receiver is what one receiving thread alone uses: no lock on its path.
 type receiver struct {
-	pidfds map[uint32]int // pidfd per thread id
+	pidfds map[uint32]*fd.FD // pidfd per thread id, the receiver's own
 }
 
-func newReceiver() *receiver { return &receiver{pidfds: make(map[uint32]int)} }
+func newReceiver() *receiver { return &receiver{pidfds: make(map[uint32]*fd.FD)} }
 
-// pidfd returns a pidfd for tid, cached says it was open already. A cached
-// one whose thread died answers ESRCH later, and is dropped then; a live
-// one cannot belong to another thread, since a tid is not reused while its
-// thread lives.
-func (r *receiver) pidfd(tid uint32) (fd int, cached bool, err error) {
-	if fd, ok := r.pidfds[tid]; ok {
-		return fd, true, nil
+// pidfd returns a pidfd for tid, borrowed from the receiver's cache
+// (cached says it was open already): valid while the receiver handles
+// this call, never to be kept or closed by it. A cached one whose thread
+// died answers ESRCH later, and is dropped then; a live one cannot belong
+// to another thread, since a tid is not reused while its thread lives.
+func (r *receiver) pidfd(tid uint32) (pidfd int, cached bool, err error) {
+	if p, ok := r.pidfds[tid]; ok {
+		return p.Int(), true, nil
 	}
-	fd, err = emulate.OpenThread(int(tid))
+	n, err := emulate.OpenThread(int(tid))
 	if err != nil {
 		return -1, false, err
 	}
 	if len(r.pidfds) >= maxCachedPidfds {
 		r.close()
 	}
-	r.pidfds[tid] = fd
-	return fd, false, nil
+	r.pidfds[tid] = fd.New(n)
+	return n, false, nil
 }
 
+// drop closes tid's cached pidfd, if any.
 func (r *receiver) drop(tid uint32) {
-	if fd, ok := r.pidfds[tid]; ok {
-		unix.Close(fd)
-		delete(r.pidfds, tid)
-	}
+	r.pidfds[tid].Close()
+	delete(r.pidfds, tid)
 }
 
+// close empties the cache.
 func (r *receiver) close() {
-	for tid, fd := range r.pidfds {
-		unix.Close(fd)
+	for tid, p := range r.pidfds {
+		p.Close()
 		delete(r.pidfds, tid)
 	}
 }
 
 // stop ends the loop, waits for held calls, and closes every fd.
 func (s *Supervisor) stop() {
-	if s.stopFD >= 0 {
+	if s.stopFD.Valid() {
 		var one [8]byte
 		one[0] = 1
-		unix.Write(s.stopFD, one[:])
+		unix.Write(s.stopFD.Int(), one[:])
 	}
 	// Held calls still use the listener. Most end within pollValidEvery
 	// once their targets are gone; a UNIX connect blocked on a full
@@ -296,9 +296,7 @@ func (s *Supervisor) stop() {
 	released := make(chan struct{})
 	go func() {
 		<-s.loopDone
-		if s.stopFD >= 0 {
-			unix.Close(s.stopFD)
-		}
+		s.stopFD.Close()
 		s.held.Wait()
 		if s.waiter != nil {
 			s.waiter.stop()
@@ -344,8 +342,8 @@ func (s *Supervisor) loop(direct bool) {
 	r := newReceiver()
 	defer r.close()
 	fds := []unix.PollFd{{Fd: int32(s.listener.Int()), Events: unix.POLLIN}}
-	if s.stopFD >= 0 {
-		fds = append(fds, unix.PollFd{Fd: int32(s.stopFD), Events: unix.POLLIN})
+	if s.stopFD.Valid() {
+		fds = append(fds, unix.PollFd{Fd: int32(s.stopFD.Int()), Events: unix.POLLIN})
 	}
 	// With several receivers, one at a time holds the turn to call RECV
 	// (the kernel wakes every thread waiting in RECV for each call); it

@@ -90,9 +90,9 @@ func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (done bool) {
 	blockingStream := c.info.ConnectBlocks()
 	op := func(name *emulate.Sockaddr) syscall.Errno {
 		if !blockingStream {
-			return emulate.Connect(c.dup, name)
+			return emulate.Connect(c.dup.Int(), name)
 		}
-		errno := emulate.StartConnect(c.dup, name, c.info.Flags)
+		errno := emulate.StartConnect(c.dup.Int(), name, c.info.Flags)
 		if errno == syscall.EAGAIN {
 			full = true // the listener's backlog is full: wait off the loop
 			return deferred
@@ -121,7 +121,7 @@ func (s *Supervisor) unixPathInline(c *call, pol *policy.Policy) (done bool) {
 // blocking stream or seqpacket socket waits for backlog room by retrying,
 // so that it stops when the target gives up; anything else connects once.
 func (s *Supervisor) unixConnector(c *call, gaveUp func() bool) func(name *emulate.Sockaddr) syscall.Errno {
-	dup := c.dup
+	dup := c.dup.Int()
 	if !c.info.ConnectBlocks() {
 		return func(name *emulate.Sockaddr) syscall.Errno { return emulate.Connect(dup, name) }
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -19,8 +20,8 @@ import (
 // thousand descriptors, not a thousand threads.
 type connectWaiter struct {
 	s      *Supervisor
-	epfd   int
-	wakeFD int
+	epfd   *fd.FD // the epoll set of the pending connects and wakeFD
+	wakeFD *fd.FD // eventfd: poke wakes the waiter
 
 	mu       sync.Mutex
 	pending  map[int]*pendingConnect // by the duplicate's fd
@@ -43,22 +44,23 @@ type pendingConnect struct {
 }
 
 func newConnectWaiter(s *Supervisor) (*connectWaiter, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	n, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	epfd := fd.New(n)
+	defer epfd.Close() // unless the waiter takes it
+	n, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		unix.Close(epfd)
 		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(wake)
+	wake := fd.New(n)
+	defer wake.Close()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake.Int())}
+	if err := unix.EpollCtl(epfd.Int(), unix.EPOLL_CTL_ADD, wake.Int(), &ev); err != nil {
 		return nil, err
 	}
-	w := &connectWaiter{s: s, epfd: epfd, wakeFD: wake, pending: make(map[int]*pendingConnect), done: make(chan struct{})}
+	w := &connectWaiter{s: s, epfd: epfd.Move(), wakeFD: wake.Move(), pending: make(map[int]*pendingConnect), done: make(chan struct{})}
 	go w.run()
 	return w, nil
 }
@@ -75,9 +77,9 @@ func (w *connectWaiter) add(p *pendingConnect) bool {
 	if w.stopping || len(w.pending) >= maxHeldCalls {
 		return false
 	}
-	fd := p.c.dup
+	fd := p.c.dup.Int()
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(fd)}
-	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := unix.EpollCtl(w.epfd.Int(), unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return false
 	}
 	w.pending[fd] = p
@@ -88,7 +90,7 @@ func (w *connectWaiter) add(p *pendingConnect) bool {
 func (w *connectWaiter) poke() {
 	var one [8]byte
 	one[0] = 1
-	unix.Write(w.wakeFD, one[:])
+	unix.Write(w.wakeFD.Int(), one[:])
 }
 
 // take removes fd's entry; nil when another path already took it.
@@ -98,7 +100,7 @@ func (w *connectWaiter) take(fd int) *pendingConnect {
 	p := w.pending[fd]
 	if p != nil {
 		delete(w.pending, fd)
-		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		unix.EpollCtl(w.epfd.Int(), unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	return p
 }
@@ -107,15 +109,15 @@ func (w *connectWaiter) run() {
 	defer close(w.done)
 	events := make([]unix.EpollEvent, waiterEventsPerWait)
 	for {
-		n, err := unix.EpollWait(w.epfd, events, w.timeoutMillis())
+		n, err := unix.EpollWait(w.epfd.Int(), events, w.timeoutMillis())
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			w.s.log.Error("epoll_wait for held connects", zap.Error(err))
 			return
 		}
 		for _, ev := range events[:max(n, 0)] {
-			if int(ev.Fd) == w.wakeFD {
+			if int(ev.Fd) == w.wakeFD.Int() {
 				var buf [8]byte
-				unix.Read(w.wakeFD, buf[:])
+				unix.Read(w.wakeFD.Int(), buf[:])
 				continue
 			}
 			if p := w.take(int(ev.Fd)); p != nil {
@@ -132,7 +134,7 @@ func (w *connectWaiter) run() {
 // it closed and the waiter goes on.
 func (w *connectWaiter) finish(p *pendingConnect) {
 	defer w.s.survive(p.c.n.ID, "connect waiter")
-	errno := emulate.FinishConnect(p.c.dup, &p.c.sa, p.c.info.Flags)
+	errno := emulate.FinishConnect(p.c.dup.Int(), &p.c.sa, p.c.info.Flags)
 	if errno == syscall.EALREADY && w.add(p) {
 		return // woken while the handshake goes on: wait again
 	}
@@ -170,7 +172,7 @@ func (w *connectWaiter) sweep() bool {
 	if w.stopping {
 		for fd, p := range w.pending {
 			delete(w.pending, fd)
-			p.c.close()
+			p.c.dup.Close()
 		}
 		w.mu.Unlock()
 		return true
@@ -186,7 +188,7 @@ func (w *connectWaiter) sweep() bool {
 			continue
 		}
 		delete(w.pending, fd)
-		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		unix.EpollCtl(w.epfd.Int(), unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	w.mu.Unlock()
 	for _, p := range expired {
@@ -203,11 +205,11 @@ func (w *connectWaiter) sweep() bool {
 		// The target stopped waiting (a signal without SA_RESTART, or
 		// death). Natively the handshake goes on; a later connect on the
 		// socket joins or collects it, so nothing is kept here.
-		if w.take(p.c.dup) != nil {
+		if w.take(p.c.dup.Int()) != nil {
 			if p.tracked {
 				w.s.repeats.drop(p.key)
 			}
-			p.c.close()
+			p.c.dup.Close()
 			w.s.logDecision(p.c, p.d, syscall.EINTR)
 		}
 	}
@@ -222,6 +224,6 @@ func (w *connectWaiter) stop() {
 	w.poke()
 	w.mu.Unlock()
 	<-w.done
-	unix.Close(w.epfd)
-	unix.Close(w.wakeFD)
+	w.epfd.Close()
+	w.wakeFD.Close()
 }

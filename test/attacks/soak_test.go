@@ -135,6 +135,17 @@ func fdList(t testing.TB) string {
 	for _, e := range ents {
 		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
 		fmt.Fprintf(&b, "%s->%s ", e.Name(), l)
+		if strings.HasPrefix(l, "socket:[") {
+			ino := strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")
+			for _, f := range []string{"tcp", "tcp6", "udp", "udp6", "unix"} {
+				data, _ := os.ReadFile("/proc/self/net/" + f)
+				for _, line := range strings.Split(string(data), "\n") {
+					if strings.Contains(" "+line+" ", " "+ino+" ") {
+						fmt.Fprintf(&b, "[%s: %s] ", f, strings.TrimSpace(line))
+					}
+				}
+			}
+		}
 	}
 	return b.String()
 }
