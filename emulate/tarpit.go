@@ -208,21 +208,21 @@ func synRetransmitAfter(d time.Duration) time.Duration {
 // Close.
 type Tarpits struct {
 	mu     sync.Mutex
-	self   nsKey
+	self   *Netns // the supervisor's network namespace
 	cookie uint64 // SO_NETNS_COOKIE of the supervisor's namespace; 0: unknown
 	raw    bool   // raw and packet sockets can be made
-	byNS   map[nsKey]*tarpit
+	byNS   map[NetnsID]*tarpit
 	closed bool
 }
 
 // NewTarpits returns an empty set; tarpits are made on first use. Whether
 // they are privileged is probed here, once.
 func NewTarpits() (*Tarpits, error) {
-	self, err := nsKeyOfPath("/proc/thread-self/ns/net")
+	self, err := OwnNetns()
 	if err != nil {
 		return nil, err
 	}
-	t := &Tarpits{self: self, byNS: make(map[nsKey]*tarpit), raw: canRaw()}
+	t := &Tarpits{self: self, byNS: make(map[NetnsID]*tarpit), raw: canRaw()}
 	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
 		t.cookie, _ = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 		unix.Close(fd)
@@ -429,10 +429,10 @@ func (h *HeldConnect) Fail(errno syscall.Errno) error {
 	if !FailsAsync(unix.AF_INET6, h.v4, errno) {
 		return fmt.Errorf("%w: %v", ErrNotAsync, errno)
 	}
-	if st, err := tcpState(h.dup); err != nil {
+	if st, err := TCPStateOf(h.dup); err != nil {
 		return err
-	} else if st != tcpSynSent {
-		if errno == unix.ETIMEDOUT && h.touchedTimeout && st == tcpClose {
+	} else if st != TCPSynSent {
+		if errno == unix.ETIMEDOUT && h.touchedTimeout && st == TCPClose {
 			// TimeoutAt's timer has already fired.
 			h.restoreTimeout()
 			return nil
@@ -477,9 +477,9 @@ func (h *HeldConnect) Close() {
 // SYN retransmission meets a closed port and the kernel's reset refuses
 // the connect, and waits for it.
 func (h *HeldConnect) refuseAtRetransmit() error {
-	if st, err := tcpState(h.dup); err != nil {
+	if st, err := TCPStateOf(h.dup); err != nil {
 		return err
-	} else if st != tcpSynSent {
+	} else if st != TCPSynSent {
 		return ErrNotInProgress
 	}
 	h.private.close()

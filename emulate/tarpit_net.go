@@ -5,38 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// nsKey names a network namespace by its nsfs inode.
-type nsKey struct{ dev, ino uint64 }
-
-func nsKeyOfPath(path string) (nsKey, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nsKey{}, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return nsKey{st.Dev, st.Ino}, nil
-}
-
-func nsKeyOfFD(fd int) (nsKey, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nsKey{}, fmt.Errorf("fstat network namespace: %w", err)
-	}
-	return nsKey{st.Dev, st.Ino}, nil
-}
-
 // tarpit is the loopback machinery of one network namespace.
 type tarpit struct {
-	nsfd int  // the namespace, for setns; -1 when it is the supervisor's
-	same bool // the supervisor's own namespace: no setns needed
-	raw  bool // privileged: raw sockets and a SYN capture
+	ns  *Netns // kept open for setns until close
+	raw bool   // privileged: raw sockets and a SYN capture
 
 	mu     sync.Mutex
 	fams   [2]*tarpitFamily // IPv4, IPv6; made on first use
@@ -82,36 +60,26 @@ const maxStash = 4096
 
 // tarpitFor returns the tarpit of the network namespace dup's socket lives in.
 func (t *Tarpits) tarpitFor(dup int) (*tarpit, error) {
-	// SIOCGSKNS (4.9): an fd for the socket's own network namespace.
-	nsfd, err := unix.IoctlRetInt(dup, unix.SIOCGSKNS)
-	if err == unix.EPERM {
+	ns, err := SocketNetns(dup, t.self)
+	if errors.Is(err, unix.EPERM) {
 		// Unprivileged: only the supervisor's own namespace is usable.
 		return t.ownTarpit(dup)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ioctl SIOCGSKNS: %w", err)
-	}
-	key, err := nsKeyOfFD(nsfd)
-	if err != nil {
-		unix.Close(nsfd)
 		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		unix.Close(nsfd)
+		ns.Close()
 		return nil, errors.New("tarpits closed")
 	}
-	if tp := t.byNS[key]; tp != nil {
-		unix.Close(nsfd)
+	if tp := t.byNS[ns.ID()]; tp != nil {
+		ns.Close()
 		return tp, nil
 	}
-	tp := &tarpit{nsfd: nsfd, same: key == t.self, raw: t.raw}
-	if tp.same {
-		unix.Close(nsfd)
-		tp.nsfd = -1
-	}
-	t.byNS[key] = tp
+	tp := &tarpit{ns: ns, raw: t.raw}
+	t.byNS[ns.ID()] = tp
 	return tp, nil
 }
 
@@ -128,11 +96,11 @@ func (t *Tarpits) ownTarpit(dup int) (*tarpit, error) {
 	if t.closed {
 		return nil, errors.New("tarpits closed")
 	}
-	if tp := t.byNS[t.self]; tp != nil {
+	if tp := t.byNS[t.self.ID()]; tp != nil {
 		return tp, nil
 	}
-	tp := &tarpit{nsfd: -1, same: true, raw: t.raw}
-	t.byNS[t.self] = tp
+	tp := &tarpit{ns: t.self, raw: t.raw}
+	t.byNS[t.self.ID()] = tp
 	return tp, nil
 }
 
@@ -145,10 +113,7 @@ func (tp *tarpit) close() {
 			tp.fams[i] = nil
 		}
 	}
-	if tp.nsfd >= 0 {
-		unix.Close(tp.nsfd)
-		tp.nsfd = -1
-	}
+	tp.ns.Close()
 	tp.closed = true
 }
 
@@ -160,71 +125,6 @@ func (f *tarpitFamily) close() {
 		}
 	}
 }
-
-// inNetns runs fn in the tarpit's network namespace: directly when it is
-// the supervisor's, else on a locked OS thread that is thrown away after.
-// Sockets keep the namespace they were made in, so their fds may be used
-// from any thread afterwards.
-func (tp *tarpit) inNetns(fn func() error) error {
-	if tp.same {
-		return fn()
-	}
-	return runInNetns(tp.nsfd, fn)
-}
-
-// runInNetns runs fn on a locked OS thread in the network namespace nsfd
-// names; the thread is thrown away after.
-func runInNetns(nsfd int, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread dies with the goroutine, taking
-		// its namespace with it.
-		runtime.LockOSThread()
-		defer func() {
-			if r := recover(); r != nil {
-				done <- fmt.Errorf("panic in the tarpit's namespace: %v\n%s", r, debug.Stack())
-			}
-		}()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- fmt.Errorf("unshare(CLONE_FS): %w", err)
-			return
-		}
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			done <- fmt.Errorf("enter the socket's network namespace: %w", err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
-}
-
-// InNetnsOf runs fn in the network namespace of socket sock (a
-// duplicate of a target's): directly when it is the supervisor's own,
-// else on a thread that enters it (CAP_SYS_ADMIN). Sockets made by fn keep
-// that namespace when used from any thread afterwards.
-func InNetnsOf(sock int, fn func() error) error {
-	// SIOCGSKNS (4.9): an fd for the socket's own network namespace.
-	nsfd, err := unix.IoctlRetInt(sock, unix.SIOCGSKNS)
-	if err != nil {
-		return fmt.Errorf("ioctl SIOCGSKNS: %w", err)
-	}
-	defer unix.Close(nsfd)
-	key, err := nsKeyOfFD(nsfd)
-	if err != nil {
-		return err
-	}
-	self, err := nsKeyOfPath("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	if key == self {
-		return fn()
-	}
-	return runInNetns(nsfd, fn)
-}
-
-// AttachFilter attaches a classic BPF program to socket fd.
-func AttachFilter(fd int, prog []unix.SockFilter) error { return attachFilter(fd, prog) }
 
 // prepare makes the family's tarpit if needed and opens a capture for the
 // SYNs that will reach it, both in the tarpit's network namespace.
@@ -243,7 +143,7 @@ func (tp *tarpit) prepare(v4 bool) (*tarpitFamily, int, error) {
 	if f != nil {
 		return f, f.capture, nil
 	}
-	err := tp.inNetns(func() error {
+	err := tp.ns.Run(func() error {
 		var err error
 		if f, err = newTarpitFamily(v4, raw); err != nil {
 			return err
@@ -450,14 +350,14 @@ func (l *fullListener) close() {
 func waitConnected(fd int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		st, err := tcpState(fd)
+		st, err := TCPStateOf(fd)
 		if err != nil {
 			return err
 		}
 		switch st {
-		case tcpEstablished:
+		case TCPEstablished:
 			return nil
-		case tcpSynSent:
+		case TCPSynSent:
 		default:
 			return fmt.Errorf("TCP state %d", st)
 		}
@@ -490,12 +390,7 @@ func rawSocket(domain, proto int, f *tarpitFamily) (int, error) {
 
 func dropAll(fd int) error {
 	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-	return attachFilter(fd, prog)
-}
-
-func attachFilter(fd int, prog []unix.SockFilter) error {
-	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
+	return AttachFilter(fd, prog)
 }
 
 // sockaddr is the tarpit's address; mapped gives the IPv4-mapped form for
@@ -520,7 +415,7 @@ func (f *tarpitFamily) openCapture() (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("capture socket: %w", err)
 	}
-	if err := attachFilter(fd, synFilter(f.v4, f.port)); err != nil {
+	if err := AttachFilter(fd, synFilter(f.v4, f.port)); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("capture filter: %w", err)
 	}
@@ -812,32 +707,16 @@ func inetChecksum(sum uint32, b []byte) uint16 {
 	return ^uint16(sum)
 }
 
-// TCP states as TCP_INFO reports them.
-const (
-	tcpEstablished = 1
-	tcpSynSent     = 2
-	tcpSynRecv     = 3
-	tcpClose       = 7
-)
-
-func tcpState(fd int) (uint8, error) {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
-		return 0, fmt.Errorf("getsockopt TCP_INFO: %w", err)
-	}
-	return info.State, nil
-}
-
 // waitClosed waits until the connect on fd is no longer in progress. It
 // does not read SO_ERROR, which belongs to the program.
 func waitClosed(fd int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		st, err := tcpState(fd)
+		st, err := TCPStateOf(fd)
 		if err != nil {
 			return err
 		}
-		if st != tcpSynSent {
+		if st != TCPSynSent {
 			return nil
 		}
 		left := time.Until(deadline)

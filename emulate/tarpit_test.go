@@ -210,8 +210,8 @@ func TestTarpitBlackhole(t *testing.T) {
 			fd, h := hold(t, tps, c)
 			h.Close()
 			assertInProgress(t, fd, 2*time.Second)
-			st, err := tcpState(fd)
-			if err != nil || st != tcpSynSent {
+			st, err := TCPStateOf(fd)
+			if err != nil || st != TCPSynSent {
 				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
 			}
 		})
@@ -489,7 +489,7 @@ func TestTarpitOtherNetns(t *testing.T) {
 	if _, err := tps.Hold(down[0], unix.AF_INET, false); !errors.Is(err, ErrLoopbackDown) {
 		t.Fatalf("Hold with loopback down: %v, want ErrLoopbackDown", err)
 	}
-	if st, _ := tcpState(down[0]); st != tcpClose {
+	if st, _ := TCPStateOf(down[0]); st != TCPClose {
 		t.Errorf("socket state %d after a refused Hold, want untouched", st)
 	}
 }

@@ -49,7 +49,7 @@ func TestUnprivilegedBlackhole(t *testing.T) {
 			fd, h := hold(t, tps, c)
 			h.Close()
 			assertInProgress(t, fd, 2200*time.Millisecond)
-			if st, err := tcpState(fd); err != nil || st != tcpSynSent {
+			if st, err := TCPStateOf(fd); err != nil || st != TCPSynSent {
 				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
 			}
 		})
