@@ -1,4 +1,4 @@
-package emulate
+package tarpit
 
 import (
 	"errors"
@@ -11,64 +11,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// Fault injection on a nonblocking TCP socket must look like a real network
-// failure: connect returns EINPROGRESS, poll shows the socket not writable
-// while "the network" is slow, then writable with an error whose errno
-// getsockopt(SO_ERROR) reports. The only way to get exactly the kernel's own
-// state machine is to let the kernel run it: the program's socket really
-// sends a SYN, to a tarpit on the loopback interface of the socket's network
-// namespace that never answers, and the failure is then delivered the way a
-// network delivers it (an ICMP error, a timeout). No packet ever goes to the
-// destination that is being denied.
-//
-// Kernel behaviours relied on (Linux 6.18, each checked by tarpit_test.go):
-//   - A listening socket with a socket filter that drops everything never
-//     sees the SYN (tcp_v4_rcv/tcp_v6_rcv run sk_filter before the LISTEN
-//     state machine), so the client stays in SYN_SENT and nothing answers.
-//   - An ICMP destination-unreachable quoting the SYN (sequence number in
-//     snd_una..snd_nxt) is fatal in SYN_SENT for every code: tcp_v4_err and
-//     tcp_v6_err end the connect with icmp_err_convert/icmpv6_err_convert's
-//     errno, through tcp_done_with_error, exactly as a router's ICMP would.
-//   - shutdown(SHUT_RDWR) in SYN_SENT runs tcp_disconnect, which sets
-//     sk_err = ECONNRESET and sends nothing.
-//   - A segment with an unacceptable ACK in SYN_SENT, before any
-//     retransmission, re-arms the retransmission timer to TCP_TIMEOUT_MIN
-//     (tcp_rcv_synsent_state_process); from then on the timer is clamped to
-//     what remains of TCP_USER_TIMEOUT (tcp_clamp_rto_to_user_timeout), and
-//     an expired user timeout fails the connect with ETIMEDOUT.
-//
-// Without CAP_NET_RAW and CAP_NET_ADMIN (the supervisor runs as the same
-// user as the program) there are no raw or packet sockets and no
-// SIOCGSKNS, and classic socket filters may be refused too (EPERM from
-// the BPF JIT's limit on unprivileged programs). What the kernel still
-// lets an ordinary user do, measured on Linux 6.18 as user nobody:
-//   - A listener whose accept queue is full (listen backlog 0 plus one
-//     connection never accepted) drops SYNs without answering
-//     (tcp_conn_request, LISTENOVERFLOWS): the same SYN_SENT as the
-//     filtered listener, so a blackhole is exact.
-//   - A nonblocking connect to a loopback port that nobody listens on
-//     returns EINPROGRESS; the reset arrives while the socket is still
-//     locked, is processed at release_sock, and SO_ERROR then says
-//     ECONNREFUSED (about 2 µs later): an immediate refusal is exact.
-//   - Closing a held connect's private full listener makes the next SYN
-//     retransmission meet a closed port: a delayed refusal arrives with
-//     that retransmission (1 s, 2 s, 3 s... after the connect: Linux 6.5+
-//     retransmits the first tcp_syn_linear_timeouts=4 SYNs a second apart).
-//   - TCP_USER_TIMEOUT ends the connect with ETIMEDOUT, exactly at its
-//     deadline once the first retransmission (1 s) has happened, and at
-//     that retransmission for a shorter deadline (no kick without raw TCP).
-//   - shutdown(SHUT_RDWR) gives ECONNRESET at any moment, as above.
-//   - ENETUNREACH, EHOSTUNREACH and the other ICMP errnos need an ICMP
-//     message: without a raw socket they can only be returned by connect
-//     itself (as natively when there is no route).
-// SO_NETNS_COOKIE (5.14) tells whether the program's socket lives in the
-// supervisor's network namespace, where the unprivileged tarpit is.
+	"github.com/connvisor/connvisor/emulate"
+)
 
 // ErrNotAsync is returned by HeldConnect.Fail for an errno that no network
 // event delivers to a connect in progress; the caller answers it
-// synchronously instead. FailsAsync tells beforehand.
+// synchronously instead. Set.FailsAsync tells beforehand.
 var ErrNotAsync = errors.New("errno cannot be delivered asynchronously to a connect in progress")
 
 // ErrLoopbackDown is returned by Hold when the loopback interface of the
@@ -111,11 +60,11 @@ var icmp6Errnos = map[syscall.Errno]icmpCode{
 // privileges to enter it.
 var ErrOtherNetns = errors.New("the socket lives in another network namespace, which only a privileged supervisor can enter")
 
-// FailsAsync reports whether a privileged tarpit (see Tarpits.Privileged)
-// can deliver errno to a connect held on a socket of this family (AF_INET,
+// failsAsyncPrivileged reports whether a privileged tarpit can deliver
+// errno to a connect held on a socket of this family (AF_INET,
 // or AF_INET6 with mappedV4 for an IPv6 socket connecting to an
 // IPv4-mapped address, which runs IPv4 underneath).
-func FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
+func failsAsyncPrivileged(family int, mappedV4 bool, errno syscall.Errno) bool {
 	switch errno {
 	case unix.ETIMEDOUT, unix.ECONNRESET:
 		return true
@@ -129,11 +78,12 @@ func FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
 }
 
 // FailsAsync reports whether Fail can deliver errno to a connect held by
-// these tarpits: every errno FailsAsync lists when they are privileged;
+// these tarpits: every errno with an ICMP message, ETIMEDOUT and
+// ECONNRESET when they are privileged;
 // ECONNREFUSED, ETIMEDOUT and ECONNRESET when they are not.
-func (t *Tarpits) FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
+func (t *Set) FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
 	if t.raw {
-		return FailsAsync(family, mappedV4, errno)
+		return failsAsyncPrivileged(family, mappedV4, errno)
 	}
 	switch errno {
 	case unix.ECONNREFUSED, unix.ETIMEDOUT, unix.ECONNRESET:
@@ -146,7 +96,7 @@ func (t *Tarpits) FailsAsync(family int, mappedV4 bool, errno syscall.Errno) boo
 // raw sockets (CAP_NET_RAW) and enter other network namespaces
 // (CAP_NET_ADMIN, CAP_SYS_ADMIN): every ICMP errno asynchronously, and
 // any delay exactly.
-func (t *Tarpits) Privileged() bool { return t.raw }
+func (t *Set) Privileged() bool { return t.raw }
 
 // firstRetransmit is when the kernel first retransmits an unanswered SYN
 // (TCP_TIMEOUT_INIT): without a raw socket to re-arm its timer, nothing
@@ -157,7 +107,7 @@ const firstRetransmit = time.Second
 // tarpits differs from the network failure it stands for, or "" when it
 // does not. errno 0 is a blackhole; wait is its timeout (0: none), or the
 // fault's delay.
-func (t *Tarpits) Limits(errno syscall.Errno, wait time.Duration) string {
+func (t *Set) Limits(errno syscall.Errno, wait time.Duration) string {
 	if t.raw {
 		return ""
 	}
@@ -202,27 +152,27 @@ func synRetransmitAfter(d time.Duration) time.Duration {
 	return at
 }
 
-// Tarpits owns the tarpit listeners, one set per network namespace, shared
-// by every held connect in that namespace. The supervisor creates one and
+// Set owns the tarpits, one per network namespace, each shared by every
+// held connect in that namespace. The supervisor creates one and
 // closes it at the end. A tarpit keeps its network namespace alive until
 // Close.
-type Tarpits struct {
+type Set struct {
 	mu     sync.Mutex
-	self   *Netns // the supervisor's network namespace
-	cookie uint64 // SO_NETNS_COOKIE of the supervisor's namespace; 0: unknown
-	raw    bool   // raw and packet sockets can be made
-	byNS   map[NetnsID]*tarpit
+	self   *emulate.Netns // the supervisor's network namespace
+	cookie uint64         // SO_NETNS_COOKIE of the supervisor's namespace; 0: unknown
+	raw    bool           // raw and packet sockets can be made
+	byNS   map[emulate.NetnsID]*tarpit
 	closed bool
 }
 
-// NewTarpits returns an empty set; tarpits are made on first use. Whether
+// New returns an empty set; tarpits are made on first use. Whether
 // they are privileged is probed here, once.
-func NewTarpits() (*Tarpits, error) {
-	self, err := OwnNetns()
+func New() (*Set, error) {
+	self, err := emulate.OwnNetns()
 	if err != nil {
 		return nil, err
 	}
-	t := &Tarpits{self: self, byNS: make(map[NetnsID]*tarpit), raw: canRaw()}
+	t := &Set{self: self, byNS: make(map[emulate.NetnsID]*tarpit), raw: canRaw()}
 	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
 		t.cookie, _ = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 		unix.Close(fd)
@@ -249,7 +199,7 @@ func canRaw() bool {
 // Close closes every tarpit. Connects still held stay in progress (their
 // SYNs go unanswered, as toward a host that drops them), until the kernel
 // gives up after the SYN retries, as it would natively.
-func (t *Tarpits) Close() {
+func (t *Set) Close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k, tp := range t.byNS {
@@ -294,7 +244,7 @@ type HeldConnect struct {
 // (getsockname): a loopback address rather than the one the route to the
 // real destination would pick, unless the program had bound the socket
 // (after ECONNRESET, tcp_disconnect clears an address it had not bound).
-func (t *Tarpits) Hold(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
+func (t *Set) Hold(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
 	return t.hold(dup, family, mappedV4, false)
 }
 
@@ -302,7 +252,7 @@ func (t *Tarpits) Hold(dup int, family int, mappedV4 bool) (*HeldConnect, error)
 // (ECONNREFUSED) after a delay. Unprivileged tarpits hold it on a
 // listener of its own, closed at Fail, so that the next SYN
 // retransmission is refused.
-func (t *Tarpits) HoldRefusable(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
+func (t *Set) HoldRefusable(dup int, family int, mappedV4 bool) (*HeldConnect, error) {
 	return t.hold(dup, family, mappedV4, !t.raw)
 }
 
@@ -311,7 +261,7 @@ func (t *Tarpits) HoldRefusable(dup int, family int, mappedV4 bool) (*HeldConnec
 // nobody listens on: the connect returns EINPROGRESS and the kernel's own
 // reset fails it at once, so poll and SO_ERROR show ECONNREFUSED as for a
 // real refusal. It needs no privileges. The caller answers EINPROGRESS.
-func (t *Tarpits) Refuse(dup int, family int, mappedV4 bool) error {
+func (t *Set) Refuse(dup int, family int, mappedV4 bool) error {
 	if err := checkHoldable(dup, family, mappedV4); err != nil {
 		return err
 	}
@@ -332,7 +282,7 @@ func (t *Tarpits) Refuse(dup int, family int, mappedV4 bool) error {
 	return nil
 }
 
-func (t *Tarpits) hold(dup int, family int, mappedV4 bool, private bool) (*HeldConnect, error) {
+func (t *Set) hold(dup int, family int, mappedV4 bool, private bool) (*HeldConnect, error) {
 	if err := checkHoldable(dup, family, mappedV4); err != nil {
 		return nil, err
 	}
@@ -386,7 +336,7 @@ func (t *Tarpits) hold(dup int, family int, mappedV4 bool, private bool) (*HeldC
 }
 
 func checkHoldable(dup int, family int, mappedV4 bool) error {
-	info, errno, err := Inspect(dup)
+	info, errno, err := emulate.Inspect(dup)
 	if err != nil {
 		return err
 	}
@@ -415,7 +365,7 @@ func checkHoldable(dup int, family int, mappedV4 bool) error {
 // Fail ends the held connect with errno, as the network would, and returns
 // once the kernel has failed it (poll then reports the socket writable with
 // an error, SO_ERROR holds errno). ErrNotAsync: this errno has no network
-// event behind it (see FailsAsync).
+// event behind it (see Set.FailsAsync).
 //
 // ETIMEDOUT is exact when Fail comes before the kernel's first SYN
 // retransmission (1 s) or when TimeoutAt armed it; otherwise it lands at the
@@ -426,13 +376,13 @@ func (h *HeldConnect) Fail(errno syscall.Errno) error {
 	if h.private != nil && errno == unix.ECONNREFUSED {
 		return h.refuseAtRetransmit()
 	}
-	if !FailsAsync(unix.AF_INET6, h.v4, errno) {
+	if !failsAsyncPrivileged(unix.AF_INET6, h.v4, errno) {
 		return fmt.Errorf("%w: %v", ErrNotAsync, errno)
 	}
-	if st, err := TCPStateOf(h.dup); err != nil {
+	if st, err := emulate.TCPStateOf(h.dup); err != nil {
 		return err
-	} else if st != TCPSynSent {
-		if errno == unix.ETIMEDOUT && h.touchedTimeout && st == TCPClose {
+	} else if st != emulate.TCPSynSent {
+		if errno == unix.ETIMEDOUT && h.touchedTimeout && st == emulate.TCPClose {
 			// TimeoutAt's timer has already fired.
 			h.restoreTimeout()
 			return nil
@@ -477,9 +427,9 @@ func (h *HeldConnect) Close() {
 // SYN retransmission meets a closed port and the kernel's reset refuses
 // the connect, and waits for it.
 func (h *HeldConnect) refuseAtRetransmit() error {
-	if st, err := TCPStateOf(h.dup); err != nil {
+	if st, err := emulate.TCPStateOf(h.dup); err != nil {
 		return err
-	} else if st != TCPSynSent {
+	} else if st != emulate.TCPSynSent {
 		return ErrNotInProgress
 	}
 	h.private.close()

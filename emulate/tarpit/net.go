@@ -1,4 +1,4 @@
-package emulate
+package tarpit
 
 import (
 	"encoding/binary"
@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/emulate"
 )
 
 // tarpit is the loopback machinery of one network namespace.
 type tarpit struct {
-	ns  *Netns // kept open for setns until close
-	raw bool   // privileged: raw sockets and a SYN capture
+	ns  *emulate.Netns // kept open for setns until close
+	raw bool           // privileged: raw sockets and a SYN capture
 
 	mu     sync.Mutex
 	fams   [2]*tarpitFamily // IPv4, IPv6; made on first use
@@ -59,8 +61,8 @@ type capturedSYN struct {
 const maxStash = 4096
 
 // tarpitFor returns the tarpit of the network namespace dup's socket lives in.
-func (t *Tarpits) tarpitFor(dup int) (*tarpit, error) {
-	ns, err := SocketNetns(dup, t.self)
+func (t *Set) tarpitFor(dup int) (*tarpit, error) {
+	ns, err := emulate.SocketNetns(dup, t.self)
 	if errors.Is(err, unix.EPERM) {
 		// Unprivileged: only the supervisor's own namespace is usable.
 		return t.ownTarpit(dup)
@@ -86,7 +88,7 @@ func (t *Tarpits) tarpitFor(dup int) (*tarpit, error) {
 // ownTarpit returns the tarpit of the supervisor's network namespace when
 // dup's socket lives there (same SO_NETNS_COOKIE), ErrOtherNetns when it
 // does not or cannot be told.
-func (t *Tarpits) ownTarpit(dup int) (*tarpit, error) {
+func (t *Set) ownTarpit(dup int) (*tarpit, error) {
 	c, err := unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 	if err != nil || t.cookie == 0 || c != t.cookie {
 		return nil, ErrOtherNetns
@@ -350,14 +352,14 @@ func (l *fullListener) close() {
 func waitConnected(fd int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		st, err := TCPStateOf(fd)
+		st, err := emulate.TCPStateOf(fd)
 		if err != nil {
 			return err
 		}
 		switch st {
-		case TCPEstablished:
+		case emulate.TCPEstablished:
 			return nil
-		case TCPSynSent:
+		case emulate.TCPSynSent:
 		default:
 			return fmt.Errorf("TCP state %d", st)
 		}
@@ -390,7 +392,7 @@ func rawSocket(domain, proto int, f *tarpitFamily) (int, error) {
 
 func dropAll(fd int) error {
 	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-	return AttachFilter(fd, prog)
+	return emulate.AttachFilter(fd, prog)
 }
 
 // sockaddr is the tarpit's address; mapped gives the IPv4-mapped form for
@@ -415,7 +417,7 @@ func (f *tarpitFamily) openCapture() (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("capture socket: %w", err)
 	}
-	if err := AttachFilter(fd, synFilter(f.v4, f.port)); err != nil {
+	if err := emulate.AttachFilter(fd, synFilter(f.v4, f.port)); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("capture filter: %w", err)
 	}
@@ -712,11 +714,11 @@ func inetChecksum(sum uint32, b []byte) uint16 {
 func waitClosed(fd int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		st, err := TCPStateOf(fd)
+		st, err := emulate.TCPStateOf(fd)
 		if err != nil {
 			return err
 		}
-		if st != TCPSynSent {
+		if st != emulate.TCPSynSent {
 			return nil
 		}
 		left := time.Until(deadline)

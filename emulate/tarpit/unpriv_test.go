@@ -1,4 +1,4 @@
-package emulate
+package tarpit
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/connvisor/connvisor/emulate"
 	"github.com/connvisor/connvisor/internal/testutil"
 )
 
@@ -18,9 +19,9 @@ import (
 // as user nobody through TestUnprivilegedAsNobody (where SIOCGSKNS and
 // raw sockets really fail).
 
-func unprivilegedTarpits(t *testing.T) *Tarpits {
+func unprivilegedSet(t *testing.T) *Set {
 	t.Helper()
-	tps := newTarpits(t)
+	tps := newSet(t)
 	tps.raw = false
 	return tps
 }
@@ -30,7 +31,7 @@ func TestUnprivilegedAsNobody(t *testing.T) {
 }
 
 func TestUnprivilegedProbe(t *testing.T) {
-	tps := newTarpits(t)
+	tps := newSet(t)
 	if root := unix.Geteuid() == 0; tps.Privileged() != root {
 		t.Errorf("Privileged() = %v as uid %d", tps.Privileged(), unix.Geteuid())
 	}
@@ -42,14 +43,14 @@ func TestUnprivilegedProbe(t *testing.T) {
 // A blackhole stays in SYN_SENT past the kernel's SYN retransmissions
 // at 1 s and 2 s: the full accept queue drops them all.
 func TestUnprivilegedBlackhole(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	for _, c := range tarpitCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			fd, h := hold(t, tps, c)
 			h.Close()
 			assertInProgress(t, fd, 2200*time.Millisecond)
-			if st, err := TCPStateOf(fd); err != nil || st != TCPSynSent {
+			if st, err := emulate.TCPStateOf(fd); err != nil || st != emulate.TCPSynSent {
 				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
 			}
 		})
@@ -59,7 +60,7 @@ func TestUnprivilegedBlackhole(t *testing.T) {
 // An immediate refusal comes from the kernel's own reset, through
 // EINPROGRESS, with the events of a native refusal on loopback.
 func TestUnprivilegedRefuse(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	probe := nonblockingTCP(t, unix.AF_INET)
 	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestUnprivilegedRefuse(t *testing.T) {
 // A refusal after a delay arrives with the SYN retransmission that
 // follows it, and not before the delay.
 func TestUnprivilegedRefuseAfterDelay(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	for _, c := range tarpitCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -121,7 +122,7 @@ func TestUnprivilegedRefuseAfterDelay(t *testing.T) {
 }
 
 func TestUnprivilegedResetAndTimeout(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	t.Run("ECONNRESET", func(t *testing.T) {
 		fd, h := hold(t, tps, tarpitCases[0])
 		assertInProgress(t, fd, 100*time.Millisecond)
@@ -150,7 +151,7 @@ func TestUnprivilegedResetAndTimeout(t *testing.T) {
 
 // What cannot be delivered asynchronously is said, and Limits names it.
 func TestUnprivilegedLimits(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	for _, tc := range []struct {
 		errno syscall.Errno
 		wait  time.Duration
@@ -210,7 +211,7 @@ func TestUnprivilegedNoFDLeak(t *testing.T) {
 			t.Errorf("fds: %d before, %d after", before, after)
 		}
 	})
-	tps, err := NewTarpits()
+	tps, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
