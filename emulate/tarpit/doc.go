@@ -54,7 +54,7 @@
 //     (1 s, 2 s, 3 s... after the connect) meets a closed port.
 //   - ENETUNREACH, EHOSTUNREACH, EACCES, ENOPROTOOPT, EOPNOTSUPP,
 //     EHOSTDOWN, ENONET, EPROTO: an ICMP or ICMPv6 error quoting the SYN
-//     (icmp4Errnos, icmp6Errnos). Privileged only: without a raw socket
+//     (the table in errnos.go). Privileged only: without a raw socket
 //     connect itself returns them (as natively when there is no route).
 //
 // # Network namespaces

@@ -140,12 +140,10 @@ func failedWith(t *testing.T, fd int, want syscall.Errno, wait time.Duration) in
 
 func errnosFor(c tarpitCase) []syscall.Errno {
 	list := []syscall.Errno{unix.ECONNRESET, unix.ETIMEDOUT}
-	table := icmp6Errnos
-	if c.domain == unix.AF_INET || c.mapped {
-		table = icmp4Errnos
-	}
-	for e := range table {
-		list = append(list, e)
+	for e := range icmpFor {
+		if _, ok := icmpOf(e, c.domain == unix.AF_INET || c.mapped); ok {
+			list = append(list, e)
+		}
 	}
 	return list
 }
