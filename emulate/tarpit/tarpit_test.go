@@ -67,17 +67,37 @@ func hold(t *testing.T, tps *Set, c tarpitCase) (int, *HeldConnect) {
 
 func holdFD(t *testing.T, tps *Set, fd int, c tarpitCase) *HeldConnect {
 	t.Helper()
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(dup) })
-	h, err := tps.Hold(dup, c.domain, c.mapped)
+	h, err := tps.Hold(dupFD(t, fd), c.domain, c.mapped)
 	if err != nil {
 		t.Fatalf("Hold: %v", err)
 	}
 	t.Cleanup(h.Close)
 	return h
+}
+
+// dupFD duplicates fd as the supervisor does the program's socket; the
+// duplicate is closed when the test ends.
+func dupFD(t *testing.T, fd int) int {
+	t.Helper()
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(dup) })
+	return dup
+}
+
+// closedLoopbackPort returns the address of a port on 127.0.0.1 that
+// nobody listens on (bound, so nobody else takes it while the test runs):
+// the kernel answers a SYN to it with a RST, a native refusal.
+func closedLoopbackPort(t *testing.T) unix.Sockaddr {
+	t.Helper()
+	probe := nonblockingTCP(t, unix.AF_INET)
+	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(probe)
+	return sa
 }
 
 // pollOut polls fd for POLLOUT for up to wait; 0 revents means it timed out.
@@ -175,14 +195,8 @@ func TestTarpitFail(t *testing.T) {
 func TestTarpitLooksNative(t *testing.T) {
 	requireRoot(t)
 	tps := newSet(t)
-	// A port nobody listens on: the kernel answers the SYN with a RST.
-	probe := nonblockingTCP(t, unix.AF_INET)
-	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(probe)
 	native := nonblockingTCP(t, unix.AF_INET)
-	err := unix.Connect(native, sa)
+	err := unix.Connect(native, closedLoopbackPort(t))
 	if err != unix.EINPROGRESS && err != unix.ECONNREFUSED {
 		t.Fatalf("native connect: %v", err)
 	}
@@ -203,15 +217,19 @@ func TestTarpitLooksNative(t *testing.T) {
 
 func TestTarpitBlackhole(t *testing.T) {
 	requireRoot(t)
-	tps := newSet(t)
+	checkBlackhole(t, newSet(t), 2*time.Second)
+}
+
+// checkBlackhole: a connect held and never failed stays in progress, in
+// SYN_SENT, for d at least.
+func checkBlackhole(t *testing.T, tps *Set, d time.Duration) {
 	for _, c := range tarpitCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			fd, h := hold(t, tps, c)
 			h.Close()
-			assertInProgress(t, fd, 2*time.Second)
-			st, err := emulate.TCPStateOf(fd)
-			if err != nil || st != emulate.TCPSynSent {
+			assertInProgress(t, fd, d)
+			if st, err := emulate.TCPStateOf(fd); err != nil || st != emulate.TCPSynSent {
 				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
 			}
 		})
@@ -503,16 +521,23 @@ func countFDs(t *testing.T) int {
 	return len(ents)
 }
 
-func TestTarpitNoFDLeak(t *testing.T) {
-	requireRoot(t)
+// checkNoFDLeak returns how many fds are open now and checks at the end
+// of the test that as many are. Call it first, so that its cleanup runs
+// after the others have closed the test's sockets and dups.
+func checkNoFDLeak(t *testing.T) int {
+	t.Helper()
 	before := countFDs(t)
 	t.Cleanup(func() {
-		// Registered first, so it runs after the other cleanups have
-		// closed the test's sockets and dups.
 		if after := countFDs(t); after != before {
 			t.Errorf("fds: %d before, %d after", before, after)
 		}
 	})
+	return before
+}
+
+func TestTarpitNoFDLeak(t *testing.T) {
+	requireRoot(t)
+	before := checkNoFDLeak(t)
 	tps, err := New()
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/connvisor/connvisor/emulate"
 	"github.com/connvisor/connvisor/internal/testutil"
 )
 
@@ -43,43 +42,22 @@ func TestUnprivilegedProbe(t *testing.T) {
 // A blackhole stays in SYN_SENT past the kernel's SYN retransmissions
 // at 1 s and 2 s: the full accept queue drops them all.
 func TestUnprivilegedBlackhole(t *testing.T) {
-	tps := unprivilegedSet(t)
-	for _, c := range tarpitCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			fd, h := hold(t, tps, c)
-			h.Close()
-			assertInProgress(t, fd, 2200*time.Millisecond)
-			if st, err := emulate.TCPStateOf(fd); err != nil || st != emulate.TCPSynSent {
-				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
-			}
-		})
-	}
+	checkBlackhole(t, unprivilegedSet(t), 2200*time.Millisecond)
 }
 
 // An immediate refusal comes from the kernel's own reset, through
 // EINPROGRESS, with the events of a native refusal on loopback.
 func TestUnprivilegedRefuse(t *testing.T) {
 	tps := unprivilegedSet(t)
-	probe := nonblockingTCP(t, unix.AF_INET)
-	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(probe)
 	native := nonblockingTCP(t, unix.AF_INET)
-	if err := unix.Connect(native, sa); err != unix.EINPROGRESS {
+	if err := unix.Connect(native, closedLoopbackPort(t)); err != unix.EINPROGRESS {
 		t.Fatalf("native connect to a closed loopback port: %v, want EINPROGRESS", err)
 	}
 	want := failedWith(t, native, unix.ECONNREFUSED, time.Second)
 	for _, c := range tarpitCases {
 		t.Run(c.name, func(t *testing.T) {
 			fd := nonblockingTCP(t, c.domain)
-			dup, err := unix.Dup(fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(dup)
-			if err := tps.Refuse(dup, c.domain, c.mapped); err != nil {
+			if err := tps.Refuse(dupFD(t, fd), c.domain, c.mapped); err != nil {
 				t.Fatal(err)
 			}
 			if got := failedWith(t, fd, unix.ECONNREFUSED, time.Second); got != want {
@@ -97,12 +75,7 @@ func TestUnprivilegedRefuseAfterDelay(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			fd := nonblockingTCP(t, c.domain)
-			dup, err := unix.Dup(fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { unix.Close(dup) })
-			h, err := tps.HoldRefusable(dup, c.domain, c.mapped)
+			h, err := tps.HoldRefusable(dupFD(t, fd), c.domain, c.mapped)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,12 +178,7 @@ func TestUnprivilegedRetransmitSchedule(t *testing.T) {
 }
 
 func TestUnprivilegedNoFDLeak(t *testing.T) {
-	before := countFDs(t)
-	t.Cleanup(func() {
-		if after := countFDs(t); after != before {
-			t.Errorf("fds: %d before, %d after", before, after)
-		}
-	})
+	before := checkNoFDLeak(t)
 	tps, err := New()
 	if err != nil {
 		t.Fatal(err)
