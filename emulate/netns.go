@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // NetnsID names a network namespace by its nsfs inode; equal IDs are the
@@ -18,8 +20,8 @@ type NetnsID struct{ dev, ino uint64 }
 // namespace lives as long as a descriptor names it).
 type Netns struct {
 	id  NetnsID
-	own bool // the caller's namespace: Run needs no setns
-	fd  int  // nsfs descriptor, for setns; -1 when own or closed
+	own bool   // the caller's namespace: Run needs no setns
+	fd  *fd.FD // nsfs descriptor, for setns; nil when own
 }
 
 // OwnNetns is the calling thread's network namespace.
@@ -29,27 +31,28 @@ func OwnNetns() (*Netns, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
-	return &Netns{id: NetnsID{st.Dev, st.Ino}, own: true, fd: -1}, nil
+	return &Netns{id: NetnsID{st.Dev, st.Ino}, own: true}, nil
 }
 
 // SocketNetns returns the network namespace socket sock lives in; own is
 // the caller's (OwnNetns), which needs no descriptor. SIOCGSKNS (Linux
 // 4.9) needs CAP_NET_ADMIN: without it the error wraps EPERM.
 func SocketNetns(sock int, own *Netns) (*Netns, error) {
-	nsfd, err := unix.IoctlRetInt(sock, unix.SIOCGSKNS)
+	n, err := unix.IoctlRetInt(sock, unix.SIOCGSKNS)
 	if err != nil {
 		return nil, fmt.Errorf("ioctl SIOCGSKNS: %w", err)
 	}
+	nsfd := fd.New(n)
+	defer nsfd.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(nsfd, &st); err != nil {
-		unix.Close(nsfd)
+	if err := unix.Fstat(nsfd.Int(), &st); err != nil {
 		return nil, fmt.Errorf("fstat network namespace: %w", err)
 	}
-	if id := (NetnsID{st.Dev, st.Ino}); id == own.id {
-		unix.Close(nsfd)
+	id := NetnsID{st.Dev, st.Ino}
+	if id == own.id {
 		return own, nil
 	}
-	return &Netns{id: NetnsID{st.Dev, st.Ino}, fd: nsfd}, nil
+	return &Netns{id: id, fd: nsfd.Move()}, nil
 }
 
 // ID names the namespace.
@@ -66,7 +69,7 @@ func (n *Netns) Run(fn func() error) error {
 	if n.own {
 		return fn()
 	}
-	if n.fd < 0 {
+	if !n.fd.Valid() {
 		return errors.New("network namespace closed")
 	}
 	done := make(chan error, 1)
@@ -83,7 +86,7 @@ func (n *Netns) Run(fn func() error) error {
 			done <- fmt.Errorf("unshare(CLONE_FS): %w", err)
 			return
 		}
-		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(n.fd.Int(), unix.CLONE_NEWNET); err != nil {
 			done <- fmt.Errorf("enter the socket's network namespace: %w", err)
 			return
 		}
@@ -94,12 +97,7 @@ func (n *Netns) Run(fn func() error) error {
 
 // Close lets the namespace go (it ends once nothing else uses it);
 // idempotent, and a no-op on the caller's own.
-func (n *Netns) Close() {
-	if n.fd >= 0 {
-		unix.Close(n.fd)
-		n.fd = -1
-	}
-}
+func (n *Netns) Close() { n.fd.Close() }
 
 // InNetnsOf runs fn in the network namespace of socket sock (a
 // duplicate of a target's): directly when it is the supervisor's own,

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // capturedSYN is what an ICMP error must quote from a SYN, and its ISN.
@@ -19,20 +20,17 @@ type capturedSYN struct {
 // openCapture opens an AF_PACKET socket on loopback that receives the SYNs
 // sent to the tarpit, and nothing else: the ICMP error that fails a held
 // connect must quote its SYN, sequence number included.
-func (f *loopbackFamily) openCapture() (_ int, err error) {
+func (f *loopbackFamily) openCapture() (*fd.FD, error) {
 	// Protocol 0: nothing is received before bind, so the filter is in
 	// place before the first packet.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	n, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return -1, fmt.Errorf("capture socket: %w", err)
+		return nil, fmt.Errorf("capture socket: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			unix.Close(fd)
-		}
-	}()
-	if err := emulate.AttachFilter(fd, synFilter(f.v4, f.port)); err != nil {
-		return -1, fmt.Errorf("capture filter: %w", err)
+	s := fd.New(n)
+	defer s.Close()
+	if err := emulate.AttachFilter(s.Int(), synFilter(f.v4, f.port)); err != nil {
+		return nil, fmt.Errorf("capture filter: %w", err)
 	}
 	proto := uint16(unix.ETH_P_IPV6)
 	if f.v4 {
@@ -41,10 +39,10 @@ func (f *loopbackFamily) openCapture() (_ int, err error) {
 	// A protocol-bound packet socket sees loopback packets once, as they
 	// are received (outgoing copies go only to ETH_P_ALL sockets).
 	sll := &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: f.ifindex}
-	if err := unix.Bind(fd, sll); err != nil {
-		return -1, fmt.Errorf("bind capture to loopback: %w", err)
+	if err := unix.Bind(s.Int(), sll); err != nil {
+		return nil, fmt.Errorf("bind capture to loopback: %w", err)
 	}
-	return fd, nil
+	return s.Move(), nil
 }
 
 // bpfCheck: load a value from the network header, compare it with want

@@ -169,7 +169,7 @@ func (h *HeldConnect) timeoutAt(deadline time.Time) error {
 	if err != nil {
 		return fmt.Errorf("getsockopt TCP_INFO: %w", err)
 	}
-	if info.Retransmits > 0 || h.fam.tcp < 0 {
+	if info.Retransmits > 0 || !h.fam.tcp.Valid() {
 		// The timer is clamped to the user timeout at its next firing
 		// (without a raw socket to kick it, the first one is at 1 s).
 		return nil
@@ -227,9 +227,9 @@ func (h *HeldConnect) readSYN(wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	buf := make([]byte, captureBuf)
 	for {
-		n, _, err := unix.Recvfrom(f.capture, buf, 0)
+		n, _, err := unix.Recvfrom(f.capture.Int(), buf, 0)
 		if err == unix.EAGAIN {
-			if err := pollUntil(f.capture, unix.POLLIN, deadline); err == errDeadline {
+			if err := pollUntil(f.capture.Int(), unix.POLLIN, deadline); err == errDeadline {
 				return errNoSYNYet
 			} else if err != nil {
 				return fmt.Errorf("capture: %w", err)
@@ -274,7 +274,7 @@ func (h *HeldConnect) sendICMP(errno unix.Errno) error {
 	msg := icmpError(code, h.syn, h.v4)
 	dst := h.fam.sockaddrOf(h.local.ip, 0)
 	for try := 0; try < icmpTries; try++ {
-		if err := unix.Sendto(h.fam.icmp, msg, 0, dst); err != nil {
+		if err := unix.Sendto(h.fam.icmp.Int(), msg, 0, dst); err != nil {
 			return fmt.Errorf("send ICMP to %v: %w", h.local.ip, err)
 		}
 		if err := waitClosed(h.dup, icmpRetry); err == nil {
@@ -291,7 +291,7 @@ func (h *HeldConnect) sendICMP(errno unix.Errno) error {
 func (h *HeldConnect) kick() error {
 	// ack == isn == snd_una: unacceptable.
 	seg := ackSegment(h.fam.addr, h.fam.port, h.local, h.isn)
-	if err := unix.Sendto(h.fam.tcp, seg, 0, h.fam.sockaddrOf(h.local.ip, 0)); err != nil {
+	if err := unix.Sendto(h.fam.tcp.Int(), seg, 0, h.fam.sockaddrOf(h.local.ip, 0)); err != nil {
 		return fmt.Errorf("send ACK to %v: %w", h.local.ip, err)
 	}
 	return nil

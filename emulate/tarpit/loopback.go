@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/internal/fd"
 )
 
 // loopback is the tarpit of one network namespace: its loopback
@@ -23,7 +24,7 @@ type loopback struct {
 
 // loopbackFamily is a listener that never answers, on 127.0.0.1 or [::1],
 // a closed port beside it, and the raw sockets that speak for "the
-// network" to held sockets. It owns every descriptor it holds (-1: none).
+// network" to held sockets. It owns every descriptor it holds (nil: none).
 type loopbackFamily struct {
 	v4      bool
 	addr    netip.Addr
@@ -33,22 +34,22 @@ type loopbackFamily struct {
 	trap *listener
 	port uint16 // trap's
 
-	icmp int // raw ICMP or ICMPv6 socket bound to addr; -1 unprivileged
-	tcp  int // raw TCP socket bound to addr; -1 unprivileged
+	icmp *fd.FD // raw ICMP or ICMPv6 socket bound to addr; nil unprivileged
+	tcp  *fd.FD // raw TCP socket bound to addr; nil unprivileged
 
 	// closedPort is a port bound on addr where nobody listens: a SYN to
 	// it is answered with a reset. closed keeps it bound for the
 	// family's life, so nobody else can take it.
-	closed     int
+	closed     *fd.FD
 	closedPort uint16
 
-	// capture sees every SYN sent to the tarpit (-1 unprivileged). It
+	// capture sees every SYN sent to the tarpit (nil unprivileged). It
 	// stays open for the family's life: binding and closing a packet
 	// socket each wait for an RCU grace period (synchronize_net), which
 	// cost every held connect ~10 ms when each had a capture of its own.
 	// SYNs read for other held connects wait in stash, keyed by their
 	// source.
-	capture int
+	capture *fd.FD
 	capMu   sync.Mutex
 	stash   map[sockAddr]capturedSYN
 }
@@ -68,18 +69,10 @@ func (lo *loopback) close() {
 
 func (f *loopbackFamily) close() {
 	f.trap.close()
-	closeFDs(&f.icmp, &f.tcp, &f.capture, &f.closed)
-}
-
-// closeFDs closes the descriptors that are open and marks them closed
-// (-1), so that closing again is harmless.
-func closeFDs(fds ...*int) {
-	for _, fd := range fds {
-		if *fd >= 0 {
-			unix.Close(*fd)
-			*fd = -1
-		}
-	}
+	f.icmp.Close()
+	f.tcp.Close()
+	f.capture.Close()
+	f.closed.Close()
 }
 
 // prepare returns the family's tarpit, made on first use in the tarpit's
@@ -114,7 +107,7 @@ func (lo *loopback) prepare(v4 bool) (*loopbackFamily, error) {
 // newFamily makes a family's tarpit in the calling thread's network
 // namespace.
 func newFamily(v4, raw bool) (_ *loopbackFamily, err error) {
-	f := &loopbackFamily{v4: v4, addr: loopbackAddr(v4), icmp: -1, tcp: -1, closed: -1, capture: -1}
+	f := &loopbackFamily{v4: v4, addr: loopbackAddr(v4)}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -123,13 +116,13 @@ func newFamily(v4, raw bool) (_ *loopbackFamily, err error) {
 	if f.closed, err = loopbackSocket(v4, 0); err != nil {
 		return nil, fmt.Errorf("closed-port socket: %w", err)
 	}
-	if f.ifindex, err = loopbackIndex(f.closed); err != nil {
+	if f.ifindex, err = loopbackIndex(f.closed.Int()); err != nil {
 		return nil, err
 	}
-	if err := unix.Bind(f.closed, f.sockaddr(0, false)); err != nil {
+	if err := unix.Bind(f.closed.Int(), f.sockaddr(0, false)); err != nil {
 		return nil, fmt.Errorf("bind the closed port: %w", err)
 	}
-	if f.closedPort, err = localPort(f.closed); err != nil {
+	if f.closedPort, err = localPort(f.closed.Int()); err != nil {
 		return nil, err
 	}
 	// Privileged: every packet to the listener is dropped before TCP sees
@@ -163,7 +156,7 @@ func newFamily(v4, raw bool) (_ *loopbackFamily, err error) {
 	}
 	if !v4 {
 		// The kernel computes the TCP checksum at this offset.
-		if err := unix.SetsockoptInt(f.tcp, unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, tcpChecksumOffset); err != nil {
+		if err := unix.SetsockoptInt(f.tcp.Int(), unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, tcpChecksumOffset); err != nil {
 			return nil, fmt.Errorf("raw TCP IPV6_CHECKSUM: %w", err)
 		}
 	}
@@ -175,19 +168,19 @@ func newFamily(v4, raw bool) (_ *loopbackFamily, err error) {
 }
 
 // loopbackIndex returns the index of the loopback interface of the
-// namespace socket fd lives in, ErrLoopbackDown when it is down.
-func loopbackIndex(fd int) (int, error) {
+// namespace socket sock lives in, ErrLoopbackDown when it is down.
+func loopbackIndex(sock int) (int, error) {
 	ifr, err := unix.NewIfreq("lo")
 	if err != nil {
 		return 0, err
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+	if err := unix.IoctlIfreq(sock, unix.SIOCGIFFLAGS, ifr); err != nil {
 		return 0, fmt.Errorf("loopback flags: %w", err)
 	}
 	if ifr.Uint16()&unix.IFF_UP == 0 {
 		return 0, ErrLoopbackDown
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+	if err := unix.IoctlIfreq(sock, unix.SIOCGIFINDEX, ifr); err != nil {
 		return 0, fmt.Errorf("loopback index: %w", err)
 	}
 	return int(ifr.Uint32()), nil
@@ -196,26 +189,27 @@ func loopbackIndex(fd int) (int, error) {
 // loopbackSocket opens a TCP socket to bind on the loopback address of
 // its family; an IPv6 one is IPv6-only, so that it takes nothing of the
 // IPv4 port space.
-func loopbackSocket(v4 bool, flags int) (int, error) {
+func loopbackSocket(v4 bool, flags int) (*fd.FD, error) {
 	domain := unix.AF_INET6
 	if v4 {
 		domain = unix.AF_INET
 	}
-	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|flags, unix.IPPROTO_TCP)
+	n, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|flags, unix.IPPROTO_TCP)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
+	s := fd.New(n)
+	defer s.Close()
 	if !v4 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("IPV6_V6ONLY: %w", err)
+		if err := unix.SetsockoptInt(s.Int(), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return nil, fmt.Errorf("IPV6_V6ONLY: %w", err)
 		}
 	}
-	return fd, nil
+	return s.Move(), nil
 }
 
-func localPort(fd int) (uint16, error) {
-	sa, err := unix.Getsockname(fd)
+func localPort(sock int) (uint16, error) {
+	sa, err := unix.Getsockname(sock)
 	if err != nil {
 		return 0, fmt.Errorf("tarpit getsockname: %w", err)
 	}
@@ -225,8 +219,8 @@ func localPort(fd int) (uint16, error) {
 // listener is a loopback listener that drops every SYN unanswered. It
 // owns its descriptors; closing it makes its port a closed one.
 type listener struct {
-	fd     int
-	filler int // the connection that keeps a full listener's queue full; -1 with a drop filter
+	fd     *fd.FD
+	filler *fd.FD // the connection that keeps a full listener's queue full; nil with a drop filter
 	port   uint16
 }
 
@@ -234,8 +228,8 @@ type listener struct {
 // packet before TCP sees it (privileged: the filter may be refused
 // otherwise).
 func newDropListener(v4 bool) (*listener, error) {
-	return newLoopbackListener(v4, func(fd int) error {
-		if err := dropAll(fd); err != nil {
+	return newLoopbackListener(v4, func(s int) error {
+		if err := dropAll(s); err != nil {
 			return fmt.Errorf("tarpit filter: %w", err)
 		}
 		return nil
@@ -260,13 +254,15 @@ func newFullListener(v4 bool) (_ *listener, err error) {
 	if v4 {
 		domain = unix.AF_INET
 	}
-	if l.filler, err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_TCP); err != nil {
+	n, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_TCP)
+	if err != nil {
 		return nil, fmt.Errorf("tarpit filler socket: %w", err)
 	}
-	if err := unix.Connect(l.filler, loopbackSockaddr(v4, l.port)); err != nil && err != unix.EINPROGRESS {
+	l.filler = fd.New(n)
+	if err := unix.Connect(l.filler.Int(), loopbackSockaddr(v4, l.port)); err != nil && err != unix.EINPROGRESS {
 		return nil, fmt.Errorf("fill the tarpit's queue: %w", err)
 	}
-	if err := waitConnected(l.filler, handshakeWait); err != nil {
+	if err := waitConnected(l.filler.Int(), handshakeWait); err != nil {
 		return nil, fmt.Errorf("fill the tarpit's queue: %w", err)
 	}
 	return l, nil
@@ -274,8 +270,8 @@ func newFullListener(v4 bool) (_ *listener, err error) {
 
 // newLoopbackListener binds a nonblocking listener on a free loopback
 // port; setup, if any, runs between socket and bind.
-func newLoopbackListener(v4 bool, setup func(fd int) error, backlog int) (_ *listener, err error) {
-	l := &listener{fd: -1, filler: -1}
+func newLoopbackListener(v4 bool, setup func(sock int) error, backlog int) (_ *listener, err error) {
+	l := &listener{}
 	defer func() {
 		if err != nil {
 			l.close()
@@ -285,17 +281,17 @@ func newLoopbackListener(v4 bool, setup func(fd int) error, backlog int) (_ *lis
 		return nil, fmt.Errorf("tarpit socket: %w", err)
 	}
 	if setup != nil {
-		if err := setup(l.fd); err != nil {
+		if err := setup(l.fd.Int()); err != nil {
 			return nil, err
 		}
 	}
-	if err := unix.Bind(l.fd, loopbackSockaddr(v4, 0)); err != nil {
+	if err := unix.Bind(l.fd.Int(), loopbackSockaddr(v4, 0)); err != nil {
 		return nil, fmt.Errorf("bind tarpit: %w", err)
 	}
-	if err := unix.Listen(l.fd, backlog); err != nil {
+	if err := unix.Listen(l.fd.Int(), backlog); err != nil {
 		return nil, fmt.Errorf("tarpit listen: %w", err)
 	}
-	if l.port, err = localPort(l.fd); err != nil {
+	if l.port, err = localPort(l.fd.Int()); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -306,31 +302,29 @@ func (l *listener) close() {
 	if l == nil {
 		return
 	}
-	closeFDs(&l.fd, &l.filler)
+	l.fd.Close()
+	l.filler.Close()
 }
 
-func (f *loopbackFamily) rawSocket(domain, proto int) (_ int, err error) {
-	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
+func (f *loopbackFamily) rawSocket(domain, proto int) (*fd.FD, error) {
+	n, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			unix.Close(fd)
-		}
-	}()
-	if err := dropAll(fd); err != nil {
-		return -1, err
+	s := fd.New(n)
+	defer s.Close()
+	if err := dropAll(s.Int()); err != nil {
+		return nil, err
 	}
-	if err := unix.Bind(fd, f.sockaddr(0, false)); err != nil {
-		return -1, err
+	if err := unix.Bind(s.Int(), f.sockaddr(0, false)); err != nil {
+		return nil, err
 	}
-	return fd, nil
+	return s.Move(), nil
 }
 
 // dropAll attaches a socket filter that keeps no byte of any packet.
-func dropAll(fd int) error {
-	return emulate.AttachFilter(fd, []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}})
+func dropAll(sock int) error {
+	return emulate.AttachFilter(sock, []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}})
 }
 
 // loopbackAddr is the loopback address of a family.

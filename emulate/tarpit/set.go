@@ -138,7 +138,7 @@ func (t *Set) hold(dup int, family int, mappedV4 bool, private bool) (_ *HeldCon
 	if err != nil {
 		return nil, err
 	}
-	h := &HeldConnect{dup: dup, v4: fam.v4, fam: fam, capturing: fam.capture >= 0}
+	h := &HeldConnect{dup: dup, v4: fam.v4, fam: fam, capturing: fam.capture.Valid()}
 	defer func() {
 		if err != nil {
 			h.Close() // what it holds so far; dup stays the caller's
