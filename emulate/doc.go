@@ -12,7 +12,8 @@
 //     reads what it is (SocketInfo; ConnectBlocks says whether its connect
 //     waits), and SendTimeout, SendBuffer, FileOf and TargetHolds answer
 //     what the supervisor asks about it. RefusedBeforeDestination is what
-//     the kernel refuses whatever the destination.
+//     the kernel refuses whatever the destination; TCPStateOf
+//     (tcpstate.go) reads a TCP socket's state.
 //   - Addresses (memory.go, sockaddr.go): ReadSockaddr copies a connect's
 //     or a send's address as move_addr_to_kernel does, Sockaddr decodes it
 //     into a policy.Dest, and ResolveName replaces an unspecified address
@@ -36,13 +37,17 @@
 //     view, and WithUnixPath resolves a UNIX pathname as the target would
 //     to the inode it names, decides on its canonical path and connects or
 //     sends to that very inode.
-//   - Tarpits (tarpit.go, tarpit_net.go): loopback listeners that make an
-//     injected fault on a nonblocking TCP connect look like a real network
-//     failure, with privileges (raw sockets, ICMP) or without (a full
-//     accept queue, a closed loopback port, TCP_USER_TIMEOUT).
+//   - Network namespaces (netns.go): a Netns runs code in the network
+//     namespace a socket lives in (SocketNetns, OwnNetns, InNetnsOf), for
+//     sockets that must live beside the target's; AttachFilter gives one
+//     a classic BPF filter. dnslearn's capture and the tarpits use them.
 //
 // Results: a syscall.Errno is what the target's own call would have
 // returned (0: it succeeded); a Go error is a failure of the supervisor's
 // own, which fails the call closed; ErrTargetGone means the thread is gone
 // and nobody waits for an answer.
+//
+// The tarpits, which make an injected fault on a nonblocking TCP connect
+// look like a real network failure, are a package of their own,
+// emulate/tarpit, built on Inspect, TCPStateOf and Netns.
 package emulate

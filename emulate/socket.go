@@ -111,16 +111,16 @@ func RefusedBeforeDestination(fd int, info SocketInfo, send bool, length, flags 
 	case !inet:
 		return 0
 	case !send && info.Type == unix.SOCK_STREAM:
-		st, err := tcpState(fd)
+		st, err := TCPStateOf(fd)
 		if err != nil {
 			return 0
 		}
 		switch st {
-		case tcpSynSent, tcpSynRecv:
+		case TCPSynSent, TCPSynRecv:
 			if info.NonBlock {
 				return syscall.EALREADY
 			}
-		case tcpClose:
+		case TCPClose:
 		default:
 			return syscall.EISCONN
 		}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/emulate/tarpit"
 	"github.com/connvisor/connvisor/policy"
 )
 
@@ -130,7 +131,7 @@ func (s *Supervisor) someoneWaits(c *call, key repeatKey, tracked bool) bool {
 // errno; or, for a blackhole, never until the timeout or the target gives
 // up. A nonblocking TCP socket sees what a real failed connect shows: the
 // call returns EINPROGRESS, and the failure arrives through poll and
-// SO_ERROR (emulate's tarpit); a blackhole stays in progress.
+// SO_ERROR (package tarpit); a blackhole stays in progress.
 func (s *Supervisor) inject(c *call, d policy.Decision) {
 	if s.injectAsync(c, d) {
 		return
@@ -220,7 +221,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	if wait := time.Until(start.Add(d.Delay)); wait > 0 {
 		time.Sleep(wait)
 	}
-	if err := h.Fail(d.Errno); err != nil && !errors.Is(err, emulate.ErrNotInProgress) {
+	if err := h.Fail(d.Errno); err != nil && !errors.Is(err, tarpit.ErrNotInProgress) {
 		s.log.Warn("injected fault not delivered", zap.Error(err))
 	}
 	c.dup.Close()

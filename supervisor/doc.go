@@ -119,7 +119,7 @@
 // # Privileges
 //
 // Nothing here needs root. Faults on nonblocking TCP sockets are made by
-// the kernel itself against loopback "tarpits" (see the emulate package);
+// the kernel itself against loopback "tarpits" (see package emulate/tarpit);
 // with CAP_NET_RAW and CAP_NET_ADMIN every errno arrives asynchronously,
 // as from a network, at the exact delay. Without them a refusal after a
 // delay and a sub-second timeout land on the kernel's next SYN

@@ -14,6 +14,7 @@ import (
 
 	"github.com/connvisor/connvisor/dnslearn"
 	"github.com/connvisor/connvisor/emulate"
+	"github.com/connvisor/connvisor/emulate/tarpit"
 	"github.com/connvisor/connvisor/internal/fd"
 	"github.com/connvisor/connvisor/policy"
 )
@@ -52,7 +53,7 @@ type Supervisor struct {
 	stats      *Stats
 	// tarpits hold faulted nonblocking connects in progress; nil when the
 	// supervisor lacks CAP_NET_RAW (faults are then answered directly).
-	tarpits *emulate.Tarpits
+	tarpits *tarpit.Set
 	// waiter finishes blocking TCP connects without a thread each; nil
 	// when it could not be set up (they are then held on goroutines).
 	waiter *connectWaiter
@@ -124,7 +125,7 @@ func newSupervisor(listener *fd.FD, p *policy.Policy, log *zap.Logger, opts Opti
 	if self, err := emulate.ReadSender(os.Getpid()); err == nil {
 		s.claimsAnyPid = self.Has(unix.CAP_SYS_ADMIN)
 	}
-	if t, err := emulate.NewTarpits(); err == nil {
+	if t, err := tarpit.New(); err == nil {
 		s.tarpits = t
 	} else {
 		log.Warn("no tarpits: faults on nonblocking sockets are answered by connect itself", zap.Error(err))
@@ -142,7 +143,7 @@ func (s *Supervisor) SetPolicy(p *policy.Policy) {
 
 // warnLimits warns, once per rule, about each fault rule of p that this
 // supervisor cannot inject exactly as the network would (without
-// privileges, see emulate's tarpit), naming the rule and what differs.
+// privileges, see package tarpit), naming the rule and what differs.
 func (s *Supervisor) warnLimits(p *policy.Policy) {
 	if s.tarpits != nil && s.tarpits.Privileged() {
 		return

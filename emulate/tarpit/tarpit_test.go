@@ -1,4 +1,4 @@
-package emulate
+package tarpit
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/emulate"
 )
 
 func requireRoot(t *testing.T) {
@@ -45,9 +47,9 @@ func nonblockingTCP(t *testing.T, domain int) int {
 	return fd
 }
 
-func newTarpits(t *testing.T) *Tarpits {
+func newSet(t *testing.T) *Set {
 	t.Helper()
-	tp, err := NewTarpits()
+	tp, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,25 +59,45 @@ func newTarpits(t *testing.T) *Tarpits {
 
 // hold holds a connect on a fresh socket, through a duplicate as the
 // supervisor has one; the test owns fd, the "program's" descriptor.
-func hold(t *testing.T, tps *Tarpits, c tarpitCase) (int, *HeldConnect) {
+func hold(t *testing.T, tps *Set, c tarpitCase) (int, *HeldConnect) {
 	t.Helper()
 	fd := nonblockingTCP(t, c.domain)
 	return fd, holdFD(t, tps, fd, c)
 }
 
-func holdFD(t *testing.T, tps *Tarpits, fd int, c tarpitCase) *HeldConnect {
+func holdFD(t *testing.T, tps *Set, fd int, c tarpitCase) *HeldConnect {
+	t.Helper()
+	h, err := tps.Hold(dupFD(t, fd), c.domain, c.mapped)
+	if err != nil {
+		t.Fatalf("Hold: %v", err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// dupFD duplicates fd as the supervisor does the program's socket; the
+// duplicate is closed when the test ends.
+func dupFD(t *testing.T, fd int) int {
 	t.Helper()
 	dup, err := unix.Dup(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(dup) })
-	h, err := tps.Hold(dup, c.domain, c.mapped)
-	if err != nil {
-		t.Fatalf("Hold: %v", err)
+	return dup
+}
+
+// closedLoopbackPort returns the address of a port on 127.0.0.1 that
+// nobody listens on (bound, so nobody else takes it while the test runs):
+// the kernel answers a SYN to it with a RST, a native refusal.
+func closedLoopbackPort(t *testing.T) unix.Sockaddr {
+	t.Helper()
+	probe := nonblockingTCP(t, unix.AF_INET)
+	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(h.Close)
-	return h
+	sa, _ := unix.Getsockname(probe)
+	return sa
 }
 
 // pollOut polls fd for POLLOUT for up to wait; 0 revents means it timed out.
@@ -123,7 +145,7 @@ func failedWith(t *testing.T, fd int, want syscall.Errno, wait time.Duration) in
 	if rev&unix.POLLOUT == 0 || rev&unix.POLLERR == 0 {
 		t.Fatalf("poll after Fail: revents %#x, want POLLOUT|POLLERR", rev)
 	}
-	got, err := SocketError(fd)
+	got, err := emulate.SocketError(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,19 +160,17 @@ func failedWith(t *testing.T, fd int, want syscall.Errno, wait time.Duration) in
 
 func errnosFor(c tarpitCase) []syscall.Errno {
 	list := []syscall.Errno{unix.ECONNRESET, unix.ETIMEDOUT}
-	table := icmp6Errnos
-	if c.domain == unix.AF_INET || c.mapped {
-		table = icmp4Errnos
-	}
-	for e := range table {
-		list = append(list, e)
+	for e := range icmpFor {
+		if _, ok := icmpOf(e, c.domain == unix.AF_INET || c.mapped); ok {
+			list = append(list, e)
+		}
 	}
 	return list
 }
 
 func TestTarpitFail(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	for _, c := range tarpitCases {
 		for _, errno := range errnosFor(c) {
 			t.Run(fmt.Sprintf("%s/%s", c.name, unix.ErrnoName(errno)), func(t *testing.T) {
@@ -174,15 +194,9 @@ func TestTarpitFail(t *testing.T) {
 // with the one after a real refused connect on loopback.
 func TestTarpitLooksNative(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
-	// A port nobody listens on: the kernel answers the SYN with a RST.
-	probe := nonblockingTCP(t, unix.AF_INET)
-	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(probe)
+	tps := newSet(t)
 	native := nonblockingTCP(t, unix.AF_INET)
-	err := unix.Connect(native, sa)
+	err := unix.Connect(native, closedLoopbackPort(t))
 	if err != unix.EINPROGRESS && err != unix.ECONNREFUSED {
 		t.Fatalf("native connect: %v", err)
 	}
@@ -203,15 +217,19 @@ func TestTarpitLooksNative(t *testing.T) {
 
 func TestTarpitBlackhole(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	checkBlackhole(t, newSet(t), 2*time.Second)
+}
+
+// checkBlackhole: a connect held and never failed stays in progress, in
+// SYN_SENT, for d at least.
+func checkBlackhole(t *testing.T, tps *Set, d time.Duration) {
 	for _, c := range tarpitCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			fd, h := hold(t, tps, c)
 			h.Close()
-			assertInProgress(t, fd, 2*time.Second)
-			st, err := tcpState(fd)
-			if err != nil || st != tcpSynSent {
+			assertInProgress(t, fd, d)
+			if st, err := emulate.TCPStateOf(fd); err != nil || st != emulate.TCPSynSent {
 				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
 			}
 		})
@@ -222,7 +240,7 @@ func TestTarpitBlackhole(t *testing.T) {
 // deadline, well past the first SYN retransmission.
 func TestTarpitTimeoutAt(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	for _, c := range tarpitCases[:2] {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -258,7 +276,7 @@ func TestTarpitTimeoutAt(t *testing.T) {
 // retransmission, lands at the kernel's next retransmission timer.
 func TestTarpitLateTimeout(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	fd, h := hold(t, tps, tarpitCases[0])
 	time.Sleep(1200 * time.Millisecond)
 	start := time.Now()
@@ -276,7 +294,7 @@ func TestTarpitLateTimeout(t *testing.T) {
 // measure when the program's poll wakes up.
 func TestTarpitDelayAccuracy(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	for _, errno := range []syscall.Errno{unix.ECONNREFUSED, unix.ECONNRESET, unix.ETIMEDOUT} {
 		fd, h := hold(t, tps, tarpitCases[0])
 		const d = 300 * time.Millisecond
@@ -298,7 +316,7 @@ func TestTarpitDelayAccuracy(t *testing.T) {
 // connecting keeps that address; the SYN and the ICMP still stay on lo.
 func TestTarpitBoundSocket(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	ifaces, err := net.InterfaceAddrs()
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +364,7 @@ func TestTarpitBoundSocket(t *testing.T) {
 // nothing during the hold and one writable-with-error event on Fail.
 func TestTarpitEpoll(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
@@ -369,16 +387,16 @@ func TestTarpitEpoll(t *testing.T) {
 	if n != 1 || evs[0].Events&(unix.EPOLLOUT|unix.EPOLLERR) != unix.EPOLLOUT|unix.EPOLLERR {
 		t.Fatalf("epoll after Fail: %d events (%#x), want EPOLLOUT|EPOLLERR", n, evs[0].Events)
 	}
-	if e, _ := SocketError(fd); e != unix.ECONNREFUSED {
+	if e, _ := emulate.SocketError(fd); e != unix.ECONNREFUSED {
 		t.Fatalf("SO_ERROR %v", e)
 	}
 }
 
 func TestTarpitNotAsync(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	fd, h := hold(t, tps, tarpitCases[0])
-	if FailsAsync(unix.AF_INET, false, unix.EADDRNOTAVAIL) {
+	if failsAsyncPrivileged(unix.AF_INET, false, unix.EADDRNOTAVAIL) {
 		t.Error("FailsAsync(EADDRNOTAVAIL) = true")
 	}
 	if err := h.Fail(unix.EADDRNOTAVAIL); !errors.Is(err, ErrNotAsync) {
@@ -389,7 +407,7 @@ func TestTarpitNotAsync(t *testing.T) {
 
 func TestTarpitRefusesBlocking(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -441,7 +459,7 @@ func setLoopbackUp(up bool) error {
 
 func TestTarpitOtherNetns(t *testing.T) {
 	requireRoot(t)
-	tps := newTarpits(t)
+	tps := newSet(t)
 	var down, fds [3]int
 	inNewNetns(t, func() error {
 		var err error
@@ -489,7 +507,7 @@ func TestTarpitOtherNetns(t *testing.T) {
 	if _, err := tps.Hold(down[0], unix.AF_INET, false); !errors.Is(err, ErrLoopbackDown) {
 		t.Fatalf("Hold with loopback down: %v, want ErrLoopbackDown", err)
 	}
-	if st, _ := tcpState(down[0]); st != tcpClose {
+	if st, _ := emulate.TCPStateOf(down[0]); st != emulate.TCPClose {
 		t.Errorf("socket state %d after a refused Hold, want untouched", st)
 	}
 }
@@ -503,17 +521,24 @@ func countFDs(t *testing.T) int {
 	return len(ents)
 }
 
-func TestTarpitNoFDLeak(t *testing.T) {
-	requireRoot(t)
+// checkNoFDLeak returns how many fds are open now and checks at the end
+// of the test that as many are. Call it first, so that its cleanup runs
+// after the others have closed the test's sockets and dups.
+func checkNoFDLeak(t *testing.T) int {
+	t.Helper()
 	before := countFDs(t)
 	t.Cleanup(func() {
-		// Registered first, so it runs after the other cleanups have
-		// closed the test's sockets and dups.
 		if after := countFDs(t); after != before {
 			t.Errorf("fds: %d before, %d after", before, after)
 		}
 	})
-	tps, err := NewTarpits()
+	return before
+}
+
+func TestTarpitNoFDLeak(t *testing.T) {
+	requireRoot(t)
+	before := checkNoFDLeak(t)
+	tps, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package emulate
+package tarpit
 
 import (
 	"errors"
@@ -18,9 +18,9 @@ import (
 // as user nobody through TestUnprivilegedAsNobody (where SIOCGSKNS and
 // raw sockets really fail).
 
-func unprivilegedTarpits(t *testing.T) *Tarpits {
+func unprivilegedSet(t *testing.T) *Set {
 	t.Helper()
-	tps := newTarpits(t)
+	tps := newSet(t)
 	tps.raw = false
 	return tps
 }
@@ -30,7 +30,7 @@ func TestUnprivilegedAsNobody(t *testing.T) {
 }
 
 func TestUnprivilegedProbe(t *testing.T) {
-	tps := newTarpits(t)
+	tps := newSet(t)
 	if root := unix.Geteuid() == 0; tps.Privileged() != root {
 		t.Errorf("Privileged() = %v as uid %d", tps.Privileged(), unix.Geteuid())
 	}
@@ -42,43 +42,22 @@ func TestUnprivilegedProbe(t *testing.T) {
 // A blackhole stays in SYN_SENT past the kernel's SYN retransmissions
 // at 1 s and 2 s: the full accept queue drops them all.
 func TestUnprivilegedBlackhole(t *testing.T) {
-	tps := unprivilegedTarpits(t)
-	for _, c := range tarpitCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			fd, h := hold(t, tps, c)
-			h.Close()
-			assertInProgress(t, fd, 2200*time.Millisecond)
-			if st, err := tcpState(fd); err != nil || st != tcpSynSent {
-				t.Fatalf("state %d (%v), want SYN_SENT", st, err)
-			}
-		})
-	}
+	checkBlackhole(t, unprivilegedSet(t), 2200*time.Millisecond)
 }
 
 // An immediate refusal comes from the kernel's own reset, through
 // EINPROGRESS, with the events of a native refusal on loopback.
 func TestUnprivilegedRefuse(t *testing.T) {
-	tps := unprivilegedTarpits(t)
-	probe := nonblockingTCP(t, unix.AF_INET)
-	if err := unix.Bind(probe, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(probe)
+	tps := unprivilegedSet(t)
 	native := nonblockingTCP(t, unix.AF_INET)
-	if err := unix.Connect(native, sa); err != unix.EINPROGRESS {
+	if err := unix.Connect(native, closedLoopbackPort(t)); err != unix.EINPROGRESS {
 		t.Fatalf("native connect to a closed loopback port: %v, want EINPROGRESS", err)
 	}
 	want := failedWith(t, native, unix.ECONNREFUSED, time.Second)
 	for _, c := range tarpitCases {
 		t.Run(c.name, func(t *testing.T) {
 			fd := nonblockingTCP(t, c.domain)
-			dup, err := unix.Dup(fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(dup)
-			if err := tps.Refuse(dup, c.domain, c.mapped); err != nil {
+			if err := tps.Refuse(dupFD(t, fd), c.domain, c.mapped); err != nil {
 				t.Fatal(err)
 			}
 			if got := failedWith(t, fd, unix.ECONNREFUSED, time.Second); got != want {
@@ -91,17 +70,12 @@ func TestUnprivilegedRefuse(t *testing.T) {
 // A refusal after a delay arrives with the SYN retransmission that
 // follows it, and not before the delay.
 func TestUnprivilegedRefuseAfterDelay(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	for _, c := range tarpitCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			fd := nonblockingTCP(t, c.domain)
-			dup, err := unix.Dup(fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { unix.Close(dup) })
-			h, err := tps.HoldRefusable(dup, c.domain, c.mapped)
+			h, err := tps.HoldRefusable(dupFD(t, fd), c.domain, c.mapped)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +95,7 @@ func TestUnprivilegedRefuseAfterDelay(t *testing.T) {
 }
 
 func TestUnprivilegedResetAndTimeout(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	t.Run("ECONNRESET", func(t *testing.T) {
 		fd, h := hold(t, tps, tarpitCases[0])
 		assertInProgress(t, fd, 100*time.Millisecond)
@@ -150,7 +124,7 @@ func TestUnprivilegedResetAndTimeout(t *testing.T) {
 
 // What cannot be delivered asynchronously is said, and Limits names it.
 func TestUnprivilegedLimits(t *testing.T) {
-	tps := unprivilegedTarpits(t)
+	tps := unprivilegedSet(t)
 	for _, tc := range []struct {
 		errno syscall.Errno
 		wait  time.Duration
@@ -204,13 +178,8 @@ func TestUnprivilegedRetransmitSchedule(t *testing.T) {
 }
 
 func TestUnprivilegedNoFDLeak(t *testing.T) {
-	before := countFDs(t)
-	t.Cleanup(func() {
-		if after := countFDs(t); after != before {
-			t.Errorf("fds: %d before, %d after", before, after)
-		}
-	})
-	tps, err := NewTarpits()
+	before := checkNoFDLeak(t)
+	tps, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
