@@ -161,10 +161,11 @@ type Message struct {
 	data    []byte
 	control []byte // translated control messages; nil with a control fault
 	ctlLen  int
-	ctlBad  bool        // the target's control buffer faults: the kernel's copy will too
-	mapped  bool        // data is its own mapping (MSG_ZEROCOPY)
-	faulted bool        // part of the target's data could not be read
-	creds   *unix.Ucred // the SCM_CREDENTIALS the message carries
+	ctlBad  bool          // the target's control buffer faults: the kernel's copy will too
+	ctlErr  syscall.Errno // why ctlBad: EFAULT, or ENOBUFS for a buffer over optmem_max
+	mapped  bool          // data is its own mapping (MSG_ZEROCOPY)
+	faulted bool          // part of the target's data could not be read
+	creds   *unix.Ucred   // the SCM_CREDENTIALS the message carries
 	dupFDs  []int
 	sendto  bool
 }
@@ -181,6 +182,13 @@ func (m *Message) Close() {
 // Faulted reports whether part of the data could not be read: the kernel
 // will fail with EFAULT where it reaches that part.
 func (m *Message) Faulted() bool { return m.faulted }
+
+// ControlErrno is the errno of ____sys_sendmsg's copy of the control
+// buffer (ENOBUFS when it cannot be allocated, EFAULT when it cannot be
+// read), or 0. The kernel copies it before the protocol sees the message,
+// so this error comes before every check of the socket's own, and before
+// anything that looks at the destination.
+func (m *Message) ControlErrno() syscall.Errno { return m.ctlErr }
 
 // Remaining is what is left to send of the message.
 func (m *Message) Remaining() int { return m.Len - m.Sent }
@@ -273,14 +281,14 @@ func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream int) (*Messa
 			case err == nil:
 				m.control = ctl
 			case errors.Is(err, syscall.EFAULT):
-				m.ctlBad = true
+				m.ctlBad, m.ctlErr = true, syscall.EFAULT
 			default:
 				return errnoOf(err)
 			}
 		} else {
 			// More than optmem_max allows: the kernel refuses it with
 			// ENOBUFS before reading it (sock_kmalloc).
-			m.ctlBad = true
+			m.ctlBad, m.ctlErr = true, syscall.ENOBUFS
 		}
 	}
 	if err := c.copyData(tid, m, flags, stream); err != nil {
@@ -336,21 +344,30 @@ func (v Mmsg) WriteMsgLen(i, sent int) error {
 func (v Mmsg) entry(i int) uint64 { return v.addr + uint64(i)*mmsghdrSize }
 
 // readIovecs copies the iovec array and applies import_iovec's checks:
-// every length must be non-negative (EINVAL) before any range is checked
-// (EFAULT); the total is capped at MAX_RW_COUNT. A single iovec is capped
-// before its range is checked (import_ubuf).
+// the array must lie in user space (EFAULT); its entries are read in order
+// and a negative length is EINVAL where it is met, so an entry that cannot
+// be read is EFAULT only when no earlier one was negative
+// (copy_iovec_from_user); then every range is checked (EFAULT) and the
+// total is capped at MAX_RW_COUNT. A single iovec is capped before its
+// range is checked (import_ubuf).
 func (c *Copier) readIovecs(tid int, m *Message, iovPtr uint64, n int) (syscall.Errno, error) {
 	if n == 0 {
 		return 0, nil
 	}
+	if !c.accessOK(iovPtr, uint64(n)*iovecSize) {
+		return syscall.EFAULT, nil
+	}
 	raw := make([]byte, n*iovecSize)
-	if err := ReadMemory(tid, iovPtr, raw); err != nil {
-		_, errno, err := errnoOf(err)
-		return errno, err
+	got, err := readRanges(tid, raw, []unix.RemoteIovec{{Base: uintptr(iovPtr), Len: len(raw)}})
+	if err != nil {
+		return 0, err
 	}
 	le := binary.NativeEndian
 	m.segs = make([]segment, n)
 	for i := range m.segs {
+		if (i+1)*iovecSize > got {
+			return syscall.EFAULT, nil
+		}
 		m.segs[i] = segment{le.Uint64(raw[i*iovecSize:]), le.Uint64(raw[i*iovecSize+8:])}
 		if int64(m.segs[i].len) < 0 {
 			return syscall.EINVAL, nil
@@ -491,7 +508,7 @@ func (c *Copier) Refill(tid int, m *Message, flags int, stream bool) error {
 	if m.Sent > 0 {
 		// Descriptors went with the first part; credentials go with
 		// every part (unix_stream_sendmsg gives each skb the call's).
-		m.control, m.ctlLen, m.ctlBad = nil, 0, false
+		m.control, m.ctlLen, m.ctlBad, m.ctlErr = nil, 0, false, 0
 		if m.creds != nil {
 			m.control = unix.UnixCredentials(m.creds)
 		}

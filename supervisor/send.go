@@ -216,6 +216,11 @@ func (s *Supervisor) checkRead(op *sendOp, m *emulate.Message, errno syscall.Err
 // prepareMessage checks the control messages of m as the kernel would for
 // the target and decides its destination. The errno is the target's answer.
 func (s *Supervisor) prepareMessage(op *sendOp, m *emulate.Message) syscall.Errno {
+	// ____sys_sendmsg copies the control buffer before the protocol sees
+	// the message.
+	if e := m.ControlErrno(); e != 0 {
+		return e
+	}
 	if m.HasControl() {
 		if errno := s.prepareControl(op, m); errno != 0 {
 			return errno
