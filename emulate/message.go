@@ -516,6 +516,34 @@ func (c *Copier) Refill(tid int, m *Message, flags int, stream bool) error {
 	return c.fill(tid, m, m.Sent, min(m.Remaining(), streamCopyLimit), flags)
 }
 
+// contiguous lays out a sendto's copy of two parts, the bytes read then the
+// guard for the rest, as one buffer: the bytes right before a PROT_NONE
+// page, so that the kernel reads them and faults where it would have in
+// the target's memory. The mapping is low, like the guard, so the whole
+// length passes access_ok. ok is false when it cannot be made.
+func (c *Copier) contiguous(m *Message) (iov []unix.Iovec, release func(), ok bool) {
+	page := len(c.guard)
+	data, rest := int(m.iov[0].Len), int(m.iov[1].Len)
+	if m.iov[0].Base == &c.guard[0] || m.iov[1].Base != &c.guard[0] {
+		return nil, nil, false
+	}
+	size := (data+page-1)/page*page + page
+	p, err := unix.MmapPtr(-1, 0, unsafe.Add(nil, 1<<32), uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, nil, false
+	}
+	b := unsafe.Slice((*byte)(p), size)
+	release = func() { unix.Munmap(b) }
+	start := size - page - data
+	if unix.Mprotect(b[size-page:], unix.PROT_NONE) != nil || !c.accessOK(uint64(uintptr(p))+uint64(start), uint64(data+rest)) {
+		release()
+		return nil, nil, false
+	}
+	copy(b[start:], unsafe.Slice(m.iov[0].Base, data))
+	return []unix.Iovec{iovec(&b[start], data+rest)}, release, true
+}
+
 // Drop releases the copied data (not the descriptors of SCM_RIGHTS).
 func (m *Message) Drop() {
 	if m.mapped && m.data != nil {
@@ -534,12 +562,23 @@ func (m *Message) Send(c *Copier, fd int, flags int, name *Sockaddr) (int, sysca
 		name = &m.Name
 	}
 	flags |= unix.MSG_NOSIGNAL
-	if m.sendto && m.control == nil && !m.ctlBad && len(m.iov) <= 1 {
+	iov := m.iov
+	if m.sendto && m.control == nil && !m.ctlBad && len(iov) == 2 && name != nil && name.len == 0 {
+		// The name pointer with addrlen 0 that only sendto keeps, and a
+		// copy in two parts: lay it out as one buffer.
+		if one, release, ok := c.contiguous(m); ok {
+			defer release()
+			iov = one
+		}
+	}
+	if m.sendto && m.control == nil && !m.ctlBad && len(iov) <= 1 {
 		// sendto itself: it keeps a name pointer with addrlen 0, which
-		// sendmsg would drop, and ignores MSG_CMSG_COMPAT.
+		// sendmsg would drop (udp_sendmsg refuses it with EINVAL, where
+		// the sendmsg without it would go to the connected peer), and
+		// ignores MSG_CMSG_COMPAT.
 		var buf, namePtr unsafe.Pointer
-		if len(m.iov) == 1 {
-			buf = unsafe.Pointer(m.iov[0].Base)
+		if len(iov) == 1 {
+			buf = unsafe.Pointer(iov[0].Base)
 		}
 		nameLen := 0
 		if name != nil {
