@@ -89,8 +89,9 @@ func isUDP(fd int) bool {
 //   - on an IPv6 socket, a name that goes the IPv4 way (AF_INET, or an
 //     IPv4-mapped address) is ENETUNREACH on an IPV6_V6ONLY socket, before
 //     anything else is looked at;
-//   - the IPv4 way refuses more than 64 KiB (EMSGSIZE) and MSG_OOB
-//     (EOPNOTSUPP) first; the IPv6 way ignores MSG_OOB;
+//   - the IPv4 way refuses more than 64 KiB (EMSGSIZE), MSG_OOB
+//     (EOPNOTSUPP) and port 0 (EINVAL) first; the IPv6 way ignores
+//     MSG_OOB;
 //   - the control messages (udp_cmsg_send, ip_cmsg_send,
 //     ip6_datagram_send_ctl) are judged by the kernel itself (probeSend);
 //   - then more than the IP packet holds is EMSGSIZE (ip_append_data), a
@@ -109,6 +110,8 @@ func (c *Copier) udpRefused(fd int, info SocketInfo, m *Message, flags int) sysc
 			return syscall.EMSGSIZE
 		case flags&unix.MSG_OOB != 0:
 			return syscall.EOPNOTSUPP
+		case m.Name.port() == 0:
+			return syscall.EINVAL
 		}
 		maxPayload -= ipv4HeaderLen
 	}
@@ -142,6 +145,16 @@ func (s *Sockaddr) ipv4Way() bool {
 		return [12]byte(b[8:20]) == mapped
 	}
 	return false
+}
+
+// port is the port of an inet name (sockaddr_in and sockaddr_in6 keep it
+// at the same place), -1 when the name is too short to hold one.
+func (s *Sockaddr) port() int {
+	b := s.Bytes()
+	if len(b) < 4 {
+		return -1
+	}
+	return int(binary.BigEndian.Uint16(b[2:]))
 }
 
 // probeSend has the kernel judge m's flags and control messages as the
