@@ -9,11 +9,12 @@ import (
 
 // What the kernel refuses in a send whatever its destination. A policy that
 // denies a destination answers in the kernel's place only where the kernel
-// would have used it: a send the kernel fails before it looks the
-// destination up (its control buffer, its flags, its size, its control
-// messages, a fault in its data) gets the kernel's errno, as natively.
+// would have used it: a send the kernel fails whatever the destination (its
+// control buffer, its flags, its size, its control messages, the socket's
+// pending error, a fault in its data) gets the kernel's errno, as natively.
 // Route errors (ENETUNREACH for an address the network cannot reach, EACCES
-// for a broadcast) depend on the destination and stay the policy's.
+// for a broadcast, EINVAL for a loopback source sending off the host)
+// depend on the destination and stay the policy's.
 
 // Sizes that bound a UDP datagram (udp_sendmsg, ip_append_data): a 16-bit
 // length field, less the headers it covers.
@@ -28,7 +29,7 @@ const (
 const unixDgramSndbufReserve = 32
 
 // SendRefused returns the errno the kernel gives the send of m on fd (the
-// duplicate of the target's socket) before its destination counts, or 0.
+// duplicate of the target's socket) whatever its destination, or 0.
 // Nothing is sent. Call it only for a message whose destination the policy
 // refused.
 func (c *Copier) SendRefused(fd int, info SocketInfo, m *Message, flags int) syscall.Errno {
@@ -95,7 +96,8 @@ func isUDP(fd int) bool {
 //   - the control messages (udp_cmsg_send, ip_cmsg_send,
 //     ip6_datagram_send_ctl) are judged by the kernel itself (probeSend);
 //   - then more than the IP packet holds is EMSGSIZE (ip_append_data), a
-//     pending error is taken (pendingError), and a fault is EFAULT.
+//     pending error is taken (pendingError), a fault is EFAULT, and more
+//     GSO segments than UDP_MAX_SEGMENTS is EINVAL (udp_send_skb).
 func (c *Copier) udpRefused(fd int, info SocketInfo, m *Message, flags int) syscall.Errno {
 	v4 := info.Domain == unix.AF_INET || m.Name.ipv4Way()
 	maxPayload := maxIPLen - udpHeaderLen // the IPv6 header is outside the payload length
@@ -127,7 +129,36 @@ func (c *Copier) udpRefused(fd int, info SocketInfo, m *Message, flags int) sysc
 	if m.Faulted() {
 		return syscall.EFAULT
 	}
+	if gso := m.udpSegment(fd); gso > 0 && m.Len > gso*udpMaxSegments {
+		return syscall.EINVAL // udp_send_skb, once the data is copied
+	}
 	return 0
+}
+
+// udpMaxSegments is UDP_MAX_SEGMENTS: a GSO send is cut into at most this
+// many datagrams.
+const udpMaxSegments = 128
+
+// udpSegment is the GSO segment size the kernel uses for m on the UDP
+// socket fd: the socket's UDP_SEGMENT, unless a UDP_SEGMENT control message
+// (the last one, as udp_cmsg_send reads them all) says otherwise. A
+// malformed one is EINVAL before this counts (probeSend).
+func (m *Message) udpSegment(fd int) int {
+	const solUDP, udpSegmentOpt = 17, 103 // SOL_UDP, UDP_SEGMENT
+	gso, err := unix.GetsockoptInt(fd, solUDP, udpSegmentOpt)
+	if err != nil {
+		gso = 0
+	}
+	walkControl(m.control, func(cm *cmsg) syscall.Errno {
+		if cm.malformed {
+			return syscall.EINVAL
+		}
+		if cm.level == solUDP && cm.typ == udpSegmentOpt && len(cm.data) == 2 {
+			gso = int(binary.NativeEndian.Uint16(cm.data))
+		}
+		return 0
+	})
+	return gso
 }
 
 // ipv4Way reports whether a name given to an IPv6 UDP socket is sent the

@@ -3533,15 +3533,15 @@ CASE(send_control_copied_before_protocol, "oob=EFAULT missing_path=EFAULT over_o
 }
 
 // A send to a destination the emulated run denies (192.0.2.123:9) that the
-// kernel refuses before it looks the destination up gets the kernel's errno
-// there too: udp_sendmsg's MSG_OOB and 64 KiB, the control messages
+// kernel refuses whatever the destination gets the kernel's errno there too: udp_sendmsg's MSG_OOB and 64 KiB, the control messages
 // (ip_cmsg_send: IP_TOS takes an int or a byte), the control buffer's copy,
 // the socket's pending error (sock_alloc_send_pskb, after the route), the
-// data's fault, and udpv6_sendmsg's refusal of the IPv4 way on an
+// data's fault, more GSO segments than UDP_MAX_SEGMENTS (udp_send_skb, after
+// the copy), and udpv6_sendmsg's refusal of the IPv4 way on an
 // IPV6_V6ONLY socket. A route through lo to TEST-NET makes the route lookup
 // succeed natively; nothing is sent.
 CASE(send_denied_udp_refused_before_destination,
-     "oob=EOPNOTSUPP oversize=EMSGSIZE cmsg=EINVAL control=EFAULT pending=ECONNREFUSED fault=EFAULT v6only=ENETUNREACH")
+     "oob=EOPNOTSUPP oversize=EMSGSIZE cmsg=EINVAL control=EFAULT pending=ECONNREFUSED fault=EFAULT gso=EINVAL v6only=ENETUNREACH")
 {
 	new_netns(1);
 	route_add("192.0.2.0", "255.255.255.0", 0);
@@ -3564,6 +3564,11 @@ CASE(send_denied_udp_refused_before_destination,
 	char *bad = mmap(0, 1 << 16, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	munmap(bad, 1 << 16);
 	ob("fault=%s", R(sendto(c, bad, 100, 0, (void *)&d.ss, d.len)));
+	char gctl[CMSG_SPACE(sizeof(uint16_t))] = {0};
+	cm = (void *)gctl;
+	cm->cmsg_len = CMSG_LEN(sizeof(uint16_t)), cm->cmsg_level = IPPROTO_UDP, cm->cmsg_type = 103; // SOL_UDP, UDP_SEGMENT
+	*(uint16_t *)CMSG_DATA(cm) = 100;
+	ob("gso=%s", R(smsg(c, &d, big, 12801, gctl, sizeof gctl, 0))); // over UDP_MAX_SEGMENTS (128)
 	int c6 = socket(AF_INET6, SOCK_DGRAM, 0);
 	if (c6 < 0)
 		skip("no IPv6");
