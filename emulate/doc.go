@@ -11,9 +11,13 @@
 //     duplicate of the target's descriptor (the same open file), Inspect
 //     reads what it is (SocketInfo; ConnectBlocks says whether its connect
 //     waits), and SendTimeout, SendBuffer, FileOf and TargetHolds answer
-//     what the supervisor asks about it. RefusedBeforeDestination is what
-//     the kernel refuses whatever the destination; TCPStateOf
-//     (tcpstate.go) reads a TCP socket's state.
+//     what the supervisor asks about it; TCPStateOf (tcpstate.go) reads a
+//     TCP socket's state.
+//   - What the kernel refuses whatever the destination (socket.go,
+//     refused.go): a policy's errno for a denied destination must not hide
+//     it. RefusedBeforeDestination for a connect, Copier.SendRefused for a
+//     send (UnixDgramRefused before a UNIX name is looked up), and
+//     TCPv6RefusesIPv4 for a name that is no destination at all.
 //   - Addresses (memory.go, sockaddr.go): ReadSockaddr copies a connect's
 //     or a send's address as move_addr_to_kernel does, Sockaddr decodes it
 //     into a policy.Dest, and ResolveName replaces an unspecified address

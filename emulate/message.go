@@ -161,10 +161,11 @@ type Message struct {
 	data    []byte
 	control []byte // translated control messages; nil with a control fault
 	ctlLen  int
-	ctlBad  bool        // the target's control buffer faults: the kernel's copy will too
-	mapped  bool        // data is its own mapping (MSG_ZEROCOPY)
-	faulted bool        // part of the target's data could not be read
-	creds   *unix.Ucred // the SCM_CREDENTIALS the message carries
+	ctlBad  bool          // the target's control buffer faults: the kernel's copy will too
+	ctlErr  syscall.Errno // why ctlBad: EFAULT, or ENOBUFS for a buffer over optmem_max
+	mapped  bool          // data is its own mapping (MSG_ZEROCOPY)
+	faulted bool          // part of the target's data could not be read
+	creds   *unix.Ucred   // the SCM_CREDENTIALS the message carries
 	dupFDs  []int
 	sendto  bool
 }
@@ -181,6 +182,13 @@ func (m *Message) Close() {
 // Faulted reports whether part of the data could not be read: the kernel
 // will fail with EFAULT where it reaches that part.
 func (m *Message) Faulted() bool { return m.faulted }
+
+// ControlErrno is the errno of ____sys_sendmsg's copy of the control
+// buffer (ENOBUFS when it cannot be allocated, EFAULT when it cannot be
+// read), or 0. The kernel copies it before the protocol sees the message,
+// so this error comes before every check of the socket's own, and before
+// anything that looks at the destination.
+func (m *Message) ControlErrno() syscall.Errno { return m.ctlErr }
 
 // Remaining is what is left to send of the message.
 func (m *Message) Remaining() int { return m.Len - m.Sent }
@@ -273,14 +281,14 @@ func (c *Copier) ReadMsghdr(tid int, addr uint64, flags int, stream int) (*Messa
 			case err == nil:
 				m.control = ctl
 			case errors.Is(err, syscall.EFAULT):
-				m.ctlBad = true
+				m.ctlBad, m.ctlErr = true, syscall.EFAULT
 			default:
 				return errnoOf(err)
 			}
 		} else {
 			// More than optmem_max allows: the kernel refuses it with
 			// ENOBUFS before reading it (sock_kmalloc).
-			m.ctlBad = true
+			m.ctlBad, m.ctlErr = true, syscall.ENOBUFS
 		}
 	}
 	if err := c.copyData(tid, m, flags, stream); err != nil {
@@ -336,21 +344,30 @@ func (v Mmsg) WriteMsgLen(i, sent int) error {
 func (v Mmsg) entry(i int) uint64 { return v.addr + uint64(i)*mmsghdrSize }
 
 // readIovecs copies the iovec array and applies import_iovec's checks:
-// every length must be non-negative (EINVAL) before any range is checked
-// (EFAULT); the total is capped at MAX_RW_COUNT. A single iovec is capped
-// before its range is checked (import_ubuf).
+// the array must lie in user space (EFAULT); its entries are read in order
+// and a negative length is EINVAL where it is met, so an entry that cannot
+// be read is EFAULT only when no earlier one was negative
+// (copy_iovec_from_user); then every range is checked (EFAULT) and the
+// total is capped at MAX_RW_COUNT. A single iovec is capped before its
+// range is checked (import_ubuf).
 func (c *Copier) readIovecs(tid int, m *Message, iovPtr uint64, n int) (syscall.Errno, error) {
 	if n == 0 {
 		return 0, nil
 	}
+	if !c.accessOK(iovPtr, uint64(n)*iovecSize) {
+		return syscall.EFAULT, nil
+	}
 	raw := make([]byte, n*iovecSize)
-	if err := ReadMemory(tid, iovPtr, raw); err != nil {
-		_, errno, err := errnoOf(err)
-		return errno, err
+	got, err := readRanges(tid, raw, []unix.RemoteIovec{{Base: uintptr(iovPtr), Len: len(raw)}})
+	if err != nil {
+		return 0, err
 	}
 	le := binary.NativeEndian
 	m.segs = make([]segment, n)
 	for i := range m.segs {
+		if (i+1)*iovecSize > got {
+			return syscall.EFAULT, nil
+		}
 		m.segs[i] = segment{le.Uint64(raw[i*iovecSize:]), le.Uint64(raw[i*iovecSize+8:])}
 		if int64(m.segs[i].len) < 0 {
 			return syscall.EINVAL, nil
@@ -491,12 +508,40 @@ func (c *Copier) Refill(tid int, m *Message, flags int, stream bool) error {
 	if m.Sent > 0 {
 		// Descriptors went with the first part; credentials go with
 		// every part (unix_stream_sendmsg gives each skb the call's).
-		m.control, m.ctlLen, m.ctlBad = nil, 0, false
+		m.control, m.ctlLen, m.ctlBad, m.ctlErr = nil, 0, false, 0
 		if m.creds != nil {
 			m.control = unix.UnixCredentials(m.creds)
 		}
 	}
 	return c.fill(tid, m, m.Sent, min(m.Remaining(), streamCopyLimit), flags)
+}
+
+// contiguous lays out a sendto's copy of two parts, the bytes read then the
+// guard for the rest, as one buffer: the bytes right before a PROT_NONE
+// page, so that the kernel reads them and faults where it would have in
+// the target's memory. The mapping is low, like the guard, so the whole
+// length passes access_ok. ok is false when it cannot be made.
+func (c *Copier) contiguous(m *Message) (iov []unix.Iovec, release func(), ok bool) {
+	page := len(c.guard)
+	data, rest := int(m.iov[0].Len), int(m.iov[1].Len)
+	if m.iov[0].Base == &c.guard[0] || m.iov[1].Base != &c.guard[0] {
+		return nil, nil, false
+	}
+	size := (data+page-1)/page*page + page
+	p, err := unix.MmapPtr(-1, 0, unsafe.Add(nil, 1<<32), uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, nil, false
+	}
+	b := unsafe.Slice((*byte)(p), size)
+	release = func() { unix.Munmap(b) }
+	start := size - page - data
+	if unix.Mprotect(b[size-page:], unix.PROT_NONE) != nil || !c.accessOK(uint64(uintptr(p))+uint64(start), uint64(data+rest)) {
+		release()
+		return nil, nil, false
+	}
+	copy(b[start:], unsafe.Slice(m.iov[0].Base, data))
+	return []unix.Iovec{iovec(&b[start], data+rest)}, release, true
 }
 
 // Drop releases the copied data (not the descriptors of SCM_RIGHTS).
@@ -517,12 +562,23 @@ func (m *Message) Send(c *Copier, fd int, flags int, name *Sockaddr) (int, sysca
 		name = &m.Name
 	}
 	flags |= unix.MSG_NOSIGNAL
-	if m.sendto && m.control == nil && !m.ctlBad && len(m.iov) <= 1 {
+	iov := m.iov
+	if m.sendto && m.control == nil && !m.ctlBad && len(iov) == 2 && name != nil && name.len == 0 {
+		// The name pointer with addrlen 0 that only sendto keeps, and a
+		// copy in two parts: lay it out as one buffer.
+		if one, release, ok := c.contiguous(m); ok {
+			defer release()
+			iov = one
+		}
+	}
+	if m.sendto && m.control == nil && !m.ctlBad && len(iov) <= 1 {
 		// sendto itself: it keeps a name pointer with addrlen 0, which
-		// sendmsg would drop, and ignores MSG_CMSG_COMPAT.
+		// sendmsg would drop (udp_sendmsg refuses it with EINVAL, where
+		// the sendmsg without it would go to the connected peer), and
+		// ignores MSG_CMSG_COMPAT.
 		var buf, namePtr unsafe.Pointer
-		if len(m.iov) == 1 {
-			buf = unsafe.Pointer(m.iov[0].Base)
+		if len(iov) == 1 {
+			buf = unsafe.Pointer(iov[0].Base)
 		}
 		nameLen := 0
 		if name != nil {

@@ -91,26 +91,21 @@ func TargetHolds(tid int, fd uint64, dup int) bool {
 	return a == b
 }
 
-// Sizes that bound a UDP datagram (udp_sendmsg, ip_append_data): a 16-bit
-// length field, less the headers it covers.
-const (
-	maxIPLen      = 0xffff
-	udpHeaderLen  = 8
-	ipv4HeaderLen = 20
-)
-
-// RefusedBeforeDestination is the errno the kernel gives a connect on a TCP
-// socket, or a datagram send on a UDP socket, whatever its destination,
-// or 0: a policy that denies the destination must not hide it. For a TCP
-// connect the socket's state decides (__inet_stream_connect: EISCONN when
-// connected or listening, EALREADY while a connect is under way); for a
-// UDP send its size and MSG_OOB (udp_sendmsg, ip_append_data).
-func RefusedBeforeDestination(fd int, info SocketInfo, send bool, length, flags int) syscall.Errno {
-	inet := info.Domain == unix.AF_INET || info.Domain == unix.AF_INET6
-	switch {
-	case !inet:
+// RefusedBeforeDestination is the errno the kernel gives a connect of an
+// inet socket to sa whatever the address it names, or 0: a policy that
+// denies the destination must not hide it.
+//   - TCP: the socket's state (__inet_stream_connect: EISCONN when
+//     connected or listening, EALREADY while a connect is under way).
+//   - An IPV6_V6ONLY socket cannot go the IPv4 way: an AF_INET name is
+//     EAFNOSUPPORT for UDP (__ip6_datagram_connect), an IPv4-mapped
+//     address ENETUNREACH (tcp_v6_connect after the state, and UDP).
+//
+// Sends have SendRefused.
+func RefusedBeforeDestination(fd int, info SocketInfo, sa *Sockaddr) syscall.Errno {
+	if info.Domain != unix.AF_INET && info.Domain != unix.AF_INET6 {
 		return 0
-	case !send && info.Type == unix.SOCK_STREAM:
+	}
+	if info.Type == unix.SOCK_STREAM {
 		st, err := TCPStateOf(fd)
 		if err != nil {
 			return 0
@@ -124,18 +119,13 @@ func RefusedBeforeDestination(fd int, info SocketInfo, send bool, length, flags 
 		default:
 			return syscall.EISCONN
 		}
-	case send && info.Type == unix.SOCK_DGRAM:
-		maxPayload := maxIPLen - udpHeaderLen - ipv4HeaderLen
-		if info.Domain == unix.AF_INET6 {
-			maxPayload = maxIPLen - udpHeaderLen // the IPv6 header is outside the payload length
-		}
-		switch {
-		case length > maxIPLen:
-			return syscall.EMSGSIZE
-		case flags&unix.MSG_OOB != 0:
-			return syscall.EOPNOTSUPP
-		case length > maxPayload:
-			return syscall.EMSGSIZE
+	}
+	if info.Domain == unix.AF_INET6 && sa.ipv4Way() {
+		if only, err := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil && only != 0 {
+			if sa.Family() == unix.AF_INET {
+				return syscall.EAFNOSUPPORT // TCP refused it before (TCPv6RefusesIPv4)
+			}
+			return syscall.ENETUNREACH
 		}
 	}
 	return 0

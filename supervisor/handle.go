@@ -187,7 +187,7 @@ func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
 		s.reply(c, Errno(r))
 		return
 	}
-	if c.sa.Malformed() || !c.sa.Reaches(c.info.Domain) {
+	if c.sa.Malformed() || !c.sa.Reaches(c.info.Domain) || emulate.TCPv6RefusesIPv4(c.dup.Int(), c.info, &c.sa) {
 		// No destination in it: the kernel's own errno is the answer.
 		s.finish(c, policy.Decision{Action: policy.Allow}, emulate.Connect(c.dup.Int(), &c.sa), true)
 		return
@@ -218,7 +218,7 @@ func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
 	switch d.Action {
 	case policy.Deny:
 		errno := d.Errno
-		if e := emulate.RefusedBeforeDestination(c.dup.Int(), c.info, false, 0, 0); e != 0 {
+		if e := emulate.RefusedBeforeDestination(c.dup.Int(), c.info, &c.asked); e != 0 {
 			errno = e // natively the state refuses it before the address counts
 		}
 		s.finish(c, d, errno, false)

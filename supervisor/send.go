@@ -14,10 +14,6 @@ import (
 	"github.com/connvisor/connvisor/policy"
 )
 
-// unixDgramSndbufReserve: unix_dgram_sendmsg refuses a datagram longer
-// than the send buffer less this (EMSGSIZE) before it looks the name up.
-const unixDgramSndbufReserve = 32
-
 // A send that may carry a destination (sendto with an address or
 // MSG_FASTOPEN, sendmsg, sendmmsg) is, like connect, never let through
 // with CONTINUE: the target could swap the address, or dup2 another socket
@@ -224,6 +220,11 @@ func (s *Supervisor) checkRead(op *sendOp, m *emulate.Message, errno syscall.Err
 // prepareMessage checks the control messages of m as the kernel would for
 // the target and decides its destination. The errno is the target's answer.
 func (s *Supervisor) prepareMessage(op *sendOp, m *emulate.Message) syscall.Errno {
+	// ____sys_sendmsg copies the control buffer before the protocol sees
+	// the message.
+	if e := m.ControlErrno(); e != 0 {
+		return e
+	}
 	if m.HasControl() {
 		if errno := s.prepareControl(op, m); errno != 0 {
 			return errno
@@ -240,14 +241,10 @@ func (s *Supervisor) prepareMessage(op *sendOp, m *emulate.Message) syscall.Errn
 	if errno == 0 {
 		return 0
 	}
-	// Nothing is sent either way; what the kernel refuses without looking
-	// at the destination, or the fault of the program's own datagram, is
-	// what it sees natively.
-	if e := emulate.RefusedBeforeDestination(op.c.dup.Int(), op.c.info, true, m.Len, op.flags); e != 0 {
+	// Nothing is sent either way: what the kernel refuses before it looks
+	// at the destination is what the program sees natively.
+	if e := s.copier.SendRefused(op.c.dup.Int(), op.c.info, m, op.flags); e != 0 {
 		return e
-	}
-	if m.Faulted() && !op.stream() {
-		return syscall.EFAULT
 	}
 	return errno
 }
@@ -490,16 +487,11 @@ func (s *Supervisor) sendOne(c *call, m *emulate.Message, flags int) (n int, err
 			return e
 		})
 	} else {
-		// unix_dgram_sendmsg refuses MSG_OOB and a message its send
-		// buffer cannot hold before it looks the name up.
-		if flags&unix.MSG_OOB != 0 {
-			return 0, syscall.EOPNOTSUPP
-		}
-		if sndbuf, err := emulate.SendBuffer(c.dup.Int()); err == nil && m.Len > sndbuf-unixDgramSndbufReserve {
-			return 0, syscall.EMSGSIZE
-		}
-		if m.Faulted() {
-			return 0, syscall.EFAULT // the data is copied before the name is looked up
+		// unix_dgram_sendmsg refuses MSG_OOB, a message its send buffer
+		// cannot hold, a pending error and a fault in the data before it
+		// looks the name up (and the policy decides it).
+		if e := emulate.UnixDgramRefused(c.dup.Int(), m, flags); e != 0 {
+			return 0, e
 		}
 		decide := func(canonical string) syscall.Errno {
 			// A send retried while it would block is decided again only
@@ -551,9 +543,11 @@ func sendDestination(c *call, m *emulate.Message, flags int) bool {
 		return sendsToUnixName(c, m)
 	case syscall.AF_INET, syscall.AF_INET6:
 		if c.info.Type == syscall.SOCK_STREAM {
-			// tcp_sendmsg_fastopen refuses AF_UNSPEC (EOPNOTSUPP); on a
-			// connected socket the name goes nowhere (EISCONN).
-			if flags&unix.MSG_FASTOPEN == 0 || fam == syscall.AF_UNSPEC || !m.Name.Reaches(c.info.Domain) {
+			// tcp_sendmsg_fastopen refuses AF_UNSPEC (EOPNOTSUPP), and
+			// tcp_v6_connect an IPv4 name; on a connected socket the name
+			// goes nowhere (EISCONN).
+			if flags&unix.MSG_FASTOPEN == 0 || fam == syscall.AF_UNSPEC || !m.Name.Reaches(c.info.Domain) ||
+				emulate.TCPv6RefusesIPv4(c.dup.Int(), c.info, &m.Name) {
 				return false
 			}
 			_, err := unix.Getpeername(c.dup.Int())

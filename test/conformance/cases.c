@@ -3498,6 +3498,131 @@ CASE(send_udp4_inet6_name_eafnosupport, "sendto=EAFNOSUPPORT")
 	ob("sendto=%s", R(sendto(c, "x", 1, 0, (void *)&a6.ss, a6.len)));
 }
 
+// copy_iovec_from_user reads the iovec array entry by entry: a negative
+// length is EINVAL where it is met, before an entry it cannot read (EFAULT).
+CASE(send_iovec_negative_before_unreadable_entry, "negative_first=EINVAL unreadable_second=EFAULT recv=none")
+{
+	addr_t a = A4("127.0.0.1", 0);
+	int s = lsock(AF_INET, SOCK_DGRAM, &a, 0);
+	int c = sock(AF_INET, SOCK_DGRAM);
+	long pg = sysconf(_SC_PAGESIZE);
+	char *p = mmap(0, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mprotect(p + pg, pg, PROT_NONE) < 0)
+		die("mmap");
+	struct iovec *v = (void *)(p + pg - sizeof *v); // the second entry is on the PROT_NONE page
+	v->iov_base = "x", v->iov_len = (size_t)-1;
+	struct msghdr mh = {.msg_name = &a.ss, .msg_namelen = a.len, .msg_iov = v, .msg_iovlen = 2};
+	ob("negative_first=%s", R(sendmsg(c, &mh, 0)));
+	v->iov_len = 1;
+	ob("unreadable_second=%s", R(sendmsg(c, &mh, 0)));
+	ob("recv=%s", drain(s));
+}
+
+// ____sys_sendmsg copies the control buffer before the protocol sees the
+// message: an unreadable one is EFAULT before unix_dgram_sendmsg refuses
+// MSG_OOB or looks its name up, and one larger than optmem_max is ENOBUFS.
+CASE(send_control_copied_before_protocol, "oob=EFAULT missing_path=EFAULT over_optmem=ENOBUFS")
+{
+	int c = sock(AF_UNIX, SOCK_DGRAM);
+	addr_t nx = AU(tpath("nx"));
+	ob("oob=%s", R(smsg(c, &nx, "x", 1, NULL, 24, MSG_OOB)));
+	ob("missing_path=%s", R(smsg(c, &nx, "x", 1, NULL, 24, 0)));
+	size_t big = 16 << 20;
+	char *ctl = calloc(1, big);
+	ob("over_optmem=%s", R(smsg(c, &nx, "x", 1, ctl, big, 0)));
+}
+
+// A send to a destination the emulated run denies (192.0.2.123:9) that the
+// kernel refuses whatever the destination gets the kernel's errno there too: udp_sendmsg's MSG_OOB and 64 KiB, the control messages
+// (ip_cmsg_send: IP_TOS takes an int or a byte), the control buffer's copy,
+// the socket's pending error (sock_alloc_send_pskb, after the route), the
+// data's fault, more GSO segments than UDP_MAX_SEGMENTS (udp_send_skb, after
+// the copy), and udpv6_sendmsg's refusal of the IPv4 way on an
+// IPV6_V6ONLY socket. A route through lo to TEST-NET makes the route lookup
+// succeed natively; nothing is sent.
+CASE(send_denied_udp_refused_before_destination,
+     "oob=EOPNOTSUPP oversize=EMSGSIZE cmsg=EINVAL control=EFAULT pending=ECONNREFUSED fault=EFAULT gso=EINVAL v6only=ENETUNREACH")
+{
+	new_netns(1);
+	route_add("192.0.2.0", "255.255.255.0", 0);
+	addr_t d = A4("192.0.2.123", 9);
+	int c = sock(AF_INET, SOCK_DGRAM);
+	ob("oob=%s", R(sendto(c, "x", 1, MSG_OOB, (void *)&d.ss, d.len)));
+	static char big[65508];
+	ob("oversize=%s", R(sendto(c, big, sizeof big, 0, (void *)&d.ss, d.len)));
+	char ctl[CMSG_SPACE(8)] = {0};
+	struct cmsghdr *cm = (void *)ctl;
+	cm->cmsg_len = CMSG_LEN(8), cm->cmsg_level = IPPROTO_IP, cm->cmsg_type = IP_TOS;
+	ob("cmsg=%s", R(smsg(c, &d, "x", 1, ctl, sizeof ctl, 0)));
+	ob("control=%s", R(smsg(c, &d, "x", 1, NULL, 24, 0)));
+	addr_t closed = closed_port(AF_INET, SOCK_DGRAM);
+	int p = sock(AF_INET, SOCK_DGRAM);
+	if (connect(p, (void *)&closed.ss, closed.len) < 0 || send(p, "x", 1, 0) != 1)
+		die("udp to a closed port");
+	wait_fd(p, POLLIN, 1000); // POLLERR once the ICMP error is queued
+	ob("pending=%s", R(sendto(p, "x", 1, 0, (void *)&d.ss, d.len)));
+	char *bad = mmap(0, 1 << 16, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	munmap(bad, 1 << 16);
+	ob("fault=%s", R(sendto(c, bad, 100, 0, (void *)&d.ss, d.len)));
+	char gctl[CMSG_SPACE(sizeof(uint16_t))] = {0};
+	cm = (void *)gctl;
+	cm->cmsg_len = CMSG_LEN(sizeof(uint16_t)), cm->cmsg_level = IPPROTO_UDP, cm->cmsg_type = 103; // SOL_UDP, UDP_SEGMENT
+	*(uint16_t *)CMSG_DATA(cm) = 100;
+	ob("gso=%s", R(smsg(c, &d, big, 12801, gctl, sizeof gctl, 0))); // over UDP_MAX_SEGMENTS (128)
+	int c6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	if (c6 < 0)
+		skip("no IPv6");
+	set_int(c6, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	ob("v6only=%s", R(sendto(c6, "x", 1, 0, (void *)&d.ss, d.len)));
+}
+
+// tcp_v6_connect takes only AF_INET6: an IPv4 name is EINVAL (shorter than
+// a sockaddr_in6) or EAFNOSUPPORT, for connect and fast open alike, before
+// any destination counts (the emulated run denies this one).
+CASE(tcp6_ipv4_name_refused, "connect=EINVAL connect_long=EAFNOSUPPORT fastopen=EINVAL")
+{
+	need_ipv6();
+	addr_t d = A4("192.0.2.123", 9);
+	int c = sock(AF_INET6, SOCK_STREAM);
+	ob("connect=%s", C(c, &d));
+	addr_t l = d;
+	l.len = sizeof(struct sockaddr_in6);
+	ob("connect_long=%s", C(c, &l));
+	ob("fastopen=%s", R(sendto(c, "x", 1, MSG_FASTOPEN | MSG_DONTWAIT, (void *)&d.ss, d.len)));
+}
+
+// An IPV6_V6ONLY UDP socket cannot go the IPv4 way: an AF_INET name is
+// EAFNOSUPPORT, an IPv4-mapped address ENETUNREACH (__ip6_datagram_connect),
+// whatever the address (the emulated run denies this one).
+CASE(udp6_v6only_ipv4_connect_refused, "connect=EAFNOSUPPORT mapped=ENETUNREACH")
+{
+	need_ipv6();
+	int c = sock(AF_INET6, SOCK_DGRAM);
+	set_int(c, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	addr_t d = A4("192.0.2.123", 9);
+	ob("connect=%s", C(c, &d));
+	addr_t m = A6("::ffff:192.0.2.123", 9);
+	ob("mapped=%s", C(c, &m));
+}
+
+// sendto keeps a name pointer with addrlen 0, which udp_sendmsg refuses
+// (EINVAL) instead of sending to the connected peer, also from a buffer
+// that is partly unreadable (which connvisor copies in two parts).
+CASE(send_sendto_addrlen_zero_partly_unreadable, "sendto=EINVAL recv=none")
+{
+	addr_t a = A4("127.0.0.1", 0);
+	int s = lsock(AF_INET, SOCK_DGRAM, &a, 0);
+	int c = sock(AF_INET, SOCK_DGRAM);
+	if (connect(c, (void *)&a.ss, a.len) < 0)
+		die("connect");
+	long pg = sysconf(_SC_PAGESIZE);
+	char *p = mmap(0, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mprotect(p + pg, pg, PROT_NONE) < 0)
+		die("mmap");
+	ob("sendto=%s", R(sendto(c, p + pg - 10, 20, 0, (void *)&a.ss, 0)));
+	ob("recv=%s", drain(s));
+}
+
 CASE(send_tcp_unconnected_epipe, "send=EPIPE")
 {
 	int c = sock(AF_INET, SOCK_STREAM);
