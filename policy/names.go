@@ -171,6 +171,19 @@ func (r *Rule) loadHost(a netip.Addr) string {
 // canonicalName is a host name as rules and answers compare it.
 func canonicalName(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
 
+// IsHostName reports whether a rule can name h (canonical) as a host: it
+// reads as a host name, not as an address, and has a dot, so that no
+// keyword, address group or family name reads the same (connvisor learn
+// writes the names of DNS answers into rules, and falls back to the
+// address for a name a rule could not hold).
+func IsHostName(h string) bool {
+	if strings.HasSuffix(h, ".") || !strings.Contains(h, ".") || looksNumeric(h) || checkHostName(h) != nil {
+		return false
+	}
+	_, err := parseAddrOrPrefix(h)
+	return err != nil
+}
+
 // UsesNames reports whether a rule matches by host name, so the supervisor
 // should learn names from the tree's DNS answers and pass them to
 // DecideNamed.
