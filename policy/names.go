@@ -106,10 +106,11 @@ func complement(p netip.Prefix, excl []netip.Prefix) []netip.Prefix {
 	return append(complement(lo, excl), complement(hi, excl)...)
 }
 
-// rebindable reports whether a name's answer with this address is a DNS
+// Rebindable reports whether a name's answer with this address is a DNS
 // rebinding candidate: loopback, private (RFC 1918, ULA), link-local
-// (metadata included), or unspecified.
-func rebindable(a netip.Addr) bool {
+// (metadata included), or unspecified. A host-name rule allows such an
+// address only with allow-private.
+func Rebindable(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified()
 }
@@ -135,7 +136,7 @@ func (r *Rule) everyAddr() bool {
 // names match, or -1. A rule without allow-private matches no name for an
 // address a rebinding attack would aim at.
 func (r *Rule) nameMatch(names []string, a netip.Addr) int {
-	if !r.allowPrivate && rebindable(a) {
+	if !r.allowPrivate && Rebindable(a) {
 		return -1
 	}
 	for i, n := range names {
