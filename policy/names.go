@@ -106,10 +106,11 @@ func complement(p netip.Prefix, excl []netip.Prefix) []netip.Prefix {
 	return append(complement(lo, excl), complement(hi, excl)...)
 }
 
-// rebindable reports whether a name's answer with this address is a DNS
+// Rebindable reports whether a name's answer with this address is a DNS
 // rebinding candidate: loopback, private (RFC 1918, ULA), link-local
-// (metadata included), or unspecified.
-func rebindable(a netip.Addr) bool {
+// (metadata included), or unspecified. A host-name rule allows such an
+// address only with allow-private.
+func Rebindable(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified()
 }
@@ -135,7 +136,7 @@ func (r *Rule) everyAddr() bool {
 // names match, or -1. A rule without allow-private matches no name for an
 // address a rebinding attack would aim at.
 func (r *Rule) nameMatch(names []string, a netip.Addr) int {
-	if !r.allowPrivate && rebindable(a) {
+	if !r.allowPrivate && Rebindable(a) {
 		return -1
 	}
 	for i, n := range names {
@@ -170,6 +171,19 @@ func (r *Rule) loadHost(a netip.Addr) string {
 
 // canonicalName is a host name as rules and answers compare it.
 func canonicalName(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
+
+// IsHostName reports whether a rule can name h (canonical) as a host: it
+// reads as a host name, not as an address, and has a dot, so that no
+// keyword, address group or family name reads the same (connvisor learn
+// writes the names of DNS answers into rules, and falls back to the
+// address for a name a rule could not hold).
+func IsHostName(h string) bool {
+	if strings.HasSuffix(h, ".") || !strings.Contains(h, ".") || looksNumeric(h) || checkHostName(h) != nil {
+		return false
+	}
+	_, err := parseAddrOrPrefix(h)
+	return err != nil
+}
 
 // UsesNames reports whether a rule matches by host name, so the supervisor
 // should learn names from the tree's DNS answers and pass them to

@@ -142,3 +142,62 @@ func BenchmarkDecideNamed(b *testing.B) {
 		}
 	}
 }
+
+// IsHostName: what a rule reads back as a host name, and nothing a rule
+// would read as something else.
+func TestIsHostName(t *testing.T) {
+	for h, want := range map[string]bool{
+		"api.example.com":               true,
+		"good.test":                     true,
+		"_srv._tcp.example":             true, // underscores: the grammar takes them
+		"x-1.example":                   true,
+		"tcp.example":                   true,  // a keyword as a label is still a name
+		"private":                       false, // no dot: an address group
+		"localhost":                     false, // no dot: would need a trailing one
+		"api.example.com.":              false, // not canonical
+		"10.1.2.3":                      false,
+		"1.2.3":                         false, // numeric: read as a bad address
+		"::1":                           false,
+		"*.example.com":                 false,
+		"-a.example":                    false,
+		"a b.example":                   false,
+		"a.example/24":                  false,
+		"":                              false,
+		strings.Repeat("a.", 127) + "a": false, // 255 bytes
+	} {
+		if got := IsHostName(h); got != want {
+			t.Errorf("IsHostName(%q) = %v, want %v", h, got, want)
+		}
+		if want {
+			if _, err := Load(nil, "x", withFile("allow tcp "+h+" port 1")); err != nil {
+				t.Errorf("%q: a rule does not hold it: %v", h, err)
+			}
+		}
+	}
+}
+
+// PermitsNamed matches host-name rules through the names, as DecideNamed
+// does; Permits through the addresses resolved at load.
+func TestPermitsNamed(t *testing.T) {
+	p := mustLoad(t, "default deny errno=EACCES\nallow tcp api.example.com port 443\nallow tcp good.test allow-private port 8080\n")
+	cases := []struct {
+		dest, names string
+		want        bool
+	}{
+		{"tcp 198.51.100.1:443", "api.example.com", true},
+		{"tcp 198.51.100.1:443", "", false},             // not resolved at load
+		{"tcp 192.0.2.10:443", "", true},                // resolved at load
+		{"tcp 192.0.2.10:443", "evil.example", false},   // a learned name decides
+		{"tcp 127.2.0.1:8080", "good.test", true},       // allow-private
+		{"tcp 127.2.0.1:443", "api.example.com", false}, // rebinding
+	}
+	for _, c := range cases {
+		var names []string
+		if c.names != "" {
+			names = strings.Split(c.names, ",")
+		}
+		if ok, _ := p.PermitsNamed(dest(t, c.dest), names); ok != c.want {
+			t.Errorf("%s names %q: PermitsNamed %v, want %v", c.dest, c.names, ok, c.want)
+		}
+	}
+}

@@ -236,10 +236,15 @@ func (p *Policy) Audit() bool { return p.audit }
 // without a schedule refuses. Unlike Decide it counts nothing and ignores
 // audit mode, so it can be asked about any destination at any time
 // (connvisor learn --merge asks which destinations a policy lacks).
-func (p *Policy) Permits(d *Dest) (ok bool, by *Rule) {
+func (p *Policy) Permits(d *Dest) (ok bool, by *Rule) { return p.PermitsNamed(d, nil) }
+
+// PermitsNamed is Permits for a destination whose address the tree's own
+// DNS answers named, matching host-name rules as DecideNamed does: names
+// are those names (canonical), empty when no answer explains the address.
+func (p *Policy) PermitsNamed(d *Dest, names []string) (ok bool, by *Rule) {
 	after := int32(-1)
 	for {
-		i := p.find(d, after)
+		i := p.findNamed(d, after, names)
 		if i == noRule {
 			return NotEgress(d) || p.def.Action == Allow || p.def.Action == Log, nil
 		}

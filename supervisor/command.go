@@ -163,6 +163,12 @@ type Options struct {
 	// its user outside the tree: only for trusted programs that need it
 	// (debuggers, strace -p).
 	KeepPtrace bool
+	// LearnNames learns the names the tree resolves from its DNS answers
+	// even when the policy names no host, so that every decision's Host
+	// says which name an answer gave for the address (connvisor learn
+	// writes host rules from them). What is allowed does not change: a
+	// policy without host names decides the same with names as without.
+	LearnNames bool
 }
 
 // Command returns a Cmd that runs name with args under p.

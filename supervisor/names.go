@@ -14,23 +14,33 @@ import (
 // newNames makes the learner of the tree's DNS answers; nil when this
 // process cannot capture packets (host-name rules then match the
 // addresses resolved at load only).
-func newNames(p *policy.Policy, log *zap.Logger) *dnslearn.Learner {
+func newNames(p *policy.Policy, opts Options, log *zap.Logger) *dnslearn.Learner {
 	if err := dnslearn.Available(); err != nil {
-		if p.UsesNames() {
+		switch {
+		case p.UsesNames():
 			log.Warn("host names match only the addresses resolved at load: learning names from the program's DNS answers needs CAP_NET_RAW (run connvisor as root)", zap.Error(err))
+		case opts.LearnNames:
+			log.Warn("decisions carry no host names: learning them from the program's DNS answers needs CAP_NET_RAW (run connvisor as root)", zap.Error(err))
 		}
 		return nil
 	}
 	return dnslearn.New(log)
 }
 
+// learnsNames reports whether calls under pol are decided with the names
+// the tree's DNS answers gave: pol matches by host name, or the options
+// ask for the names (Options.LearnNames).
+func (s *Supervisor) learnsNames(pol *policy.Policy) bool {
+	return s.names != nil && (pol.UsesNames() || s.opts.LearnNames)
+}
+
 // decide applies the policy to d for a call the supervisor performs now,
 // with the names the tree's DNS answers gave for its address when the
-// policy matches by host name. The call is counted by the fault
+// policy matches by host name (or Options.LearnNames asks for them). The call is counted by the fault
 // schedules it meets (policy.Count): decide it once.
 func (s *Supervisor) decide(pol *policy.Policy, d *policy.Dest) policy.Decision {
 	var names []string
-	if s.names != nil && pol.UsesNames() && (d.Family == syscall.AF_INET || d.Family == syscall.AF_INET6) {
+	if s.learnsNames(pol) && (d.Family == syscall.AF_INET || d.Family == syscall.AF_INET6) {
 		var buf [4]string
 		names = s.names.Names(d.Addr, pol.NameGrace(), buf[:0])
 	}
@@ -45,7 +55,7 @@ func (s *Supervisor) noteDNS(dup int, d *policy.Dest, sockType int) {
 	if s.names == nil || dup < 0 || d.Port != 53 || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
 		return
 	}
-	if !s.policy.Load().UsesNames() {
+	if !s.learnsNames(s.policy.Load()) {
 		return
 	}
 	proto := dnslearn.UDP
@@ -66,7 +76,7 @@ func (s *Supervisor) prepareDNS(dup int, d *policy.Dest) {
 	if s.names == nil || dup < 0 || d.Port != 53 || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
 		return
 	}
-	if s.policy.Load().UsesNames() {
+	if s.learnsNames(s.policy.Load()) {
 		s.names.Prepare(dup)
 	}
 }

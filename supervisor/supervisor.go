@@ -130,7 +130,7 @@ func newSupervisor(listener *fd.FD, p *policy.Policy, log *zap.Logger, opts Opti
 	} else {
 		log.Warn("no tarpits: faults on nonblocking sockets are answered by connect itself", zap.Error(err))
 	}
-	s.names = newNames(p, log)
+	s.names = newNames(p, opts, log)
 	s.warnLimits(p)
 	return s
 }

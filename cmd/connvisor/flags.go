@@ -57,6 +57,7 @@ type runFlags struct {
 	collapse4 int
 	collapse6 int
 	noDates   bool
+	hosts     string // auto or never
 }
 
 // errHelp: `connvisor run --help` asked for the usage.
@@ -124,6 +125,7 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"collapse-ipv4"}, "LEN", "widen IPv4 addresses to prefixes of LEN bits (e.g. 24)", num(&rf.collapse4), true},
 		{[]string{"collapse-ipv6"}, "LEN", "widen IPv6 addresses to prefixes of LEN bits (e.g. 64)", num(&rf.collapse6), true},
 		{[]string{"no-dates"}, "", "leave dates out, so that the same run writes the same bytes", sw(&rf.noDates), true},
+		{[]string{"hosts"}, "auto|never", "auto: rules name the hosts the run's own DNS answers named (needs root); never: addresses only", str(&rf.hosts, "auto"), true},
 	}
 }
 
@@ -203,6 +205,9 @@ func parseFlags(sub string, args []string) (*runFlags, []string, error) {
 	}
 	if rf.collapse6 < 0 || rf.collapse6 > 128 {
 		return nil, nil, fmt.Errorf("--collapse-ipv6 %d: expected a prefix length from 1 to 128 (0: off)", rf.collapse6)
+	}
+	if sub == "learn" && rf.hosts != "auto" && rf.hosts != "never" {
+		return nil, nil, fmt.Errorf("--hosts %q: expected auto or never", rf.hosts)
 	}
 	if sub == "learn" && rf.out == "" {
 		return nil, nil, fmt.Errorf("-o needs a file name (or - for standard output)")

@@ -91,3 +91,39 @@ func TestAgentAndProfileFlags(t *testing.T) {
 		t.Error("the main usage names neither agent nor profile")
 	}
 }
+
+// --hosts: learn only, auto by default, checked up front, and it decides
+// both whether the run learns names and whether the file names hosts.
+func TestLearnHostsFlag(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		hosts   string
+		noHosts bool
+		err     string
+	}{
+		{[]string{"--", "true"}, "auto", false, ""},
+		{[]string{"--hosts", "never", "--", "true"}, "never", true, ""},
+		{[]string{"--hosts=auto", "--", "true"}, "auto", false, ""},
+		{[]string{"--hosts", "always", "--", "true"}, "", false, `--hosts "always": expected auto or never`},
+		{[]string{"--host", "never", "--", "true"}, "", false, "did you mean --hosts?"},
+	} {
+		rf, _, err := parseFlags("learn", c.args)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %v, want %q", c.args, err, c.err)
+			}
+			continue
+		}
+		if err != nil || rf.hosts != c.hosts {
+			t.Errorf("%q: hosts %q, %v; want %q", c.args, rf.hosts, err, c.hosts)
+			continue
+		}
+		w := &learnWriter{rf: rf}
+		if got := w.options().NoHosts; got != c.noHosts {
+			t.Errorf("%q: NoHosts %v, want %v", c.args, got, c.noHosts)
+		}
+	}
+	if _, _, err := parseRunFlags([]string{"--hosts", "never", "--", "true"}, io.Discard); err == nil || !strings.Contains(err.Error(), "is a flag of connvisor learn") {
+		t.Errorf("run --hosts: %v", err)
+	}
+}

@@ -81,8 +81,12 @@ func learnCommand(args []string) int {
 	}
 
 	cmd := newCommand(rf, pol, cmdArgs, log)
+	// Decisions name the host an answer gave for the address even when
+	// the policy of the run names none: the learned rules name it.
+	cmd.Options.LearnNames = rf.hosts == "auto"
 	cmd.OnDecision = func(e supervisor.Event) {
-		w.rec.Add(learn.Conn{Dest: e.Dest, Exe: e.Exe, Time: e.Time, Send: e.Syscall != "connect"})
+		w.rec.Add(learn.Conn{Dest: e.Dest, Exe: e.Exe, Time: e.Time, Send: e.Syscall != "connect",
+			Host: e.Decision.Host, HostVia: e.Decision.HostVia})
 	}
 	// SIGUSR1 writes the file while the command runs; it is not forwarded.
 	usr1 := make(chan os.Signal, 1)
@@ -163,6 +167,7 @@ func (w *learnWriter) options() learn.Options {
 		Command:      w.cmdArgs,
 		Now:          time.Now(),
 		NoDates:      w.rf.noDates,
+		NoHosts:      w.rf.hosts == "never",
 	}
 	if d := os.Getenv("TMPDIR"); d != "" {
 		o.TempRoots = []string{d}

@@ -10,7 +10,16 @@
 //
 // How destinations become rules:
 //
-//   - inet destinations are grouped by protocol (tcp, udp; any for other
+//   - inet destinations whose address the run's own DNS answers named
+//     (Conn.Host, found through policy.ViaAnswer) are grouped by that host
+//     name and protocol, their ports merged, one host a rule: `allow tcp
+//     api.example.com port 443`, the comment naming the addresses seen.
+//     The addresses of CDNs and cloud services change; the names the
+//     program asked for do not. A name with a loopback, private or
+//     link-local address gets allow-private (policy.Rebindable), a name a
+//     rule cannot hold (policy.IsHostName) stays an address, and
+//     Options.NoHosts writes addresses only.
+//   - other inet destinations are grouped by protocol (tcp, udp; any for other
 //     socket types) and address, their ports merged into lists and ranges
 //     (80,443,8000-8002); addresses with the same ports share a rule.
 //     IPv4-mapped IPv6 addresses are written as IPv4 (IPv4 rules match
@@ -31,6 +40,7 @@ package learn
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +60,13 @@ type Conn struct {
 	Time time.Time
 	// Send: a sendto/sendmsg/sendmmsg with a destination, not a connect.
 	Send bool
+	// Host is the name that explains an inet destination's address, and
+	// HostVia how it was found (the decision's Host and HostVia). Only a
+	// name from the tree's own DNS answers (policy.ViaAnswer) is learned:
+	// a name resolved at load is what a policy's author wrote, not what
+	// the program asked for.
+	Host    string
+	HostVia policy.HostVia
 }
 
 // key is a destination and who used it: what the Recorder counts.
@@ -58,6 +75,7 @@ type key struct {
 	proto    proto
 	addr     netip.Addr
 	port     uint16
+	host     string // inet: the name the run's DNS answers gave, "" for none
 	path     string // UNIX path or abstract name
 	abstract bool
 	unnamed  bool
@@ -142,6 +160,11 @@ func (r *Recorder) Add(c Conn) {
 		}
 		if k.addr.Is4() {
 			k.family = syscall.AF_INET
+		}
+		if c.HostVia == policy.ViaAnswer {
+			if h := strings.TrimSuffix(strings.ToLower(c.Host), "."); policy.IsHostName(h) {
+				k.host = h
+			}
 		}
 	case syscall.AF_UNIX:
 		k.abstract = d.Abstract

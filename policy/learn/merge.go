@@ -29,19 +29,29 @@ type MergeResult struct {
 // in a block appended after the existing text, which is kept byte for
 // byte (a rule at the end matches only what no earlier rule does, which
 // is exactly what fell to the default). Destinations that a deny or fail
-// rule refuses are reported in Refused and not added.
+// rule refuses are reported in Refused and not added. A destination the
+// run's DNS answers named is asked about with its name
+// (policy.PermitsNamed), as the supervisor decides it when enforcing.
 func (r *Recorder) Merge(existing []byte, p *policy.Policy, opts Options) MergeResult {
 	s := r.snapshot()
 	missing := map[key]usage{}
 	refusedBy := map[string]string{}
 	for k, u := range s.seen {
 		d := k.dest()
-		ok, by := p.Permits(&d)
+		var names []string
+		if k.host != "" {
+			names = []string{k.host}
+		}
+		ok, by := p.PermitsNamed(&d, names)
 		switch {
 		case ok:
 		case by != nil:
 			d.Exe = ""
-			refusedBy[d.String()] = by.Origin() + ": " + by.String()
+			dst := d.String()
+			if k.host != "" {
+				dst += " (" + k.host + ")"
+			}
+			refusedBy[dst] = by.Origin() + ": " + by.String()
 		default:
 			missing[k] = u
 		}
@@ -65,6 +75,7 @@ func (r *Recorder) Merge(existing []byte, p *policy.Policy, opts Options) MergeR
 	}
 	b.WriteString(", from a run of:\n#   " + commandLine(opts.Command) + "\n")
 	writeTruncation(&b, s)
+	writeHostNote(&b, rs)
 	var block strings.Builder
 	writeRules(&block, rs, opts.NoDates)
 	b.WriteString(block.String())

@@ -31,6 +31,9 @@ type Options struct {
 	// NoDates leaves out the header's date and every first and last seen,
 	// so that two runs doing the same things write the same bytes.
 	NoDates bool
+	// NoHosts writes addresses even for destinations the run's DNS
+	// answers named (connvisor learn --hosts=never).
+	NoHosts bool
 }
 
 // maxAddrsPerRule keeps a rule line readable: more addresses with the same
@@ -40,10 +43,16 @@ const maxAddrsPerRule = 8
 // maxExesInComment bounds the executables a rule's comment names.
 const maxExesInComment = 3
 
+// maxAddrsInComment bounds the addresses a host rule's comment names.
+const maxAddrsInComment = 4
+
 // rule is one rule of the learned policy, with what the run did with it.
 type rule struct {
 	kind  int   // order of the rule's block, see kindOrder
 	proto proto // inet
+	host  string
+	// addrs are the rule's addresses; for a host rule, the addresses the
+	// run connected to under the name (for its comment).
 	addrs []netip.Prefix
 	ports []uint16 // sorted, distinct
 	glob  string   // unix path or abstract glob, family name
@@ -54,7 +63,8 @@ type rule struct {
 
 // Kinds of rules, in the order the file lists them.
 const (
-	kindInet4 = iota
+	kindHost = iota
+	kindInet4
 	kindInet6
 	kindUnixPath
 	kindUnixAbstract
@@ -67,6 +77,13 @@ func (r *rule) text() string {
 	var b strings.Builder
 	b.WriteString("allow ")
 	switch r.kind {
+	case kindHost:
+		b.WriteString(r.proto.String() + " " + r.host)
+		if r.private() {
+			b.WriteString(" allow-private")
+		}
+		b.WriteString(" port ")
+		b.WriteString(formatPorts(r.ports))
 	case kindInet4, kindInet6:
 		b.WriteString(r.proto.String())
 		for _, a := range r.addrs {
@@ -88,6 +105,12 @@ func (r *rule) text() string {
 		b.WriteString(" exe=" + r.exe)
 	}
 	return b.String()
+}
+
+// private reports whether a host rule needs allow-private: the name gave
+// an address that a rule's names allow only with it (policy.Rebindable).
+func (r *rule) private() bool {
+	return slices.ContainsFunc(r.addrs, func(p netip.Prefix) bool { return policy.Rebindable(p.Addr()) })
 }
 
 func formatPrefix(p netip.Prefix) string {
@@ -143,6 +166,17 @@ func (r *rule) comment(noDates bool) string {
 		named = append(named, quote(e))
 	}
 	parts = append(parts, "by "+strings.Join(named, ", "))
+	if r.kind == kindHost {
+		var seen []string
+		for i, a := range r.addrs {
+			if i == maxAddrsInComment {
+				seen[i-1] += fmt.Sprintf(" and %d more", len(r.addrs)-i)
+				break
+			}
+			seen = append(seen, a.Addr().String())
+		}
+		parts = append(parts, "seen at "+strings.Join(seen, ", "))
+	}
 	if !noDates && !r.use.first.IsZero() {
 		parts = append(parts, "first "+stamp(r.use.first)+", last "+stamp(r.use.last))
 	}
@@ -179,6 +213,7 @@ func rules(seen map[key]usage, opts Options) []*rule {
 	type dkey struct {
 		kind   int
 		proto  proto
+		host   string
 		prefix netip.Prefix
 		port   uint16
 		glob   string
@@ -187,6 +222,8 @@ func rules(seen map[key]usage, opts Options) []*rule {
 	dk := func(k key) dkey {
 		d := dkey{proto: k.proto, port: k.port}
 		switch {
+		case k.host != "" && !opts.NoHosts:
+			d.kind, d.host = kindHost, k.host
 		case k.family == syscall.AF_INET || k.family == syscall.AF_INET6:
 			d.kind, d.prefix = kindInet6, netip.PrefixFrom(k.addr, 128)
 			if n := opts.CollapseIPv6; n > 0 && n < 128 {
@@ -221,35 +258,42 @@ func rules(seen map[key]usage, opts Options) []*rule {
 	type gkey struct {
 		kind   int
 		proto  proto
+		host   string
 		prefix netip.Prefix
 		glob   string
 		exe    string
 	}
 	type group struct {
 		ports map[uint16]bool
+		addrs map[netip.Addr]bool // a host's
 		use   usage
 		exes  map[string]bool
 	}
 	groups := map[gkey]*group{}
 	for k, u := range seen {
 		d := dk(k)
-		g := gkey{kind: d.kind, proto: d.proto, prefix: d.prefix, glob: d.glob}
+		g := gkey{kind: d.kind, proto: d.proto, host: d.host, prefix: d.prefix, glob: d.glob}
 		if opts.PerExe && len(users[d]) == 1 && k.exe != "" {
 			g.exe = exeGlob(k.exe, opts.TempRoots)
 		}
 		gr := groups[g]
 		if gr == nil {
-			gr = &group{ports: map[uint16]bool{}, exes: map[string]bool{}}
+			gr = &group{ports: map[uint16]bool{}, addrs: map[netip.Addr]bool{}, exes: map[string]bool{}}
 			groups[g] = gr
 		}
 		gr.ports[k.port] = true
+		if d.kind == kindHost {
+			gr.addrs[k.addr] = true
+		}
 		gr.use.add(u)
 		gr.exes[k.exe] = true
 	}
-	// Addresses with the same protocol, ports and executable share a rule.
+	// Addresses with the same protocol, ports and executable share a
+	// rule; a host has its own.
 	type rkey struct {
 		kind  int
 		proto proto
+		host  string
 		ports string
 		glob  string
 		exe   string
@@ -257,15 +301,23 @@ func rules(seen map[key]usage, opts Options) []*rule {
 	byRule := map[rkey][]*rule{}
 	var order []rkey
 	for g, gr := range groups {
-		r := &rule{kind: g.kind, proto: g.proto, glob: g.glob, exe: g.exe, use: gr.use, exes: gr.exes}
-		if g.kind == kindInet4 || g.kind == kindInet6 {
+		r := &rule{kind: g.kind, proto: g.proto, host: g.host, glob: g.glob, exe: g.exe, use: gr.use, exes: gr.exes}
+		switch g.kind {
+		case kindInet4, kindInet6:
 			r.addrs = []netip.Prefix{g.prefix}
+		case kindHost:
+			for a := range gr.addrs {
+				r.addrs = append(r.addrs, netip.PrefixFrom(a, a.BitLen()))
+			}
+			slices.SortFunc(r.addrs, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+		}
+		if g.kind == kindHost || g.kind == kindInet4 || g.kind == kindInet6 {
 			for p := range gr.ports {
 				r.ports = append(r.ports, p)
 			}
 			slices.Sort(r.ports)
 		}
-		rk := rkey{kind: g.kind, proto: g.proto, ports: formatPorts(r.ports), glob: g.glob, exe: g.exe}
+		rk := rkey{kind: g.kind, proto: g.proto, host: g.host, ports: formatPorts(r.ports), glob: g.glob, exe: g.exe}
 		if byRule[rk] == nil {
 			order = append(order, rk)
 		}
@@ -280,7 +332,7 @@ func rules(seen map[key]usage, opts Options) []*rule {
 			if rk.kind != kindInet4 && rk.kind != kindInet6 {
 				n = 1
 			}
-			merged := &rule{kind: rs[0].kind, proto: rs[0].proto, ports: rs[0].ports, glob: rs[0].glob, exe: rs[0].exe, exes: map[string]bool{}}
+			merged := &rule{kind: rs[0].kind, proto: rs[0].proto, host: rs[0].host, ports: rs[0].ports, glob: rs[0].glob, exe: rs[0].exe, exes: map[string]bool{}}
 			for _, r := range rs[:n] {
 				merged.addrs = append(merged.addrs, r.addrs...)
 				merged.use.add(r.use)
@@ -323,13 +375,17 @@ func comparePrefix(a, b []netip.Prefix) int {
 	return cmp.Compare(len(a), len(b))
 }
 
-// compareRules orders the file: by kind, then protocol (tcp, udp, any),
-// then first address or glob, then ports, then executable.
+// compareRules orders the file: by kind (host names first), then
+// protocol (tcp, udp, any), then host name, first address or glob, then
+// ports, then executable.
 func compareRules(a, b *rule) int {
 	if c := cmp.Compare(a.kind, b.kind); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(a.proto, b.proto); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.host, b.host); c != 0 {
 		return c
 	}
 	if c := comparePrefix(a.addrs, b.addrs); c != 0 {
@@ -362,6 +418,7 @@ func (r *Recorder) Write(opts Options) []byte {
 	b.WriteString("# (connvisor run --audit --policy FILE -- ...), then enforce it.\n")
 	writeTruncation(&b, s)
 	rs := rules(s.seen, opts)
+	writeHostNote(&b, rs)
 	if len(rs) > 0 {
 		b.WriteByte('\n')
 		writeRules(&b, rs, opts.NoDates)
@@ -383,6 +440,17 @@ func writeTruncation(b *strings.Builder, s snapshot) {
 	fmt.Fprintf(b, "# executable); the first %d are learned below, and %s to\n", s.limit, plural(s.dropped, "call"))
 	fmt.Fprintf(b, "# destinations seen after them were not (%s): the default denies them.\n", strings.Join(kinds, ", "))
 	b.WriteString("# Widen rules by hand (CIDRs, port ranges, globs) or learn with --collapse-ipv4.\n")
+}
+
+// writeHostNote tells a reader of host rules how they match, when there
+// are any: what enforces them differs from address rules.
+func writeHostNote(b *strings.Builder, rs []*rule) {
+	if !slices.ContainsFunc(rs, func(r *rule) bool { return r.kind == kindHost }) {
+		return
+	}
+	b.WriteString("# Host names are those the run's own DNS answers gave: connvisor matches\n")
+	b.WriteString("# them through the program's answers (as root), else through the addresses\n")
+	b.WriteString("# they resolve to at load (--hosts=never writes addresses instead).\n")
 }
 
 // writeRules writes rules with their comments aligned.
