@@ -16,8 +16,8 @@ type Build struct {
 	// Name names the directory: connvisor-NAME-*.
 	Name string
 	// Programs are Go main packages below Module, built beside connvisor,
-	// each under its last path element: "test/dns/dialer" is
-	// Bins.Path("dialer").
+	// each under its last path element: "test/targets/goconnector" is
+	// Bins.Path("goconnector").
 	Programs []string
 	// Race builds connvisor and the programs with -race.
 	Race bool

@@ -26,8 +26,8 @@ var (
 func TestMain(m *testing.M) {
 	// Under go test -race, connvisor and the dialer are built with -race
 	// too (raceBuild).
-	build := testutil.Build{Name: "control", Programs: []string{"test/control/dialer"}, Race: raceBuild}
-	testutil.Main(build, func(b *testutil.Bins) int { connvisor, dialer = b.Connvisor, b.Path("dialer"); return m.Run() })
+	build := testutil.Build{Name: "control", Programs: []string{"test/targets/goconnector"}, Race: raceBuild}
+	testutil.Main(build, func(b *testutil.Bins) int { connvisor, dialer = b.Connvisor, b.Path("goconnector"); return m.Run() })
 }
 
 // run is one `connvisor run --control SOCK [flags] -- CMD...`.

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	// User nobody runs the binaries too.
-	build := testutil.Build{Name: "dns", Programs: []string{"test/dns/dialer"}, Shared: true}
+	build := testutil.Build{Name: "dns", Programs: []string{"test/targets/goconnector"}, Shared: true}
 	testutil.Main(build, func(b *testutil.Bins) int {
 		bins = b
 		// musl's resolver, static: sendto on an unconnected socket.
@@ -165,12 +165,14 @@ func (e *env) run(t *testing.T, wrapped bool, argv ...string) testutil.Result {
 	return testutil.Run(t, append(append([]string{"unshare"}, args...), argv...)...)
 }
 
-func dialer() string { return bins.Path("dialer") }
+// dialer is test/targets/goconnector: its repeat mode dials HOST:PORT COUNT
+// times, INTERVAL apart, through the resolver each time.
+func dialer() string { return bins.Path("goconnector") }
 
 func TestRotatingAddresses(t *testing.T) {
 	e := setup(t, "allow tcp rot.test allow-private port 8080\n")
 	for _, wrapped := range []bool{false, true} {
-		r := e.run(t, wrapped, "env", "GODEBUG=netdns=go", dialer(), "rot.test", "8080", "200", "50ms")
+		r := e.run(t, wrapped, "env", "GODEBUG=netdns=go", dialer(), "repeat", "rot.test", "8080", "200", "50ms")
 		if !strings.HasPrefix(r.Stdout, "ok 200 fail 0") {
 			t.Errorf("wrapped=%v: %s\n%s", wrapped, r.Stdout, testutil.Tail(r.Stderr, 12))
 		}
@@ -195,11 +197,11 @@ func TestCNAMEAndNotListed(t *testing.T) {
 		{"alias.test", "ok 3 fail 0"},
 		{"evil.test", "ok 0 fail 3"},
 	} {
-		native := e.run(t, false, "env", "GODEBUG=netdns=go", dialer(), c.host, "8080", "3", "10ms")
+		native := e.run(t, false, "env", "GODEBUG=netdns=go", dialer(), "repeat", c.host, "8080", "3", "10ms")
 		if !strings.HasPrefix(native.Stdout, "ok 3 fail 0") {
 			t.Fatalf("%s natively: %s %s", c.host, native.Stdout, native.Stderr)
 		}
-		r := e.run(t, true, "env", "GODEBUG=netdns=go", dialer(), c.host, "8080", "3", "10ms")
+		r := e.run(t, true, "env", "GODEBUG=netdns=go", dialer(), "repeat", c.host, "8080", "3", "10ms")
 		if !strings.HasPrefix(r.Stdout, c.want) {
 			t.Errorf("%s wrapped: %s, want %s\n%s", c.host, r.Stdout, c.want, testutil.Tail(r.Stderr, 12))
 		}
@@ -209,7 +211,7 @@ func TestCNAMEAndNotListed(t *testing.T) {
 	}
 	// An address rule still allows the address, whatever name it has.
 	e2 := setup2(t, e, "allow tcp good.test allow-private port 8080\nallow tcp 127.2.0.1 port 8080\n")
-	if r := e2.run(t, true, "env", "GODEBUG=netdns=go", dialer(), "evil.test", "8080", "3", "10ms"); !strings.HasPrefix(r.Stdout, "ok 3 fail 0") {
+	if r := e2.run(t, true, "env", "GODEBUG=netdns=go", dialer(), "repeat", "evil.test", "8080", "3", "10ms"); !strings.HasPrefix(r.Stdout, "ok 3 fail 0") {
 		t.Errorf("evil.test with an address rule: %s\n%s", r.Stdout, testutil.Tail(r.Stderr, 12))
 	}
 }
@@ -247,7 +249,7 @@ func TestResolvedOutsideTree(t *testing.T) {
 	// Inside: connect to good.test's address by number, having resolved
 	// only evil.test (which answers the same address, but its rule is for
 	// another port).
-	r := e.run(t, true, "sh", "-c", "getent hosts evil.test >/dev/null; exec "+dialer()+" 127.2.0.1 8080 3 10ms")
+	r := e.run(t, true, "sh", "-c", "getent hosts evil.test >/dev/null; exec "+dialer()+" repeat 127.2.0.1 8080 3 10ms")
 	close(stop)
 	wg.Wait()
 	if !strings.HasPrefix(r.Stdout, "ok 0 fail 3") {
@@ -277,10 +279,10 @@ s=socket.socket(fam,socket.SOCK_STREAM); s.connect(ai[0][4]); print("connected")
 		// Each must be allowed through a name learned from the program's
 		// own answer ("host_via":"dns"), not through the addresses
 		// connvisor resolved at load (which would allow it too).
-		{"go pure", []string{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
-		{"go cgo", []string{"env", "GODEBUG=netdns=cgo", dialer(), "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
-		{"go AAAA", []string{"env", "GODEBUG=netdns=go", dialer(), "six.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
-		{"go TCP after truncation", []string{"env", "GODEBUG=netdns=go", dialer(), "big.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go pure", []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go cgo", []string{"env", "GODEBUG=netdns=cgo", dialer(), "repeat", "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go AAAA", []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "six.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go TCP after truncation", []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "big.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
 		{"glibc TCP after truncation", []string{"python3", "-c", py, "big.test"}, "connected"},
 		{"curl", []string{"curl", "-sS", "-o", "/dev/null", "-w", "connected", "--max-time", "5", "http://good.test:8080/"}, "connected"},
 		{"python", []string{"python3", "-c", py, "good.test"}, "connected"},
@@ -333,7 +335,7 @@ func TestUnprivilegedFallback(t *testing.T) {
 	os.Chmod(e.policy, 0o644)
 	r := e.run(t, false, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		bins.Connvisor, "run", "--log-format", "json", "--policy", e.policy, "--",
-		"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms")
+		"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "2", "10ms")
 	if !strings.HasPrefix(r.Stdout, "ok 2 fail 0") {
 		t.Errorf("unprivileged: %s\n%s", r.Stdout, testutil.Tail(r.Stderr, 12))
 	}
@@ -346,8 +348,8 @@ func TestUnprivilegedFallback(t *testing.T) {
 func TestIPv6Server(t *testing.T) {
 	e := setupAt(t, "::1", "allow tcp good.test allow-private port 8080\nallow tcp big.test allow-private port 8080\n")
 	for _, c := range [][]string{
-		{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms"},
-		{"env", "GODEBUG=netdns=go", dialer(), "big.test", "8080", "2", "10ms"},
+		{"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "2", "10ms"},
+		{"env", "GODEBUG=netdns=go", dialer(), "repeat", "big.test", "8080", "2", "10ms"},
 		{bins.Path("cresolve-musl"), "good.test", "8080"},
 	} {
 		if _, err := os.Stat(c[0]); c[0] != "env" && err != nil {
@@ -376,8 +378,8 @@ func TestCost(t *testing.T) {
 		}
 		return "? " + testutil.Tail(r.Stderr, 12)
 	}
-	byNumber := []string{"env", "GODEBUG=netdns=go", dialer(), "127.2.0.1", "8080", "500", "1ms"}
-	byName := []string{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "500", "1ms"}
+	byNumber := []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "127.2.0.1", "8080", "500", "1ms"}
+	byName := []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "500", "1ms"}
 	plain := setup(t, "allow tcp 127.2.0.1 port 8080\n")
 	named := setup2(t, plain, "allow tcp good.test allow-private port 8080\nallow tcp 127.2.0.1 port 8080\n")
 	for round := 0; round < 3; round++ {

@@ -18,7 +18,7 @@ func TestLearnNamesHosts(t *testing.T) {
 	e := setup(t, "")
 	connvisor := bins.Connvisor
 	resolveAndDial := func(host string) []string {
-		return []string{"env", "GODEBUG=netdns=go", dialer(), host, "8080", "2", "10ms"}
+		return []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", host, "8080", "2", "10ms"}
 	}
 	learned := filepath.Join(t.TempDir(), "learned.policy")
 	r := e.run(t, false, append([]string{connvisor, "learn", "--quiet", "--no-dates", "-o", learned, "--"}, resolveAndDial("good.test")...)...)

@@ -29,7 +29,7 @@ func TestGoClientErrorPaths(t *testing.T) {
 		return ms
 	}
 	t.Run("blackhole ends in the dial timeout", func(t *testing.T) {
-		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=blackhole"}, goclient, dest(srv.Port), "300ms")
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=blackhole"}, goconnector, "once", dest(srv.Port), "300ms")
 		line := strings.TrimSpace(r.Stdout)
 		if !strings.Contains(line, "i/o timeout") || field(line, "timeout") != "true" {
 			t.Errorf("want an i/o timeout with net.Error.Timeout() true, got %q", line)
@@ -40,7 +40,7 @@ func TestGoClientErrorPaths(t *testing.T) {
 	})
 	t.Run("blackhole with a longer timeout= still ends in the dial timeout", func(t *testing.T) {
 		// The rule's 2 s must not outlive the program's own 300 ms.
-		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=blackhole:timeout=2s"}, goclient, dest(srv.Port), "300ms")
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=blackhole:timeout=2s"}, goconnector, "once", dest(srv.Port), "300ms")
 		line := strings.TrimSpace(r.Stdout)
 		if !strings.Contains(line, "i/o timeout") || field(line, "timeout") != "true" {
 			t.Errorf("want an i/o timeout with net.Error.Timeout() true, got %q", line)
@@ -50,14 +50,14 @@ func TestGoClientErrorPaths(t *testing.T) {
 		}
 	})
 	t.Run("ECONNREFUSED is errors.Is syscall.ECONNREFUSED", func(t *testing.T) {
-		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=ECONNREFUSED"}, goclient, dest(srv.Port), "300ms")
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=ECONNREFUSED"}, goconnector, "once", dest(srv.Port), "300ms")
 		line := strings.TrimSpace(r.Stdout)
 		if field(line, "refused") != "true" || field(line, "timeout") != "false" || !strings.Contains(line, "connection refused") {
 			t.Errorf("want connection refused, errors.Is ECONNREFUSED and no timeout, got %q", line)
 		}
 	})
 	t.Run("ENETUNREACH after a delay", func(t *testing.T) {
-		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=ENETUNREACH:delay=300ms"}, goclient, dest(srv.Port), "2s")
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=ENETUNREACH:delay=300ms"}, goconnector, "once", dest(srv.Port), "2s")
 		line := strings.TrimSpace(r.Stdout)
 		if field(line, "unreachable") != "true" {
 			t.Errorf("want errors.Is ENETUNREACH, got %q", line)
@@ -70,7 +70,7 @@ func TestGoClientErrorPaths(t *testing.T) {
 		t.Errorf("the server accepted %d connections; every dial was failed", n)
 	}
 	t.Run("unfaulted dial succeeds", func(t *testing.T) {
-		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=ECONNREFUSED:when=2"}, goclient, dest(srv.Port), "2s")
+		r := wrapped(t, []string{"-q", "--fail", dest(srv.Port) + "=ECONNREFUSED:when=2"}, goconnector, "once", dest(srv.Port), "2s")
 		if line := strings.TrimSpace(r.Stdout); !strings.HasPrefix(line, "ok ") {
 			t.Errorf("the first dial is not selected by when=2 and must succeed, got %q", line)
 		}

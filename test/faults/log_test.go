@@ -48,7 +48,7 @@ func TestFaultLogSaysWhatWasInjected(t *testing.T) {
 		{"blackhole", "EINPROGRESS", "blackhole", "in_progress"},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
-			r := wrapped(t, []string{"--fail", dest(srv.Port) + "=" + tc.rule}, goclient, dest(srv.Port), "200ms")
+			r := wrapped(t, []string{"--fail", dest(srv.Port) + "=" + tc.rule}, goconnector, "once", dest(srv.Port), "200ms")
 			evs := failEvents(t, r.logFile)
 			if len(evs) != 1 {
 				t.Fatalf("%d fail events, want 1:\n%s", len(evs), readFile(t, r.logFile))
@@ -64,7 +64,7 @@ func TestFaultLogSaysWhatWasInjected(t *testing.T) {
 // The seed matters only to probability=, and is logged only then.
 func TestSeedOnlyWithProbability(t *testing.T) {
 	srv := testutil.Listen(t)
-	r := wrapped(t, []string{"--fail", dest(srv.Port) + "=ECONNREFUSED:when=1"}, goclient, dest(srv.Port), "200ms")
+	r := wrapped(t, []string{"--fail", dest(srv.Port) + "=ECONNREFUSED:when=1"}, goconnector, "once", dest(srv.Port), "200ms")
 	if _, ok := loggedSeed(t, r.logFile); ok {
 		t.Errorf("a run without probability= logged a seed:\n%s", readFile(t, r.logFile))
 	}
@@ -80,7 +80,7 @@ func TestUnprivilegedWarning(t *testing.T) {
 		t.Skip("exact as root: the warning is for unprivileged runs (TestUnprivileged runs this as nobody)")
 	}
 	srv := testutil.Listen(t)
-	r := wrapped(t, []string{"--fail", dest(srv.Port) + "=ENETUNREACH", "--fail", dest(srv.Port) + "=ECONNREFUSED:delay=300ms,when=5"}, goclient, dest(srv.Port), "200ms")
+	r := wrapped(t, []string{"--fail", dest(srv.Port) + "=ENETUNREACH", "--fail", dest(srv.Port) + "=ECONNREFUSED:delay=300ms,when=5"}, goconnector, "once", dest(srv.Port), "200ms")
 	log := readFile(t, r.logFile)
 	for _, want := range []string{"connect itself returns ENETUNREACH", "first SYN retransmission after 300ms"} {
 		if !strings.Contains(log, want) {

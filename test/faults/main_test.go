@@ -1,11 +1,11 @@
 // Package faults tests connvisor's fault injection end to end: real
-// programs (a C target, cprog/fault.c, and a Go one, goclient/) run under
-// the real connvisor binary against loopback listeners started by the
-// tests, and the tests check what the programs saw: connect's result, poll
-// and SO_ERROR for nonblocking sockets, the time a held connect took, and
-// the exit summary. A fault must look like the real failure, so where a
-// real one can be made on loopback (a refused connect) the test runs it
-// natively too and compares.
+// programs (a C target, cprog/fault.c, and a Go one, the once mode of
+// test/targets/goconnector) run under the real connvisor binary against
+// loopback listeners started by the tests, and the tests check what the
+// programs saw: connect's result, poll and SO_ERROR for nonblocking
+// sockets, the time a held connect took, and the exit summary. A fault
+// must look like the real failure, so where a real one can be made on
+// loopback (a refused connect) the test runs it natively too and compares.
 //
 // Only loopback destinations are used.
 package faults
@@ -24,15 +24,15 @@ import (
 )
 
 var (
-	bins     *testutil.Bins
-	goclient string // the Go target
-	cTarget  string // the C target, "" when gcc is missing
-	cSkip    string // why cTarget is missing
+	bins        *testutil.Bins
+	goconnector string // the Go target
+	cTarget     string // the C target, "" when gcc is missing
+	cSkip       string // why cTarget is missing
 )
 
 func TestMain(m *testing.M) {
-	testutil.Main(testutil.Build{Name: "faults", Programs: []string{"test/faults/goclient"}}, func(b *testutil.Bins) int {
-		bins, goclient = b, b.Path("goclient")
+	testutil.Main(testutil.Build{Name: "faults", Programs: []string{"test/targets/goconnector"}}, func(b *testutil.Bins) int {
+		bins, goconnector = b, b.Path("goconnector")
 		if testutil.Unprivileged() {
 			// Re-run as nobody by TestUnprivileged, with the binaries
 			// built by the root run copied next to this one.
@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 // capabilities, as a test author who is not root runs it: every fault
 // must still be what the README promises without privileges.
 func TestUnprivileged(t *testing.T) {
-	files := []string{bins.Connvisor, goclient}
+	files := []string{bins.Connvisor, goconnector}
 	if cTarget != "" {
 		files = append(files, cTarget)
 	}

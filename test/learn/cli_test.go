@@ -238,7 +238,7 @@ func TestLearnBounded(t *testing.T) {
 		t.Skip("100,000 trapped connects take a while")
 	}
 	out := filepath.Join(t.TempDir(), "sweep.policy")
-	cmd := exec.Command(connvisor, "learn", "-q", "--no-dates", "-o", out, "--", goclient, "-udp-sweep", "100000")
+	cmd := exec.Command(connvisor, "learn", "-q", "--no-dates", "-o", out, "--", goconnector, "udp-sweep", "100000")
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b)

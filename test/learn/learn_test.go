@@ -24,17 +24,17 @@ import (
 )
 
 var (
-	bins      *testutil.Bins
-	connvisor string
-	goclient  string
+	bins        *testutil.Bins
+	connvisor   string
+	goconnector string
 )
 
 func TestMain(m *testing.M) {
 	// Other users (the git daemon drops to nobody) read the repositories
 	// the tests make below the directory.
-	testutil.Main(testutil.Build{Name: "learn", Programs: []string{"test/learn/testdata/goclient"}, Shared: true},
+	testutil.Main(testutil.Build{Name: "learn", Programs: []string{"test/targets/goconnector"}, Shared: true},
 		func(b *testutil.Bins) int {
-			bins, connvisor, goclient = b, b.Connvisor, b.Path("goclient")
+			bins, connvisor, goconnector = b, b.Connvisor, b.Path("goconnector")
 			return m.Run()
 		})
 }
@@ -187,7 +187,7 @@ for u in sys.argv[1:]:
 		{name: "unix", argv: []string{"curl", "-sS", "--unix-socket", filepath.Join(sockDir, "api.sock"), "http://x/"},
 			plus:    []string{"sh", "-c", `curl -sS --unix-socket "$1" http://x/ && curl -sS --unix-socket "$2" http://x/`, "sh", filepath.Join(sockDir, "api.sock"), filepath.Join(sockDir, "other.sock")},
 			newDest: "unix " + filepath.Join(sockDir, "other.sock")},
-		{name: "go", argv: []string{goclient, urls[0], urls[2]}, plus: []string{goclient, urls[0], urls[2], extra}, newDest: extraDest},
+		{name: "go", argv: []string{goconnector, "get", urls[0], urls[2]}, plus: []string{goconnector, "get", urls[0], urls[2], extra}, newDest: extraDest},
 	}
 	if _, err := exec.LookPath("git"); err == nil {
 		repo := gitDaemon(t, "learned over git://")
