@@ -189,11 +189,11 @@ func TestProfileMatchesFilter(t *testing.T) {
 	}
 	for _, c := range nativeCases() {
 		data := testutil.SeccompData(c.nr, c.arch, c.args)
-		got, err := testutil.RunSeccompBPF(fromProfile, data)
+		got, err := testutil.RunSeccomp(fromProfile, data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := testutil.RunSeccompBPF(runFilter, data)
+		want, err := testutil.RunSeccomp(runFilter, data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func TestProfileCompatABIs(t *testing.T) {
 		{"aarch64 connect", unix.AUDIT_ARCH_AARCH64, 203, [6]uint64{3, 0x1000, 16}},
 		{"arm connect", unix.AUDIT_ARCH_ARM, 283, [6]uint64{3, 0x1000, 16}},
 	} {
-		got, err := testutil.RunSeccompBPF(prog, testutil.SeccompData(c.nr, c.arch, c.args))
+		got, err := testutil.RunSeccomp(prog, testutil.SeccompData(c.nr, c.arch, c.args))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func TestProfileMergesBase(t *testing.T) {
 		{"socket packet", 41, [6]uint64{unix.AF_PACKET, unix.SOCK_DGRAM}, retNotify},
 		{"setsockopt (the base's allow)", 54, [6]uint64{3, unix.SOL_SOCKET, unix.SO_REUSEADDR}, retAllow},
 	} {
-		got, err := testutil.RunSeccompBPF(prog, testutil.SeccompData(c.nr, x, c.args))
+		got, err := testutil.RunSeccomp(prog, testutil.SeccompData(c.nr, x, c.args))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +335,7 @@ func TestProfileMergesBase(t *testing.T) {
 			t.Errorf("%s: %#x, want %#x", c.name, got, c.want)
 		}
 	}
-	if got, _ := testutil.RunSeccompBPF(prog, testutil.SeccompData(42|x32Bit, x, [6]uint64{3, 0x1000, 16})); got != retNotify {
+	if got, _ := testutil.RunSeccomp(prog, testutil.SeccompData(42|x32Bit, x, [6]uint64{3, 0x1000, 16})); got != retNotify {
 		t.Errorf("x32 connect: %#x, want NOTIFY", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/connvisor/connvisor/internal/testutil"
 	"github.com/connvisor/connvisor/policy"
 	"github.com/connvisor/connvisor/supervisor"
 )
@@ -271,23 +272,10 @@ func metricSum(text, name string) float64 {
 // request may fail other than as expected, and every decision is counted
 // once in the metrics and once in the decision log.
 func TestConcurrentAPIWhileConnecting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	ln := testutil.Listen(t)
+	port := ln.Port
 	stop := filepath.Join(t.TempDir(), "stop")
-	cmd := supervisor.SelfCommand(load(t, "default deny\nallow unix\nallow 127.0.0.1"), "dialer", ln.Addr().String(), "8", stop)
+	cmd := supervisor.SelfCommand(load(t, "default deny\nallow unix\nallow 127.0.0.1"), "dialer", ln.Addr, "8", stop)
 	var out strings.Builder
 	cmd.Stdout = &out
 	s, c := serve(t, cmd, Config{AllowSameProcess: true, DecisionLog: 1 << 20, HeldCalls: func() int {

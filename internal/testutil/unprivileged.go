@@ -1,5 +1,3 @@
-// Package testutil holds what several test packages share: running a test
-// binary again as an unprivileged user.
 package testutil
 
 import (

@@ -23,44 +23,26 @@ import (
 )
 
 var (
-	repoRoot     string
-	binDir       string
-	connvisorBin string
-	attackBin    string
+	bins      *testutil.Bins
+	attackBin string
 )
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
+func TestMain(m *testing.M) {
 	// The Go API's child stub is this test binary, re-executed: let it be.
 	if _, ok := os.LookupEnv("CONNVISOR_STUB"); ok {
-		return m.Run()
+		os.Exit(m.Run())
 	}
-	var err error
-	if repoRoot, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if binDir, err = os.MkdirTemp("", "connvisor-attacks-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
 	// Everyone may run the binaries: some attacks drop to nobody first.
-	os.Chmod(binDir, 0o755)
-	if connvisorBin, err = testutil.BuildConnvisor(binDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	attackBin = filepath.Join(binDir, "attack")
-	if _, err := exec.LookPath("gcc"); err != nil {
-		fmt.Fprintln(os.Stderr, "attacks: no gcc, the attack programs cannot be built; skipping")
-		attackBin = ""
-	} else if out, err := exec.Command("gcc", "-O2", "-Wall", "-pthread", "-o", attackBin, filepath.Join("cprog", "attack.c")).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build attack.c: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	testutil.Main(testutil.Build{Name: "attacks", Shared: true}, func(b *testutil.Bins) int {
+		bins = b
+		if _, err := exec.LookPath("gcc"); err != nil {
+			fmt.Fprintln(os.Stderr, "attacks: no gcc, the attack programs cannot be built; skipping")
+		} else if attackBin, err = b.CC("gcc", "attack", "-O2", "-Wall", "-pthread", filepath.Join("cprog", "attack.c")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	})
 }
 
 func needAttack(t *testing.T) {

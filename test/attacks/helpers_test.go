@@ -2,17 +2,16 @@ package attacks
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // server counts what reaches it on loopback: TCP connections accepted, UDP
@@ -197,7 +196,6 @@ type result struct {
 	out     string // everything, stderr included
 	verdict string // REACHED, BLOCKED, SKIP, or "" when none was printed
 	detail  string // the rest of the verdict line
-	exit    error
 }
 
 func (r result) reached() bool { return r.verdict == "REACHED" }
@@ -217,21 +215,11 @@ func (r result) line(prefix string) (string, bool) {
 // FLAGS --`.
 func run(t testing.TB, flags []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	var cmd *exec.Cmd
-	if flags == nil {
-		cmd = exec.CommandContext(ctx, attackBin, args...)
-	} else {
-		argv := append(append(append([]string{"run", "-q"}, flags...), "--", attackBin), args...)
-		cmd = exec.CommandContext(ctx, connvisorBin, argv...)
+	argv := append([]string{attackBin}, args...)
+	if flags != nil {
+		argv = bins.WrapArgv(append([]string{"-q"}, flags...), argv...)
 	}
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	// A supervisor killed by the attack leaves the target holding the pipe.
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	r := result{out: buf.String(), exit: err}
+	r := result{out: attack(t, argv).Stdout}
 	sc := bufio.NewScanner(strings.NewReader(r.out))
 	for sc.Scan() {
 		f := strings.SplitN(sc.Text(), " ", 2)
@@ -243,15 +231,19 @@ func run(t testing.TB, flags []string, args ...string) result {
 			}
 		}
 	}
-	if ctx.Err() != nil {
-		t.Fatalf("attack %v timed out:\n%s", args, r.out)
-	}
 	how := "natively"
 	if flags != nil {
 		how = "wrapped " + strings.Join(flags, " ")
 	}
 	t.Logf("%s %s: %s", how, strings.Join(args, " "), strings.TrimSpace(r.out))
 	return r
+}
+
+// attack runs argv (an attack program, natively or wrapped) to its end:
+// its output (stdout and stderr together) is Stdout.
+func attack(t testing.TB, argv []string) testutil.Result {
+	t.Helper()
+	return testutil.Cmd{Argv: argv, Timeout: testutil.LongRunTimeout, Combined: true}.Run(t)
 }
 
 // denyFlags is the policy of most doors: the server is denied, everything

@@ -266,7 +266,7 @@ func TestExplicitDefault(t *testing.T) {
 	if err != nil {
 		t.Skip("no ip(8) to query interfaces over netlink")
 	}
-	cmd := exec.Command(connvisorBin, "run", "-q", "--default", "deny", "--", ip, "-o", "addr", "show", "dev", "lo")
+	cmd := exec.Command(bins.Connvisor, "run", "-q", "--default", "deny", "--", ip, "-o", "addr", "show", "dev", "lo")
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "127.0.0.1") {

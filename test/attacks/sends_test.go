@@ -1,17 +1,18 @@
 package attacks
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
+
+// sendFlags wrap the send tests: one deny rule no test sends to, so that
+// every send is decided and performed by connvisor.
+var sendFlags = []string{"-q", "--deny", "127.0.0.9:1", "--allow", "any"}
 
 // TestSendControlMessages (issue 12, doors 1 and 10): control messages the
 // kernel judges with the sender's privileges are judged with the target's,
@@ -43,10 +44,10 @@ func TestSendControlMessages(t *testing.T) {
 			var nat, wr string
 			if tc.nobody {
 				nat = runLine(t, append(asNobody, args...), "RESULT ")
-				wr = runLine(t, append(append([]string{connvisorBin, "run", "-q", "--deny", "127.0.0.9:1", "--allow", "any", "--"}, asNobody...), args...), "RESULT ")
+				wr = runLine(t, append(bins.WrapArgv(sendFlags, asNobody...), args...), "RESULT ")
 			} else {
 				nat = runLine(t, append([]string{attackBin}, args...), "RESULT ")
-				wr = runLine(t, append([]string{connvisorBin, "run", "-q", "--deny", "127.0.0.9:1", "--allow", "any", "--", attackBin}, args...), "RESULT ")
+				wr = runLine(t, bins.WrapArgv(sendFlags, append([]string{attackBin}, args...)...), "RESULT ")
 			}
 			if nat != tc.native {
 				t.Fatalf("natively %s, the test expects %s", nat, tc.native)
@@ -62,7 +63,7 @@ func TestSendControlMessages(t *testing.T) {
 // starting with it.
 func runLine(t *testing.T, argv []string, prefix string) string {
 	t.Helper()
-	out, _, _ := runRusage(t, argv)
+	out, _ := runRusage(t, argv)
 	for _, l := range strings.Split(out, "\n") {
 		if rest, ok := strings.CutPrefix(l, prefix); ok {
 			return strings.TrimSpace(rest)
@@ -72,28 +73,13 @@ func runLine(t *testing.T, argv []string, prefix string) string {
 	return ""
 }
 
-// runRusage runs argv and returns its output, exit error and the largest
-// resident set (KiB) of it and every descendant it waited for.
-func runRusage(t *testing.T, argv []string) (string, error, int64) {
+// runRusage runs argv and returns its output and the largest resident
+// set (KiB) of it and every descendant it waited for.
+func runRusage(t *testing.T, argv []string) (string, int64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%v timed out:\n%s", argv, buf.String())
-	}
-	var maxRSS int64
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			maxRSS = ru.Maxrss
-		}
-	}
-	t.Logf("%s: %s (max RSS %d KiB)", strings.Join(argv, " "), strings.TrimSpace(buf.String()), maxRSS)
-	return buf.String(), err, maxRSS
+	r := attack(t, argv)
+	t.Logf("%s: %s (max RSS %d KiB)", strings.Join(argv, " "), strings.TrimSpace(r.Stdout), r.MaxRSS)
+	return r.Stdout, r.MaxRSS
 }
 
 // maxSupervisorRSS bounds what the supervisor may hold for the memory
@@ -105,11 +91,11 @@ const maxSupervisorRSS = 128 << 10 // KiB
 func TestSendMemoryBounded(t *testing.T) {
 	needAttack(t)
 	srv := newServer(t, "udp", "")
-	wrap := []string{connvisorBin, "run", "-q", "--deny", "127.0.0.9:1", "--allow", "any", "--", attackBin}
+	wrap := bins.WrapArgv(sendFlags, attackBin)
 	t.Run("sendmmsg of 1024 × 1 MiB", func(t *testing.T) {
 		args := []string{"mmsg-huge", "127.0.0.1", port(srv.Port)}
 		nat := runLine(t, append([]string{attackBin}, args...), "RESULT ")
-		out, _, rss := runRusage(t, append(wrap, args...))
+		out, rss := runRusage(t, append(wrap, args...))
 		if !strings.Contains(out, "RESULT "+nat) {
 			t.Errorf("wrapped %q, natively %s", out, nat)
 		}
@@ -118,7 +104,7 @@ func TestSendMemoryBounded(t *testing.T) {
 		}
 	})
 	t.Run("three sends held for a peer that never reads", func(t *testing.T) {
-		out, _, rss := runRusage(t, append(wrap, "held-sends", "3"))
+		out, rss := runRusage(t, append(wrap, "held-sends", "3"))
 		if !strings.Contains(out, "RESULT held") {
 			t.Fatalf("no result:\n%s", out)
 		}
@@ -140,7 +126,7 @@ func TestSendInterrupted(t *testing.T) {
 			if !strings.HasPrefix(nat, "same") {
 				t.Fatalf("natively %s", nat)
 			}
-			wr := runLine(t, []string{connvisorBin, "run", "-q", "--deny", "127.0.0.9:1", "--allow", "any", "--", attackBin, "send-interrupt", how}, "RESULT ")
+			wr := runLine(t, bins.WrapArgv(sendFlags, attackBin, "send-interrupt", how), "RESULT ")
 			if !strings.HasPrefix(wr, "same") {
 				t.Errorf("OPEN DOOR: wrapped %s (natively %s)", wr, nat)
 			}

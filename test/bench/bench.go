@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 //go:embed c/target.c
@@ -144,11 +146,8 @@ func (b *bench) build() error {
 	b.syscost = filepath.Join(b.dir, "syscost")
 	b.cv = b.cfg.Connvisor
 	if b.cv == "" {
-		b.cv = filepath.Join(b.dir, "connvisor")
-		cmd := exec.Command("go", "build", "-o", b.cv, "./cmd/connvisor")
-		cmd.Dir = b.modRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/connvisor: %v\n%s", err, out)
+		if b.cv, err = testutil.BuildConnvisor(b.dir); err != nil {
+			return err
 		}
 	}
 	if p, err := exec.LookPath("strace"); err == nil {

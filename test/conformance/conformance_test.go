@@ -17,10 +17,8 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
@@ -82,10 +80,9 @@ type variant struct {
 }
 
 var (
+	bins      *testutil.Bins
 	buildOnce sync.Once
 	variants  []variant
-	buildDir  string
-	buildErr  error
 )
 
 // buildCases compiles cases.c once per test binary. A missing gcc is the
@@ -97,15 +94,6 @@ func buildCases(t *testing.T) []variant {
 		t.Skip("gcc not found: the case program is C; install gcc to run the conformance suite")
 	}
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "conformance-")
-		if buildErr != nil {
-			return
-		}
-		src, err := filepath.Abs("cases.c")
-		if err != nil {
-			buildErr = err
-			return
-		}
 		for _, v := range []struct {
 			name  string
 			extra []string
@@ -113,34 +101,19 @@ func buildCases(t *testing.T) []variant {
 			if v.name == "static" && !*flagStatic {
 				continue
 			}
-			bin := filepath.Join(buildDir, "cases-"+v.name)
-			args := append([]string{"-O2", "-Wall", "-pthread"}, v.extra...)
-			args = append(args, "-o", bin, src)
-			out, err := exec.Command(gcc, args...).CombinedOutput()
-			if err != nil {
-				err = fmt.Errorf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
-			}
+			bin, err := bins.CC(gcc, "cases-"+v.name, append(append([]string{"-O2", "-Wall", "-pthread"}, v.extra...), "cases.c")...)
 			variants = append(variants, variant{name: v.name, bin: bin, err: err})
 		}
 	})
-	if buildErr != nil {
-		t.Fatalf("build the case program: %v", buildErr)
-	}
 	if variants[0].err != nil {
 		t.Fatalf("build the case program: %v", variants[0].err)
 	}
 	return variants
 }
 
-// TestMain removes the build directory shared by the tests.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, d := range []string{buildDir, connvisorDir} {
-		if d != "" {
-			os.RemoveAll(d)
-		}
-	}
-	os.Exit(code)
+	flag.Parse()
+	testutil.Main(testutil.Build{Name: "conformance", Connvisor: *flagConnvisor}, func(b *testutil.Bins) int { bins = b; return m.Run() })
 }
 
 // caseNames lists the cases the program has (cases -l), filtered by
@@ -248,7 +221,7 @@ func TestNative(t *testing.T) {
 					obs, ok := got[name]
 					switch {
 					case !ok:
-						t.Fatalf("no output for this case (the runner died?); stderr:\n%s", tail(stderr, 20))
+						t.Fatalf("no output for this case (the runner died?); stderr:\n%s", testutil.Tail(stderr, 20))
 					case strings.HasPrefix(obs, "SKIP "):
 						t.Skip(obs)
 					case !strings.HasSuffix(obs, " | ok"):
@@ -270,7 +243,7 @@ func TestDifferential(t *testing.T) {
 		t.Skip("connect(2) conformance is Linux-only")
 	}
 	vs := buildCases(t)
-	connvisor := buildConnvisor(t)
+	connvisor := bins.Connvisor
 	for _, v := range vs {
 		for _, mode := range wrapModes {
 			t.Run(v.name+"/"+mode.name, func(t *testing.T) {
@@ -300,12 +273,12 @@ func differential(t *testing.T, v variant, connvisor string, mode wrapMode) {
 				ok := t.Run(name, func(t *testing.T) {
 					n, haveN := native[name]
 					if !haveN {
-						t.Fatalf("no native output for this case; stderr:\n%s", tail(nerr, 20))
+						t.Fatalf("no native output for this case; stderr:\n%s", testutil.Tail(nerr, 20))
 					}
 					for i, w := range wrapped {
 						obs, haveW := w[name]
 						if !haveW {
-							t.Fatalf("run %d: no wrapped output for this case; connvisor stderr:\n%s", i+1, tail(werr[i], 20))
+							t.Fatalf("run %d: no wrapped output for this case; connvisor stderr:\n%s", i+1, testutil.Tail(werr[i], 20))
 						}
 						if obs == n {
 							continue
@@ -333,46 +306,10 @@ func differential(t *testing.T, v variant, connvisor string, mode wrapMode) {
 			if len(differing) > 0 {
 				sort.Strings(differing)
 				t.Errorf("%d of %d cases differ under connvisor: %s\nconnvisor stderr (last lines):\n%s",
-					len(differing), len(names), strings.Join(differing, ", "), tail(werr[0], 15))
+					len(differing), len(names), strings.Join(differing, ", "), testutil.Tail(werr[0], 15))
 			}
 		}
 	}
-}
-
-var (
-	connvisorOnce sync.Once
-	connvisorBin  string
-	connvisorDir  string
-	connvisorErr  error
-)
-
-// buildConnvisor builds the real binary the way users get it.
-func buildConnvisor(t *testing.T) string {
-	t.Helper()
-	if *flagConnvisor != "" {
-		return *flagConnvisor
-	}
-	connvisorOnce.Do(func() {
-		var err error
-		connvisorDir, err = os.MkdirTemp("", "conformance-connvisor-")
-		if err != nil {
-			connvisorErr = err
-			return
-		}
-		connvisorBin, connvisorErr = testutil.BuildConnvisor(connvisorDir)
-	})
-	if connvisorErr != nil {
-		t.Fatal(connvisorErr)
-	}
-	return connvisorBin
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // TestReadmeListsEveryCase keeps README.md's case list in step with cases.c.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // eachRuntime runs f as a subtest on every runtime.
@@ -34,9 +36,9 @@ func TestAllowDeny(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
 		dir := t.TempDir()
 		ok, no := newServer(t), newServer(t)
-		writePolicy(t, dir, "web.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+		writePolicy(t, dir, "web.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 		a := startAgent(t, dir, "--policy-dir", dir)
-		c := newContainer(t, rt, dial(ok.port)+"; "+dial(no.port)+"; echo | nc 192.0.2.1 80 2>&1; true",
+		c := newContainer(t, rt, dial(ok.Port)+"; "+dial(no.Port)+"; echo | nc 192.0.2.1 80 2>&1; true",
 			map[string]string{
 				"io.kubernetes.cri.sandbox-name": "shop-0", "io.kubernetes.cri.sandbox-namespace": "prod",
 				"io.kubernetes.cri.container-name": "web",
@@ -52,8 +54,8 @@ func TestAllowDeny(t *testing.T) {
 		if strings.Count(out, msgRefused) != 2 {
 			t.Errorf("want two connects refused with EACCES, got:\n%s", out)
 		}
-		if ok.accepted.Load() != 1 || no.accepted.Load() != 0 {
-			t.Errorf("servers accepted %d (allowed) and %d (denied), want 1 and 0", ok.accepted.Load(), no.accepted.Load())
+		if ok.Accepted() != 1 || no.Accepted() != 0 {
+			t.Errorf("servers accepted %d (allowed) and %d (denied), want 1 and 0", ok.Accepted(), no.Accepted())
 		}
 		ds := a.decisions(t, c.id)
 		if len(ds) != 3 {
@@ -65,7 +67,7 @@ func TestAllowDeny(t *testing.T) {
 				t.Errorf("decision %d: %v, want %s with pod shop-0, namespace prod, container_name web", i, e, want)
 			}
 		}
-		if ds[1].str("errno") != "EACCES" || ds[1].str("dest") != fmt.Sprintf("tcp 127.0.0.1:%d", no.port) {
+		if ds[1].str("errno") != "EACCES" || ds[1].str("dest") != fmt.Sprintf("tcp 127.0.0.1:%d", no.Port) {
 			t.Errorf("the denial logged %v", ds[1])
 		}
 	})
@@ -77,9 +79,9 @@ func TestFaultSchedule(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
 		dir := t.TempDir()
 		s := newServer(t)
-		writePolicy(t, dir, "flaky.policy", fmt.Sprintf("fail tcp 127.0.0.1 port %d errno=ECONNREFUSED when=1..2\nallow any\n", s.port))
+		writePolicy(t, dir, "flaky.policy", fmt.Sprintf("fail tcp 127.0.0.1 port %d errno=ECONNREFUSED when=1..2\nallow any\n", s.Port))
 		a := startAgent(t, dir, "--policy-dir", dir)
-		c := newContainer(t, rt, strings.Repeat(dial(s.port)+"; ", 3)+"true", nil, "--listener", a.socket, "--metadata", "flaky")
+		c := newContainer(t, rt, strings.Repeat(dial(s.Port)+"; ", 3)+"true", nil, "--listener", a.socket, "--metadata", "flaky")
 		out, err := c.run(t)
 		if err != nil {
 			t.Fatalf("container: %v\n%s", err, out)
@@ -87,8 +89,8 @@ func TestFaultSchedule(t *testing.T) {
 		if strings.Count(out, msgConnRefuse) != 2 || strings.Count(out, "hi") != 1 {
 			t.Errorf("want 2 refusals then a greeting, got:\n%s", out)
 		}
-		if s.accepted.Load() != 1 {
-			t.Errorf("the server accepted %d connections, want 1 (the faults never reach it)", s.accepted.Load())
+		if s.Accepted() != 1 {
+			t.Errorf("the server accepted %d connections, want 1 (the faults never reach it)", s.Accepted())
 		}
 	})
 }
@@ -99,13 +101,13 @@ func TestExec(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
 		dir := t.TempDir()
 		ok, no := newServer(t), newServer(t)
-		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 		a := startAgent(t, dir, "--policy-dir", dir)
 		c := newContainer(t, rt, "touch /shared/up; while [ ! -e /shared/stop ]; do sleep 0.05; done", nil,
 			"--listener", a.socket, "--metadata", "p")
 		c.start(t)
 		c.waitFile(t, "up")
-		out, err := rt.cmd("exec", c.id, "sh", "-c", dial(ok.port)+"; "+dial(no.port)+"; true").CombinedOutput()
+		out, err := rt.cmd("exec", c.id, "sh", "-c", dial(ok.Port)+"; "+dial(no.Port)+"; true").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s exec: %v\n%s", rt.name, err, out)
 		}
@@ -125,8 +127,8 @@ func TestExec(t *testing.T) {
 		if handoffs != 2 {
 			t.Errorf("want 2 hand-offs (init and exec) for %s, got %d", c.id, handoffs)
 		}
-		if ok.accepted.Load() != 1 || no.accepted.Load() != 0 {
-			t.Errorf("servers accepted %d and %d, want 1 and 0", ok.accepted.Load(), no.accepted.Load())
+		if ok.Accepted() != 1 || no.Accepted() != 0 {
+			t.Errorf("servers accepted %d and %d, want 1 and 0", ok.Accepted(), no.Accepted())
 		}
 	})
 }
@@ -140,7 +142,7 @@ func TestNoPolicy(t *testing.T) {
 		s := newServer(t)
 		writePolicy(t, dir, "ann.policy", "allow any\n")
 		a := startAgent(t, dir, "--policy-dir", dir)
-		c := newContainer(t, rt, dial(s.port)+"; true", nil, "--listener", a.socket)
+		c := newContainer(t, rt, dial(s.Port)+"; true", nil, "--listener", a.socket)
 		out, err := c.run(t)
 		if err != nil {
 			t.Fatalf("container: %v\n%s", err, out)
@@ -148,7 +150,7 @@ func TestNoPolicy(t *testing.T) {
 		if !strings.Contains(out, msgNoSupport) {
 			t.Errorf("want ENOSYS, got:\n%s", out)
 		}
-		if s.accepted.Load() != 0 {
+		if s.Accepted() != 0 {
 			t.Errorf("the server accepted a connection of a refused container")
 		}
 		e := a.waitLog(t, func(e logEvent) bool {
@@ -158,7 +160,7 @@ func TestNoPolicy(t *testing.T) {
 			t.Errorf("refusal logged as %v", e)
 		}
 		// The same profile with the annotation: supervised.
-		c2 := newContainer(t, rt, dial(s.port)+"; true", map[string]string{"org.connvisor.policy": "ann"}, "--listener", a.socket)
+		c2 := newContainer(t, rt, dial(s.Port)+"; true", map[string]string{"org.connvisor.policy": "ann"}, "--listener", a.socket)
 		out, err = c2.run(t)
 		if err != nil || !strings.Contains(out, "hi") {
 			t.Errorf("annotated container: %v\n%s", err, out)
@@ -171,12 +173,12 @@ func TestTwoContainers(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
 		dir := t.TempDir()
 		s1, s2 := newServer(t), newServer(t)
-		writePolicy(t, dir, "one.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", s1.port))
-		writePolicy(t, dir, "two.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", s2.port))
+		writePolicy(t, dir, "one.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", s1.Port))
+		writePolicy(t, dir, "two.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", s2.Port))
 		a := startAgent(t, dir, "--policy-dir", dir)
 		// Each waits for the other to be up, so both are supervised at once.
 		script := func(me, other string) string {
-			return fmt.Sprintf("touch /shared/%s; while [ ! -e /shared/go ]; do sleep 0.05; done; %s; %s; true", me, dial(s1.port), dial(s2.port))
+			return fmt.Sprintf("touch /shared/%s; while [ ! -e /shared/go ]; do sleep 0.05; done; %s; %s; true", me, dial(s1.Port), dial(s2.Port))
 		}
 		c1 := newContainer(t, rt, script("up", ""), nil, "--listener", a.socket, "--metadata", "one")
 		c2 := newContainer(t, rt, script("up", ""), nil, "--listener", a.socket, "--metadata", "two")
@@ -215,7 +217,7 @@ func TestTwoContainers(t *testing.T) {
 		sum := a.summary(t, c1.id, c2.id)
 		for i, c := range []*container{c1, c2} {
 			_, table, _ := strings.Cut(sum, "container "+c.id)
-			own := []int{s1.port, s2.port}[i]
+			own := []int{s1.Port, s2.Port}[i]
 			if !strings.Contains(table, fmt.Sprintf("tcp 127.0.0.1:%d     1        1       0", own)) {
 				t.Errorf("the summary of container %d does not count its allowed connect:\n%s", i+1, sum)
 			}
@@ -226,10 +228,10 @@ func TestTwoContainers(t *testing.T) {
 // phased is a container that connects to ok and no each time the test
 // touches /shared/goN, writes what it saw to /shared/outN, then touches
 // /shared/doneN.
-func phased(t *testing.T, rt *runtimeUnderTest, a *agentProc, ok, no *server, phases int, profileArgs ...string) *container {
+func phased(t *testing.T, rt *runtimeUnderTest, a *agentProc, ok, no *testutil.Listener, phases int, profileArgs ...string) *container {
 	var b strings.Builder
 	for i := 1; i <= phases; i++ {
-		fmt.Fprintf(&b, "while [ ! -e /shared/go%d ]; do sleep 0.05; done; (%s; %s) > /shared/out%d; touch /shared/done%d; ", i, dial(ok.port), dial(no.port), i, i)
+		fmt.Fprintf(&b, "while [ ! -e /shared/go%d ]; do sleep 0.05; done; (%s; %s) > /shared/out%d; touch /shared/done%d; ", i, dial(ok.Port), dial(no.Port), i, i)
 	}
 	b.WriteString("true")
 	return newContainer(t, rt, b.String(), nil, append([]string{"--listener", a.socket}, profileArgs...)...)
@@ -248,7 +250,7 @@ func TestUpgrade(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
 		dir := t.TempDir()
 		ok, no := newServer(t), newServer(t)
-		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 		old := startAgent(t, dir, "--policy-dir", dir)
 		c := phased(t, rt, old, ok, no, 2, "--metadata", "p")
 		c.start(t)
@@ -275,15 +277,15 @@ func TestUpgrade(t *testing.T) {
 		}
 		// The counters came along: both phases are in the new summary.
 		sum := next.summary(t, c.id)
-		if !strings.Contains(sum, fmt.Sprintf("tcp 127.0.0.1:%d     2        2       0", ok.port)) ||
-			!strings.Contains(sum, fmt.Sprintf("tcp 127.0.0.1:%d     2        0       2", no.port)) {
+		if !strings.Contains(sum, fmt.Sprintf("tcp 127.0.0.1:%d     2        2       0", ok.Port)) ||
+			!strings.Contains(sum, fmt.Sprintf("tcp 127.0.0.1:%d     2        0       2", no.Port)) {
 			t.Errorf("the new agent's summary lacks the counts from before the upgrade:\n%s", sum)
 		}
-		if ok.accepted.Load() != 2 || no.accepted.Load() != 0 {
-			t.Errorf("servers accepted %d and %d, want 2 and 0", ok.accepted.Load(), no.accepted.Load())
+		if ok.Accepted() != 2 || no.Accepted() != 0 {
+			t.Errorf("servers accepted %d and %d, want 2 and 0", ok.Accepted(), no.Accepted())
 		}
 		// The new agent took the socket too: a new container is supervised.
-		c2 := newContainer(t, rt, dial(ok.port)+"; true", nil, "--listener", next.socket, "--metadata", "p")
+		c2 := newContainer(t, rt, dial(ok.Port)+"; true", nil, "--listener", next.socket, "--metadata", "p")
 		if out, err := c2.run(t); err != nil || !strings.Contains(out, "hi") {
 			t.Errorf("a container after the upgrade: %v\n%s", err, out)
 		}
@@ -296,7 +298,7 @@ func TestAgentKilled(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
 		dir := t.TempDir()
 		ok, no := newServer(t), newServer(t)
-		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 		a := startAgent(t, dir, "--policy-dir", dir)
 		c := phased(t, rt, a, ok, no, 2, "--metadata", "p")
 		c.start(t)
@@ -311,8 +313,8 @@ func TestAgentKilled(t *testing.T) {
 		if out, err := c.wait(t, containerTimeout); err != nil {
 			t.Errorf("the container did not go on: %v\n%s", err, out)
 		}
-		if ok.accepted.Load() != 1 || no.accepted.Load() != 0 {
-			t.Errorf("servers accepted %d and %d, want 1 and 0", ok.accepted.Load(), no.accepted.Load())
+		if ok.Accepted() != 1 || no.Accepted() != 0 {
+			t.Errorf("servers accepted %d and %d, want 1 and 0", ok.Accepted(), no.Accepted())
 		}
 	})
 }
@@ -374,7 +376,7 @@ func TestBadHandoffs(t *testing.T) {
 			}
 		})
 	}
-	c := newContainer(t, rt, dial(s.port)+"; true", nil, "--listener", a.socket)
+	c := newContainer(t, rt, dial(s.Port)+"; true", nil, "--listener", a.socket)
 	if out, err := c.run(t); err != nil || !strings.Contains(out, "hi") {
 		t.Errorf("a container after the bad hand-offs: %v\n%s", err, out)
 	}
@@ -387,7 +389,7 @@ func TestUpgradeAbandoned(t *testing.T) {
 	rt := newRuntime(t, "runc")
 	dir := t.TempDir()
 	ok, no := newServer(t), newServer(t)
-	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 	a := startAgent(t, dir, "--policy-dir", dir)
 	c := phased(t, rt, a, ok, no, 2, "--metadata", "p")
 	c.start(t)
@@ -419,7 +421,7 @@ func TestUpgradeAbandoned(t *testing.T) {
 	if n := len(a.decisions(t, c.id)); n != 4 {
 		t.Errorf("the agent logged %d decisions for %s, want 4", n, c.id)
 	}
-	c2 := newContainer(t, rt, dial(ok.port)+"; true", nil, "--listener", a.socket, "--metadata", "p")
+	c2 := newContainer(t, rt, dial(ok.Port)+"; true", nil, "--listener", a.socket, "--metadata", "p")
 	if out, err := c2.run(t); err != nil || !strings.Contains(out, "hi") {
 		t.Errorf("a new container after the abandoned upgrade: %v\n%s", err, out)
 	}
@@ -431,21 +433,21 @@ func TestReload(t *testing.T) {
 	rt := newRuntime(t, "runc")
 	dir := t.TempDir()
 	ok, no := newServer(t), newServer(t)
-	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 	a := startAgent(t, dir, "--policy-dir", dir)
 	c := phased(t, rt, a, ok, no, 2, "--metadata", "p")
 	c.start(t)
 	if out := c.phase(t, 1); !strings.Contains(out, "hi") || !strings.Contains(out, msgRefused) {
 		t.Fatalf("before the reload: %s", out)
 	}
-	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", no.port))
+	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", no.Port))
 	a.cmd.Process.Signal(syscall.SIGUSR2)
 	a.waitLog(t, func(e logEvent) bool { return e.msg() == "policy reloaded" && e.str("container") == c.id })
 	if out := c.phase(t, 2); !strings.Contains(out, "hi") || !strings.Contains(out, msgRefused) {
 		t.Errorf("after the reload: want the greeting and a refusal, got:\n%s", out)
 	}
-	if ok.accepted.Load() != 1 || no.accepted.Load() != 1 {
-		t.Errorf("servers accepted %d and %d, want 1 and 1 (the rules swapped)", ok.accepted.Load(), no.accepted.Load())
+	if ok.Accepted() != 1 || no.Accepted() != 1 {
+		t.Errorf("servers accepted %d and %d, want 1 and 1 (the rules swapped)", ok.Accepted(), no.Accepted())
 	}
 }
 
@@ -455,7 +457,7 @@ func TestMergedProfile(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt *runtimeUnderTest) {
 		dir := t.TempDir()
 		ok, no := newServer(t), newServer(t)
-		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+		writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 		base := filepath.Join(dir, "base.json")
 		if err := os.WriteFile(base, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
 		  "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 122},
@@ -463,7 +465,7 @@ func TestMergedProfile(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := startAgent(t, dir, "--policy-dir", dir)
-		c := newContainer(t, rt, "mkdir /tmp/x 2>&1; "+dial(ok.port)+"; "+dial(no.port)+"; true", nil,
+		c := newContainer(t, rt, "mkdir /tmp/x 2>&1; "+dial(ok.Port)+"; "+dial(no.Port)+"; true", nil,
 			"--listener", a.socket, "--metadata", "p", "--base", base)
 		out, err := c.run(t)
 		if err != nil {

@@ -57,7 +57,7 @@ func BenchmarkConnect(b *testing.B) {
 					a := startAgent(b, dir, "--policy-dir", dir, "-q")
 					args = []string{"--listener", a.socket, "--metadata", "p"}
 				}
-				c := newContainer(b, rt, fmt.Sprintf("/bin/connector --bench %d tcp4 127.0.0.1:%d", connects, s.port), nil, args...)
+				c := newContainer(b, rt, fmt.Sprintf("/bin/connector --bench %d tcp4 127.0.0.1:%d", connects, s.Port), nil, args...)
 				c.install(b, connector, "/bin/connector")
 				var total float64
 				for i := 0; i < b.N; i++ {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // TestContainerd: `ctr run --seccomp-profile` with the output of `connvisor
@@ -20,13 +22,13 @@ func TestContainerd(t *testing.T) {
 	rt := newRuntime(t, "runc") // containerd's shim runs runc
 	dir := t.TempDir()
 	ok, no := newServer(t), newServer(t)
-	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.port))
+	writePolicy(t, dir, "p.policy", fmt.Sprintf("default deny errno=EACCES\nallow tcp 127.0.0.1 port %d\n", ok.Port))
 	a := startAgent(t, dir, "--policy-dir", dir)
 	address := startContainerd(t)
 
 	// The bundle's rootfs and profile, run by containerd instead.
 	c := newContainer(t, rt, "true", nil, "--listener", a.socket, "--metadata", "p")
-	profile, err := exec.Command(connvisor, "profile", "--listener", a.socket, "--metadata", "p").Output()
+	profile, err := exec.Command(bins.Connvisor, "profile", "--listener", a.socket, "--metadata", "p").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestContainerd(t *testing.T) {
 	}
 	id := c.id + "-ctr"
 	ns := "connvisor-test"
-	script := dial(ok.port) + "; " + dial(no.port) + "; true"
+	script := dial(ok.Port) + "; " + dial(no.Port) + "; true"
 	cmd := exec.Command("ctr", "--address", address, "--namespace", ns, "run", "--rm", "--net-host", "--runc-root", rt.root,
 		"--seccomp", "--seccomp-profile", profilePath, "--rootfs", filepath.Join(c.bundle, "rootfs"), id, "/bin/sh", "-c", script)
 	t.Cleanup(func() {
@@ -50,8 +52,8 @@ func TestContainerd(t *testing.T) {
 	if !strings.Contains(string(out), "hi") || !strings.Contains(string(out), msgRefused) {
 		t.Errorf("want the greeting and a refusal, got:\n%s", out)
 	}
-	if ok.accepted.Load() != 1 || no.accepted.Load() != 0 {
-		t.Errorf("servers accepted %d and %d, want 1 and 0", ok.accepted.Load(), no.accepted.Load())
+	if ok.Accepted() != 1 || no.Accepted() != 0 {
+		t.Errorf("servers accepted %d and %d, want 1 and 0", ok.Accepted(), no.Accepted())
 	}
 	if ds := a.decisions(t, id); len(ds) != 2 {
 		t.Errorf("want 2 decisions for %s, got %v", id, ds)
@@ -95,11 +97,11 @@ func startContainerd(t *testing.T) string {
 		select {
 		case <-done:
 			b, _ := os.ReadFile(logPath)
-			t.Skipf("containerd exited at start here:\n%s", lastLines(string(b), 5))
+			t.Skipf("containerd exited at start here:\n%s", testutil.Tail(string(b), 5))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	b, _ := os.ReadFile(logPath)
-	t.Skipf("containerd did not answer within 30 s here:\n%s", lastLines(string(b), 5))
+	t.Skipf("containerd did not answer within 30 s here:\n%s", testutil.Tail(string(b), 5))
 	return ""
 }

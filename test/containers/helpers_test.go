@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // runtimeUnderTest runs one OCI runtime with a private state root.
@@ -142,7 +143,7 @@ func newContainer(t testing.TB, rt *runtimeUnderTest, script string, annotations
 	readJSON(t, filepath.Join(c.bundle, "config.json"), &spec)
 	var seccomp any
 	if profileArgs != nil { // nil: no seccomp profile, no agent
-		profile, err := exec.Command(connvisor, append([]string{"profile"}, profileArgs...)...).Output()
+		profile, err := exec.Command(bins.Connvisor, append([]string{"profile"}, profileArgs...)...).Output()
 		if err != nil {
 			t.Fatalf("connvisor profile: %v", err)
 		}
@@ -209,10 +210,10 @@ var connectorOnce struct {
 func staticConnector(t testing.TB) string {
 	t.Helper()
 	connectorOnce.Do(func() {
-		connectorOnce.path = filepath.Join(binDir, "connector")
-		src := filepath.Join(repoRoot, "test", "targets", "connector.c")
-		if out, err := exec.Command("gcc", "-static", "-O2", "-pthread", "-o", connectorOnce.path, src).CombinedOutput(); err != nil {
-			connectorOnce.skip = fmt.Sprintf("a static connector cannot be built here (gcc, libc6-dev): %v\n%s", err, out)
+		src := filepath.Join(testutil.RepoRoot(), "test", "targets", "connector.c")
+		var err error
+		if connectorOnce.path, err = bins.CC("gcc", "connector", "-static", "-O2", "-pthread", src); err != nil {
+			connectorOnce.skip = fmt.Sprintf("a static connector cannot be built here (gcc, libc6-dev): %v", err)
 		}
 	})
 	if connectorOnce.skip != "" {
@@ -345,7 +346,7 @@ func (a *agentProc) launch(t testing.TB, args ...string) *agentProc {
 	t.Helper()
 	n := &agentProc{socket: a.socket, log: fmt.Sprintf("%s.%d.log", a.socket, containerSeq.Add(1)), done: make(chan struct{})}
 	all := append([]string{"agent", "--listen", n.socket, "--log-format", "json", "--log-file", n.log}, args...)
-	n.cmd = exec.Command(connvisor, all...)
+	n.cmd = exec.Command(bins.Connvisor, all...)
 	var stderr bytes.Buffer
 	n.stderr = &stderr
 	n.cmd.Stderr = &lockedWriter{w: &stderr}
@@ -474,32 +475,11 @@ func (a *agentProc) decisions(t testing.TB, id string) []logEvent {
 	return out
 }
 
-// server is a loopback TCP server that greets and counts its clients.
-type server struct {
-	port     int
-	accepted atomic.Int64
-}
-
-func newServer(t testing.TB) *server {
+// newServer is a loopback TCP server that greets ("hi\n") and counts its
+// clients.
+func newServer(t testing.TB) *testutil.Listener {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{port: l.Addr().(*net.TCPAddr).Port}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.accepted.Add(1)
-			c.Write([]byte("hi\n"))
-			c.Close()
-		}
-	}()
-	return s
+	return testutil.ListenAt(t, "tcp4", "127.0.0.1:0", "hi\n")
 }
 
 // dial is a container command: a connect to 127.0.0.1:port with busybox

@@ -18,40 +18,27 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
-	repoRoot  string
-	binDir    string
-	connvisor string
+	bins *testutil.Bins
 	// missing says why a tool cannot be used (by name: runc, crun, ctr,
 	// busybox); absent: it can.
 	missing = map[string]string{}
 )
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
-	var err error
-	repoRoot = testutil.RepoRoot()
-	if binDir, err = os.MkdirTemp("", "connvisor-containers-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
-	if connvisor, err = testutil.BuildConnvisor(binDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	installPackages()
-	if os.Geteuid() == 0 {
-		removeLeftovers()
-	}
-	return m.Run()
+func TestMain(m *testing.M) {
+	testutil.Main(testutil.Build{Name: "containers"}, func(b *testutil.Bins) int {
+		bins = b
+		installPackages()
+		if os.Geteuid() == 0 {
+			removeLeftovers()
+		}
+		return m.Run()
+	})
 }
 
 // tools maps each tool to the Debian package that brings it.
@@ -76,7 +63,7 @@ func installPackages() {
 			cmd := exec.Command("apt-get", "install", "-y", "-qq", pkg)
 			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "apt-get install %s: %v\n%s", pkg, err, lastLines(string(out), 3))
+				fmt.Fprintf(os.Stderr, "apt-get install %s: %v\n%s", pkg, err, testutil.Tail(string(out), 3))
 			}
 		}
 	}
@@ -96,12 +83,4 @@ func installPackages() {
 			}
 		}
 	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

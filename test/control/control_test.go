@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/connvisor/connvisor/control"
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // TestTimeWindowGo: a fault added through the API with after=500ms
@@ -23,7 +23,8 @@ import (
 // The window is checked against the decision log's own timestamps, with
 // a margin for the time between trapping a call and deciding it.
 func TestTimeWindowGo(t *testing.T) {
-	addr, port := server(t)
+	srv := testutil.Listen(t)
+	addr, port := srv.Addr, srv.Port
 	r := start(t, []string{"--default", "deny", "--allow", "unix", "--allow", "127.0.0.1"}, dialer, "loop", addr, "2", "{dir}")
 	dest := "tcp " + addr
 	r.waitFor("a first connect", func(d []control.Decision) bool { return len(d) > 0 })
@@ -88,7 +89,8 @@ func jsonUnmarshal(t *testing.T, b []byte, v any) {
 // answered, at most one decision per thread (already under way) comes
 // from the old one.
 func TestAtomicSwap32(t *testing.T) {
-	addr, port := server(t)
+	srv := testutil.Listen(t)
+	addr, port := srv.Addr, srv.Port
 	dir := t.TempDir()
 	file := filepath.Join(dir, "v1.policy")
 	os.WriteFile(file, []byte(fmt.Sprintf("default deny\nallow unix\nallow tcp 127.0.0.1 port %d\n", port)), 0o600)
@@ -153,16 +155,6 @@ func TestAtomicSwap32(t *testing.T) {
 	t.Logf("32 threads: %d connects under the old policy (%d logged after the swap answered), %d under the new; %d added rules survived the swap", old, oldAfter, new, n-2)
 }
 
-// freePort finds a TCP port for --metrics.
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // settle pauses the dialer and waits until no decision is added.
 func (r *run) settle() []control.Decision {
 	r.touch("pause")
@@ -181,8 +173,9 @@ func (r *run) settle() []control.Decision {
 // program's connects, checks them against the decision log, resets them,
 // and checks that the fault schedule starts again.
 func TestCountersMetricsReset(t *testing.T) {
-	addr, port := server(t)
-	metricsAddr := freePort(t)
+	srv := testutil.Listen(t)
+	addr, port := srv.Addr, srv.Port
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	r := start(t, []string{"--metrics", metricsAddr, "--fail", fmt.Sprintf("127.0.0.1:%d=ECONNREFUSED:when=1+3", port)},
 		dialer, "loop", addr, "4", "{dir}")
 	dest := "tcp " + addr
@@ -310,7 +303,7 @@ func TestPythonScenario(t *testing.T) {
 		t.Skip("python3 is not installed")
 	}
 	cmd := exec.Command(py, "-W", "error::ResourceWarning", "-m", "unittest", "-v", "test_scenario.py")
-	cmd.Dir = filepath.Join(repoRoot, "examples/python")
+	cmd.Dir = filepath.Join(testutil.RepoRoot(), "examples/python")
 	cmd.Env = append(os.Environ(), "CONNVISOR="+connvisor)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "\nOK") {

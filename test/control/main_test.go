@@ -7,7 +7,6 @@ package control_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,62 +15,19 @@ import (
 	"time"
 
 	"github.com/connvisor/connvisor/control"
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
-	repoRoot  string
 	connvisor string
 	dialer    string
 )
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
-	var err error
-	if repoRoot, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	bin, err := os.MkdirTemp("", "connvisor-control-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(bin)
-	connvisor, dialer = filepath.Join(bin, "connvisor"), filepath.Join(bin, "dialer")
-	for out, pkg := range map[string]string{connvisor: "./cmd/connvisor", dialer: "./test/control/dialer"} {
-		args := []string{"build", "-o", out, pkg}
-		if raceBuild {
-			args = append(args[:1], append([]string{"-race"}, args[1:]...)...)
-		}
-		cmd := exec.Command("go", args...)
-		cmd.Dir = repoRoot
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, msg)
-			return 1
-		}
-	}
-	return m.Run()
-}
-
-// server is a loopback TCP server outside the tree that accepts and closes.
-func server(t *testing.T) (addr string, port int) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return ln.Addr().String(), ln.Addr().(*net.TCPAddr).Port
+func TestMain(m *testing.M) {
+	// Under go test -race, connvisor and the dialer are built with -race
+	// too (raceBuild).
+	build := testutil.Build{Name: "control", Programs: []string{"test/targets/goconnector"}, Race: raceBuild}
+	testutil.Main(build, func(b *testutil.Bins) int { connvisor, dialer = b.Connvisor, b.Path("goconnector"); return m.Run() })
 }
 
 // run is one `connvisor run --control SOCK [flags] -- CMD...`.

@@ -36,57 +36,30 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
-	repoRoot     string
-	binDir       string
 	connvisorBin string
 	fuzzBin      string
 )
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
-	var err error
-	if repoRoot, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if binDir, err = os.MkdirTemp("", "connvisor-difffuzz-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
+func TestMain(m *testing.M) {
 	// The program drops to nobody for half the seeds: it must still run.
-	os.Chmod(binDir, 0o755)
-	if bin := os.Getenv("DIFFFUZZ_CONNVISOR"); bin != "" {
-		// Another build (an older release, a patched tree) to compare.
-		connvisorBin = bin
-	} else if err := buildConnvisor(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if _, err := exec.LookPath("gcc"); err != nil {
-		fmt.Fprintln(os.Stderr, "difffuzz: no gcc, cprog/fuzz.c cannot be built; the tests skip")
-	} else {
-		fuzzBin = filepath.Join(binDir, "fuzz")
-		if out, err := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", fuzzBin, filepath.Join("cprog", "fuzz.c")).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build cprog/fuzz.c: %v\n%s", err, out)
+	// DIFFFUZZ_CONNVISOR is another build to compare (an older release, a
+	// patched tree).
+	build := testutil.Build{Name: "difffuzz", Shared: true, Connvisor: os.Getenv("DIFFFUZZ_CONNVISOR")}
+	testutil.Main(build, func(b *testutil.Bins) int {
+		connvisorBin = b.Connvisor
+		if _, err := exec.LookPath("gcc"); err != nil {
+			fmt.Fprintln(os.Stderr, "difffuzz: no gcc, cprog/fuzz.c cannot be built; the tests skip")
+		} else if fuzzBin, err = b.CC("gcc", "fuzz", "-O2", "-Wall", "-Wextra", "-Werror", filepath.Join("cprog", "fuzz.c")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-	}
-	return m.Run()
-}
-
-func buildConnvisor() error {
-	connvisorBin = filepath.Join(binDir, "connvisor")
-	build := exec.Command("go", "build", "-o", connvisorBin, "./cmd/connvisor")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build connvisor: %v\n%s", err, out)
-	}
-	return nil
+		return m.Run()
+	})
 }
 
 func needFuzz(t *testing.T) {
@@ -296,7 +269,7 @@ func TestDifferential(t *testing.T) {
 		total += s.calls
 		t.Logf("seed %d (%d calls%s): native %v in %v", s.seed, s.calls, map[bool]string{true: ", as nobody"}[s.nobody], errOrOK(native.err), native.took.Round(time.Millisecond))
 		if native.err != nil || len(native.lines) != s.calls || native.end != "end fds=+0" {
-			t.Errorf("seed %d: native run incomplete (%v, %d of %d lines, %q); stderr:\n%s", s.seed, native.err, len(native.lines), s.calls, native.end, tail(native.stderr, 10))
+			t.Errorf("seed %d: native run incomplete (%v, %d of %d lines, %q); stderr:\n%s", s.seed, native.err, len(native.lines), s.calls, native.end, testutil.Tail(native.stderr, 10))
 			continue
 		}
 		for k, m := range modes {
@@ -318,7 +291,7 @@ func compare(t *testing.T, m mode, s seed, native, w *run) []diff {
 			name, firstENOSYS(w), strings.Join(w.argv, " "), crash)
 	}
 	if w.err != nil {
-		t.Errorf("%s: wrapped run: %v (native: %v); stderr:\n%s", name, w.err, errOrOK(native.err), tail(w.stderr, 15))
+		t.Errorf("%s: wrapped run: %v (native: %v); stderr:\n%s", name, w.err, errOrOK(native.err), testutil.Tail(w.stderr, 15))
 	}
 	if w.end != native.end {
 		t.Errorf("%s: end line %q, native %q (a hang or a death stops the program early)", name, w.end, native.end)
@@ -374,7 +347,7 @@ func probeField(line, key string) string {
 func supervisorCrash(stderr string) string {
 	for _, marker := range []string{"panic: ", "fatal error: "} {
 		if i := strings.Index(stderr, marker); i >= 0 {
-			return tail(stderr[i:min(len(stderr), i+3000)], 12)
+			return testutil.Tail(stderr[i:min(len(stderr), i+3000)], 12)
 		}
 	}
 	return ""
@@ -530,12 +503,4 @@ func errOrOK(err error) string {
 		return "exit 0"
 	}
 	return err.Error()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -6,8 +6,6 @@
 package dns
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -26,44 +24,33 @@ import (
 
 const server = "127.0.0.99" // the test's DNS server, on port 53
 
-var binDir string
+var bins *testutil.Bins
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
 		fmt.Println("skip: the DNS tests need root (packet capture, mount namespaces, port 53)")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "connvisor-dns-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	os.Chmod(dir, 0o755) // user nobody runs them too
-	for name, pkg := range map[string]string{"connvisor": "cmd/connvisor", "dialer": "test/dns/dialer"} {
-		if err := testutil.GoBuild(filepath.Join(dir, name), pkg); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+	// User nobody runs the binaries too.
+	build := testutil.Build{Name: "dns", Programs: []string{"test/targets/goconnector"}, Shared: true}
+	testutil.Main(build, func(b *testutil.Bins) int {
+		bins = b
+		// musl's resolver, static: sendto on an unconnected socket.
+		if _, err := exec.LookPath("musl-gcc"); err == nil {
+			if _, err := b.CC("musl-gcc", "cresolve-musl", "-static", "-O2", "cresolve/cresolve.c"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
 		}
-	}
-	// musl's resolver, static: sendto on an unconnected socket.
-	if _, err := exec.LookPath("musl-gcc"); err == nil {
-		cmd := exec.Command("musl-gcc", "-static", "-O2", "-o", filepath.Join(dir, "cresolve-musl"), "cresolve/cresolve.c")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "musl-gcc: %v\n%s", err, out)
-			os.Exit(1)
+		// c-ares (Debian's libc-ares-dev): its own resolver.
+		if _, err := os.Stat("/usr/include/ares.h"); err == nil {
+			if _, err := b.CC("gcc", "cares", "-O2", "cresolve/cares.c", "-lcares"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
 		}
-	}
-	// c-ares (Debian's libc-ares-dev): its own resolver.
-	if _, err := os.Stat("/usr/include/ares.h"); err == nil {
-		cmd := exec.Command("gcc", "-O2", "-o", filepath.Join(dir, "cares"), "cresolve/cares.c", "-lcares")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build c-ares client: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+		return m.Run()
+	})
 }
 
 // zone is the test server's data: rot.test rotates over 8 addresses with
@@ -119,7 +106,6 @@ type env struct {
 	resolv  string
 	policy  string
 	servers []*dns.Server
-	lns     []net.Listener
 }
 
 func setup(t *testing.T, policy string) *env { return setupAt(t, server, policy) }
@@ -152,20 +138,7 @@ func setupAt(t *testing.T, addr, policy string) *env {
 		addrs = append(addrs, rotAddr(i)+":8080")
 	}
 	for _, a := range addrs {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.lns = append(e.lns, ln)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		testutil.ListenAt(t, "tcp", a, "")
 	}
 	dir := t.TempDir()
 	e.resolv = filepath.Join(dir, "resolv.conf")
@@ -176,51 +149,38 @@ func setupAt(t *testing.T, addr, policy string) *env {
 		for _, s := range e.servers {
 			s.Shutdown()
 		}
-		for _, ln := range e.lns {
-			ln.Close()
-		}
 	})
 	return e
 }
 
-type result struct {
-	stdout, stderr string
-	err            error
-}
-
 // run runs argv with e's resolv.conf over /etc/resolv.conf, natively or
 // under connvisor (extra: its flags).
-func (e *env) run(t *testing.T, wrapped bool, argv ...string) result {
+func (e *env) run(t *testing.T, wrapped bool, argv ...string) testutil.Result {
 	t.Helper()
 	inner := `mount --bind "$0" /etc/resolv.conf && exec "$@"`
 	args := []string{"-m", "sh", "-c", inner, e.resolv}
 	if wrapped {
-		args = append(args, filepath.Join(binDir, "connvisor"), "run", "--log-format", "json", "--summary", "--policy", e.policy, "--")
+		argv = bins.WrapArgv([]string{"--log-format", "json", "--summary", "--policy", e.policy}, argv...)
 	}
-	args = append(args, argv...)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return result{out.String(), errb.String(), err}
+	return testutil.Run(t, append(append([]string{"unshare"}, args...), argv...)...)
 }
 
-func dialer() string { return filepath.Join(binDir, "dialer") }
+// dialer is test/targets/goconnector: its repeat mode dials HOST:PORT COUNT
+// times, INTERVAL apart, through the resolver each time.
+func dialer() string { return bins.Path("goconnector") }
 
 func TestRotatingAddresses(t *testing.T) {
 	e := setup(t, "allow tcp rot.test allow-private port 8080\n")
 	for _, wrapped := range []bool{false, true} {
-		r := e.run(t, wrapped, "env", "GODEBUG=netdns=go", dialer(), "rot.test", "8080", "200", "50ms")
-		if !strings.HasPrefix(r.stdout, "ok 200 fail 0") {
-			t.Errorf("wrapped=%v: %s\n%s", wrapped, r.stdout, tail(r.stderr))
+		r := e.run(t, wrapped, "env", "GODEBUG=netdns=go", dialer(), "repeat", "rot.test", "8080", "200", "50ms")
+		if !strings.HasPrefix(r.Stdout, "ok 200 fail 0") {
+			t.Errorf("wrapped=%v: %s\n%s", wrapped, r.Stdout, testutil.Tail(r.Stderr, 12))
 		}
-		if wrapped && !strings.Contains(r.stderr, `"host":"rot.test","host_via":"dns"`) {
-			t.Errorf("no decision names the host learned from DNS:\n%s", tail(r.stderr))
+		if wrapped && !strings.Contains(r.Stderr, `"host":"rot.test","host_via":"dns"`) {
+			t.Errorf("no decision names the host learned from DNS:\n%s", testutil.Tail(r.Stderr, 12))
 		}
-		if wrapped && !strings.Contains(r.stderr, "tcp rot.test:8080") {
-			t.Errorf("the summary does not group by host:\n%s", tail(r.stderr))
+		if wrapped && !strings.Contains(r.Stderr, "tcp rot.test:8080") {
+			t.Errorf("the summary does not group by host:\n%s", testutil.Tail(r.Stderr, 12))
 		}
 	}
 	if q := e.zone.queries.Load(); q < 400 {
@@ -237,22 +197,22 @@ func TestCNAMEAndNotListed(t *testing.T) {
 		{"alias.test", "ok 3 fail 0"},
 		{"evil.test", "ok 0 fail 3"},
 	} {
-		native := e.run(t, false, "env", "GODEBUG=netdns=go", dialer(), c.host, "8080", "3", "10ms")
-		if !strings.HasPrefix(native.stdout, "ok 3 fail 0") {
-			t.Fatalf("%s natively: %s %s", c.host, native.stdout, native.stderr)
+		native := e.run(t, false, "env", "GODEBUG=netdns=go", dialer(), "repeat", c.host, "8080", "3", "10ms")
+		if !strings.HasPrefix(native.Stdout, "ok 3 fail 0") {
+			t.Fatalf("%s natively: %s %s", c.host, native.Stdout, native.Stderr)
 		}
-		r := e.run(t, true, "env", "GODEBUG=netdns=go", dialer(), c.host, "8080", "3", "10ms")
-		if !strings.HasPrefix(r.stdout, c.want) {
-			t.Errorf("%s wrapped: %s, want %s\n%s", c.host, r.stdout, c.want, tail(r.stderr))
+		r := e.run(t, true, "env", "GODEBUG=netdns=go", dialer(), "repeat", c.host, "8080", "3", "10ms")
+		if !strings.HasPrefix(r.Stdout, c.want) {
+			t.Errorf("%s wrapped: %s, want %s\n%s", c.host, r.Stdout, c.want, testutil.Tail(r.Stderr, 12))
 		}
-		if c.host == "alias.test" && !strings.Contains(r.stderr, `"host":"good.test","host_via":"dns"`) {
-			t.Errorf("alias.test: the rule's name good.test was not learned through the CNAME chain:\n%s", tail(r.stderr))
+		if c.host == "alias.test" && !strings.Contains(r.Stderr, `"host":"good.test","host_via":"dns"`) {
+			t.Errorf("alias.test: the rule's name good.test was not learned through the CNAME chain:\n%s", testutil.Tail(r.Stderr, 12))
 		}
 	}
 	// An address rule still allows the address, whatever name it has.
 	e2 := setup2(t, e, "allow tcp good.test allow-private port 8080\nallow tcp 127.2.0.1 port 8080\n")
-	if r := e2.run(t, true, "env", "GODEBUG=netdns=go", dialer(), "evil.test", "8080", "3", "10ms"); !strings.HasPrefix(r.stdout, "ok 3 fail 0") {
-		t.Errorf("evil.test with an address rule: %s\n%s", r.stdout, tail(r.stderr))
+	if r := e2.run(t, true, "env", "GODEBUG=netdns=go", dialer(), "repeat", "evil.test", "8080", "3", "10ms"); !strings.HasPrefix(r.Stdout, "ok 3 fail 0") {
+		t.Errorf("evil.test with an address rule: %s\n%s", r.Stdout, testutil.Tail(r.Stderr, 12))
 	}
 }
 
@@ -289,19 +249,19 @@ func TestResolvedOutsideTree(t *testing.T) {
 	// Inside: connect to good.test's address by number, having resolved
 	// only evil.test (which answers the same address, but its rule is for
 	// another port).
-	r := e.run(t, true, "sh", "-c", "getent hosts evil.test >/dev/null; exec "+dialer()+" 127.2.0.1 8080 3 10ms")
+	r := e.run(t, true, "sh", "-c", "getent hosts evil.test >/dev/null; exec "+dialer()+" repeat 127.2.0.1 8080 3 10ms")
 	close(stop)
 	wg.Wait()
-	if !strings.HasPrefix(r.stdout, "ok 0 fail 3") {
-		t.Errorf("a name resolved outside the tree opened a connect: %s\n%s", r.stdout, tail(r.stderr))
+	if !strings.HasPrefix(r.Stdout, "ok 0 fail 3") {
+		t.Errorf("a name resolved outside the tree opened a connect: %s\n%s", r.Stdout, testutil.Tail(r.Stderr, 12))
 	}
 	// getent asked nscd first: refused as if it were not running.
 	refused := false
-	for _, l := range strings.Split(r.stderr, "\n") {
+	for _, l := range strings.Split(r.Stderr, "\n") {
 		refused = refused || strings.Contains(l, "nscd/socket") && strings.Contains(l, `"errno":"ENOENT"`)
 	}
 	if !refused {
-		t.Errorf("nscd's socket was not refused with ENOENT:\n%s", tail(r.stderr))
+		t.Errorf("nscd's socket was not refused with ENOENT:\n%s", testutil.Tail(r.Stderr, 12))
 	}
 }
 
@@ -319,35 +279,35 @@ s=socket.socket(fam,socket.SOCK_STREAM); s.connect(ai[0][4]); print("connected")
 		// Each must be allowed through a name learned from the program's
 		// own answer ("host_via":"dns"), not through the addresses
 		// connvisor resolved at load (which would allow it too).
-		{"go pure", []string{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
-		{"go cgo", []string{"env", "GODEBUG=netdns=cgo", dialer(), "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
-		{"go AAAA", []string{"env", "GODEBUG=netdns=go", dialer(), "six.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
-		{"go TCP after truncation", []string{"env", "GODEBUG=netdns=go", dialer(), "big.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go pure", []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go cgo", []string{"env", "GODEBUG=netdns=cgo", dialer(), "repeat", "good.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go AAAA", []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "six.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
+		{"go TCP after truncation", []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "big.test", "8080", "2", "10ms"}, "ok 2 fail 0"},
 		{"glibc TCP after truncation", []string{"python3", "-c", py, "big.test"}, "connected"},
 		{"curl", []string{"curl", "-sS", "-o", "/dev/null", "-w", "connected", "--max-time", "5", "http://good.test:8080/"}, "connected"},
 		{"python", []string{"python3", "-c", py, "good.test"}, "connected"},
 		{"python AAAA", []string{"python3", "-c", py, "six.test"}, "connected"},
-		{"musl static", []string{filepath.Join(binDir, "cresolve-musl"), "good.test", "8080"}, "connected"},
-		{"musl static AAAA", []string{filepath.Join(binDir, "cresolve-musl"), "six.test", "8080"}, "connected"},
-		{"c-ares", []string{filepath.Join(binDir, "cares"), "good.test", "8080"}, "connected"},
+		{"musl static", []string{bins.Path("cresolve-musl"), "good.test", "8080"}, "connected"},
+		{"musl static AAAA", []string{bins.Path("cresolve-musl"), "six.test", "8080"}, "connected"},
+		{"c-ares", []string{bins.Path("cares"), "good.test", "8080"}, "connected"},
 	}
 	for _, c := range cases {
 		if _, err := exec.LookPath(c.argv[0]); err != nil {
 			t.Logf("skip %s: %v (musl-gcc is in Debian's musl-tools, c-ares in libc-ares-dev)", c.name, err)
 			continue
 		}
-		if n := e.run(t, false, c.argv...); !strings.Contains(n.stdout, c.want) {
-			t.Errorf("%s natively: %q %s", c.name, n.stdout, tail(n.stderr))
+		if n := e.run(t, false, c.argv...); !strings.Contains(n.Stdout, c.want) {
+			t.Errorf("%s natively: %q %s", c.name, n.Stdout, testutil.Tail(n.Stderr, 12))
 		}
 		start := time.Now()
 		r := e.run(t, true, c.argv...)
 		t.Logf("%s: %v", c.name, time.Since(start).Round(time.Millisecond))
 		// curl gets no HTTP answer (the listener closes): only the connect matters.
-		if !strings.Contains(r.stdout, c.want) {
-			t.Errorf("%s: %s\n%s", c.name, r.stdout, tail(r.stderr))
+		if !strings.Contains(r.Stdout, c.want) {
+			t.Errorf("%s: %s\n%s", c.name, r.Stdout, testutil.Tail(r.Stderr, 12))
 		}
-		if !learnedAllow(r.stderr, 8080) {
-			t.Errorf("%s: no connect to port 8080 allowed by a learned name:\n%s", c.name, tail(r.stderr))
+		if !learnedAllow(r.Stderr, 8080) {
+			t.Errorf("%s: no connect to port 8080 allowed by a learned name:\n%s", c.name, testutil.Tail(r.Stderr, 12))
 		}
 	}
 }
@@ -374,13 +334,13 @@ func TestUnprivilegedFallback(t *testing.T) {
 	os.Chmod(filepath.Dir(e.policy), 0o755)
 	os.Chmod(e.policy, 0o644)
 	r := e.run(t, false, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
-		filepath.Join(binDir, "connvisor"), "run", "--log-format", "json", "--policy", e.policy, "--",
-		"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms")
-	if !strings.HasPrefix(r.stdout, "ok 2 fail 0") {
-		t.Errorf("unprivileged: %s\n%s", r.stdout, tail(r.stderr))
+		bins.Connvisor, "run", "--log-format", "json", "--policy", e.policy, "--",
+		"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "2", "10ms")
+	if !strings.HasPrefix(r.Stdout, "ok 2 fail 0") {
+		t.Errorf("unprivileged: %s\n%s", r.Stdout, testutil.Tail(r.Stderr, 12))
 	}
-	if !strings.Contains(r.stderr, "needs CAP_NET_RAW") || !strings.Contains(r.stderr, `"host":"good.test","host_via":"load"`) {
-		t.Errorf("no start-up warning, or the decision does not say the name matched at load:\n%s", tail(r.stderr))
+	if !strings.Contains(r.Stderr, "needs CAP_NET_RAW") || !strings.Contains(r.Stderr, `"host":"good.test","host_via":"load"`) {
+		t.Errorf("no start-up warning, or the decision does not say the name matched at load:\n%s", testutil.Tail(r.Stderr, 12))
 	}
 }
 
@@ -388,26 +348,19 @@ func TestUnprivilegedFallback(t *testing.T) {
 func TestIPv6Server(t *testing.T) {
 	e := setupAt(t, "::1", "allow tcp good.test allow-private port 8080\nallow tcp big.test allow-private port 8080\n")
 	for _, c := range [][]string{
-		{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "2", "10ms"},
-		{"env", "GODEBUG=netdns=go", dialer(), "big.test", "8080", "2", "10ms"},
-		{filepath.Join(binDir, "cresolve-musl"), "good.test", "8080"},
+		{"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "2", "10ms"},
+		{"env", "GODEBUG=netdns=go", dialer(), "repeat", "big.test", "8080", "2", "10ms"},
+		{bins.Path("cresolve-musl"), "good.test", "8080"},
 	} {
 		if _, err := os.Stat(c[0]); c[0] != "env" && err != nil {
 			t.Logf("skip %s: %v", c[0], err)
 			continue
 		}
 		r := e.run(t, true, c...)
-		if !learnedAllow(r.stderr, 8080) || strings.Contains(r.stdout, "fail 1") || strings.Contains(r.stdout, "fail 2") {
-			t.Errorf("%q over IPv6: %s\n%s", c, r.stdout, tail(r.stderr))
+		if !learnedAllow(r.Stderr, 8080) || strings.Contains(r.Stdout, "fail 1") || strings.Contains(r.Stdout, "fail 2") {
+			t.Errorf("%q over IPv6: %s\n%s", c, r.Stdout, testutil.Tail(r.Stderr, 12))
 		}
 	}
-}
-
-func tail(s string) string {
-	if len(s) > 3000 {
-		return "..." + s[len(s)-3000:]
-	}
-	return s
 }
 
 // TestCost prints what learning names costs per connect (the dialer times
@@ -417,16 +370,16 @@ func TestCost(t *testing.T) {
 	if os.Getenv("CONNVISOR_DNS_COST") == "" {
 		t.Skip("set CONNVISOR_DNS_COST=1 to measure")
 	}
-	perDial := func(r result) string {
-		for _, l := range strings.Split(r.stderr, "\n") {
+	perDial := func(r testutil.Result) string {
+		for _, l := range strings.Split(r.Stderr, "\n") {
 			if strings.HasPrefix(l, "per-dial ") {
 				return strings.TrimPrefix(l, "per-dial ")
 			}
 		}
-		return "? " + tail(r.stderr)
+		return "? " + testutil.Tail(r.Stderr, 12)
 	}
-	byNumber := []string{"env", "GODEBUG=netdns=go", dialer(), "127.2.0.1", "8080", "500", "1ms"}
-	byName := []string{"env", "GODEBUG=netdns=go", dialer(), "good.test", "8080", "500", "1ms"}
+	byNumber := []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "127.2.0.1", "8080", "500", "1ms"}
+	byName := []string{"env", "GODEBUG=netdns=go", dialer(), "repeat", "good.test", "8080", "500", "1ms"}
 	plain := setup(t, "allow tcp 127.2.0.1 port 8080\n")
 	named := setup2(t, plain, "allow tcp good.test allow-private port 8080\nallow tcp 127.2.0.1 port 8080\n")
 	for round := 0; round < 3; round++ {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // failEvents returns the decision events of fail rules in a JSON log.
@@ -33,7 +35,7 @@ func failEvents(t *testing.T, path string) []map[string]any {
 // A fault's log line says what the call returned (errno), what was
 // injected and how the program gets it.
 func TestFaultLogSaysWhatWasInjected(t *testing.T) {
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	unreachable, unreachableErrno := "so_error", "EINPROGRESS"
 	if !privileged() {
 		unreachable, unreachableErrno = "sync", "ENETUNREACH" // no ICMP without CAP_NET_RAW
@@ -46,7 +48,7 @@ func TestFaultLogSaysWhatWasInjected(t *testing.T) {
 		{"blackhole", "EINPROGRESS", "blackhole", "in_progress"},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
-			r := wrapped(t, []string{"--fail", dest(srv.port) + "=" + tc.rule}, goclient, dest(srv.port), "200ms")
+			r := wrapped(t, []string{"--fail", dest(srv.Port) + "=" + tc.rule}, goconnector, "once", dest(srv.Port), "200ms")
 			evs := failEvents(t, r.logFile)
 			if len(evs) != 1 {
 				t.Fatalf("%d fail events, want 1:\n%s", len(evs), readFile(t, r.logFile))
@@ -61,8 +63,8 @@ func TestFaultLogSaysWhatWasInjected(t *testing.T) {
 
 // The seed matters only to probability=, and is logged only then.
 func TestSeedOnlyWithProbability(t *testing.T) {
-	srv := listen(t)
-	r := wrapped(t, []string{"--fail", dest(srv.port) + "=ECONNREFUSED:when=1"}, goclient, dest(srv.port), "200ms")
+	srv := testutil.Listen(t)
+	r := wrapped(t, []string{"--fail", dest(srv.Port) + "=ECONNREFUSED:when=1"}, goconnector, "once", dest(srv.Port), "200ms")
 	if _, ok := loggedSeed(t, r.logFile); ok {
 		t.Errorf("a run without probability= logged a seed:\n%s", readFile(t, r.logFile))
 	}
@@ -77,8 +79,8 @@ func TestUnprivilegedWarning(t *testing.T) {
 	if privileged() {
 		t.Skip("exact as root: the warning is for unprivileged runs (TestUnprivileged runs this as nobody)")
 	}
-	srv := listen(t)
-	r := wrapped(t, []string{"--fail", dest(srv.port) + "=ENETUNREACH", "--fail", dest(srv.port) + "=ECONNREFUSED:delay=300ms,when=5"}, goclient, dest(srv.port), "200ms")
+	srv := testutil.Listen(t)
+	r := wrapped(t, []string{"--fail", dest(srv.Port) + "=ENETUNREACH", "--fail", dest(srv.Port) + "=ECONNREFUSED:delay=300ms,when=5"}, goconnector, "once", dest(srv.Port), "200ms")
 	log := readFile(t, r.logFile)
 	for _, want := range []string{"connect itself returns ENETUNREACH", "first SYN retransmission after 300ms"} {
 		if !strings.Contains(log, want) {

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // Each when= form selects exactly the connects strace's when= would, over
@@ -15,7 +18,7 @@ import (
 // the default (loopback allowed) and reach the real server.
 func TestScheduleForms(t *testing.T) {
 	needC(t)
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	const R, ok = "ECONNREFUSED", "ok"
 	for _, tc := range []struct {
 		when string
@@ -29,10 +32,10 @@ func TestScheduleForms(t *testing.T) {
 		{"1..7", []string{R, R, R, R, R, R, R}},
 	} {
 		t.Run("when="+tc.when, func(t *testing.T) {
-			before := srv.accepted.Load()
-			as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED:when=" + tc.when},
-				"-p", port(srv.port), "-n", "7")
-			if got := pattern(as); !equal(got, tc.want) {
+			before := srv.Accepted()
+			as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.Port) + "=ECONNREFUSED:when=" + tc.when},
+				"-p", port(srv.Port), "-n", "7")
+			if got := pattern(as); !slices.Equal(got, tc.want) {
 				t.Errorf("when=%s: got %v, want %v", tc.when, got, tc.want)
 			}
 			oks := 0
@@ -40,7 +43,7 @@ func TestScheduleForms(t *testing.T) {
 				switch a.result() {
 				case ok:
 					oks++
-					if a["peer"] != dest(srv.port) {
+					if a["peer"] != dest(srv.Port) {
 						t.Errorf("connect %d succeeded but getpeername says %s", i+1, a["peer"])
 					}
 				default:
@@ -50,7 +53,7 @@ func TestScheduleForms(t *testing.T) {
 				}
 			}
 			// The failed connects never reached the server.
-			if got := srv.waitAccepted(before+int64(oks)) - before; got != int64(oks) {
+			if got := srv.WaitAccepted(before+int64(oks)) - before; got != int64(oks) {
 				t.Errorf("server accepted %d connections, want %d (one per successful connect)", got, oks)
 			}
 		})
@@ -61,13 +64,13 @@ func TestScheduleForms(t *testing.T) {
 // the next rule, and each rule counts only the connects that reach it.
 func TestScheduleFallThrough(t *testing.T) {
 	needC(t)
-	srv := listen(t)
-	d := dest(srv.port)
+	srv := testutil.Listen(t)
+	d := dest(srv.Port)
 	t.Run("to a later deny", func(t *testing.T) {
 		as, _ := faultRun(t, []string{"-q", "--fail", d + "=ECONNREFUSED:when=2..3", "--deny", d + "=EACCES"},
-			"-p", port(srv.port), "-n", "5")
+			"-p", port(srv.Port), "-n", "5")
 		want := []string{"EACCES", "ECONNREFUSED", "ECONNREFUSED", "EACCES", "EACCES"}
-		if got := pattern(as); !equal(got, want) {
+		if got := pattern(as); !slices.Equal(got, want) {
 			t.Errorf("got %v, want %v", got, want)
 		}
 	})
@@ -75,23 +78,23 @@ func TestScheduleFallThrough(t *testing.T) {
 		// Rule 1 takes connects 1, 3, 5, 7; connects 2, 4, 6 reach rule 2
 		// as its 1st, 2nd and 3rd match, so its when=2 is connect 4.
 		as, _ := faultRun(t, []string{"-q", "--fail", d + "=ECONNREFUSED:when=1+2", "--fail", d + "=ENETUNREACH:when=2"},
-			"-p", port(srv.port), "-n", "7")
+			"-p", port(srv.Port), "-n", "7")
 		want := []string{"ECONNREFUSED", "ok", "ECONNREFUSED", "ENETUNREACH", "ECONNREFUSED", "ok", "ECONNREFUSED"}
-		if got := pattern(as); !equal(got, want) {
+		if got := pattern(as); !slices.Equal(got, want) {
 			t.Errorf("got %v, want %v", got, want)
 		}
 	})
 	t.Run("policy file form", func(t *testing.T) {
 		file := t.TempDir() + "/chaos.policy"
 		policy := "default deny errno=EACCES\n" +
-			"fail tcp 127.0.0.1 port " + port(srv.port) + " errno=ECONNREFUSED when=3..4\n" +
-			"allow tcp 127.0.0.1 port " + port(srv.port) + "\n"
+			"fail tcp 127.0.0.1 port " + port(srv.Port) + " errno=ECONNREFUSED when=3..4\n" +
+			"allow tcp 127.0.0.1 port " + port(srv.Port) + "\n"
 		if err := os.WriteFile(file, []byte(policy), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		as, _ := faultRun(t, []string{"-q", "--policy", file}, "-p", port(srv.port), "-n", "6")
+		as, _ := faultRun(t, []string{"-q", "--policy", file}, "-p", port(srv.Port), "-n", "6")
 		want := []string{"ok", "ok", "ECONNREFUSED", "ECONNREFUSED", "ok", "ok"}
-		if got := pattern(as); !equal(got, want) {
+		if got := pattern(as); !slices.Equal(got, want) {
 			t.Errorf("got %v, want %v", got, want)
 		}
 	})
@@ -102,16 +105,16 @@ func TestScheduleFallThrough(t *testing.T) {
 // replays that run.
 func TestProbabilityReplay(t *testing.T) {
 	needC(t)
-	srv := listen(t)
-	rule := dest(srv.port) + "=ECONNREFUSED:probability=0.5"
-	args := []string{"-p", port(srv.port), "-n", "24"}
+	srv := testutil.Listen(t)
+	rule := dest(srv.Port) + "=ECONNREFUSED:probability=0.5"
+	args := []string{"-p", port(srv.Port), "-n", "24"}
 	once := func(flags ...string) ([]string, run) {
 		as, r := faultRun(t, append([]string{"--fail", rule}, flags...), args...)
 		return pattern(as), r
 	}
 	a, _ := once("--seed", "42")
 	b, _ := once("--seed", "42")
-	if !equal(a, b) {
+	if !slices.Equal(a, b) {
 		t.Fatalf("--seed 42 twice gave different patterns:\n%v\n%v", a, b)
 	}
 	refused := strings.Count(strings.Join(a, " "), "ECONNREFUSED")
@@ -119,7 +122,7 @@ func TestProbabilityReplay(t *testing.T) {
 		t.Errorf("probability=0.5 over %d connects refused %d: %v", len(a), refused, a)
 	}
 	c, _ := once("--seed", "43")
-	if equal(a, c) {
+	if slices.Equal(a, c) {
 		t.Errorf("--seed 42 and --seed 43 gave the same pattern %v (2^-24 by chance)", a)
 	}
 
@@ -129,7 +132,7 @@ func TestProbabilityReplay(t *testing.T) {
 		t.Fatalf("a run with probability= and no --seed logged no seed; log:\n%s", readFile(t, r.logFile))
 	}
 	e, _ := once("--seed", strconv.FormatInt(seed, 10))
-	if !equal(d, e) {
+	if !slices.Equal(d, e) {
 		t.Errorf("replaying with the logged seed %d: got %v, the original run was %v", seed, e, d)
 	}
 	t.Logf("seed 42: %v; logged seed %d: %v", a, seed, d)

@@ -3,8 +3,11 @@ package faults
 import (
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // straceArgv is strace injecting ECONNREFUSED into the 3rd and 4th
@@ -27,45 +30,45 @@ func straceArgv(t testing.TB, target ...string) []string {
 // the wrong ones, while connvisor counts only the database's.
 func TestStraceSideBySide(t *testing.T) {
 	needC(t)
-	db, other := listen(t), listen(t)
-	connvisorFlags := []string{"-q", "--fail", dest(db.port) + "=ECONNREFUSED:when=3..4"}
+	db, other := testutil.Listen(t), testutil.Listen(t)
+	connvisorFlags := []string{"-q", "--fail", dest(db.Port) + "=ECONNREFUSED:when=3..4"}
 	const R, ok = "ECONNREFUSED", "ok"
 
 	t.Run("one destination: the same pattern", func(t *testing.T) {
-		args := []string{cTarget, "-p", port(db.port), "-n", "6"}
-		st, _ := parseLines(execute(t, straceArgv(t, args...)...).stdout)
+		args := []string{cTarget, "-p", port(db.Port), "-n", "6"}
+		st, _ := parseLines(execute(t, straceArgv(t, args...)...).Stdout)
 		cv, _ := faultRun(t, connvisorFlags, args[1:]...)
 		want := []string{ok, ok, R, R, ok, ok}
-		if got := pattern(st); !equal(got, want) {
+		if got := pattern(st); !slices.Equal(got, want) {
 			t.Errorf("strace: got %v, want %v", got, want)
 		}
-		if got := pattern(cv); !equal(got, want) {
+		if got := pattern(cv); !slices.Equal(got, want) {
 			t.Errorf("connvisor: got %v, want %v", got, want)
 		}
 	})
 
 	t.Run("another destination in between", func(t *testing.T) {
 		// Connect order: db1, other1, db2, other2, db3, other3, ...
-		args := []string{cTarget, "-p", port(db.port), "-P", port(other.port), "-n", "6"}
-		stDB, stOther := parseLines(execute(t, straceArgv(t, args...)...).stdout)
+		args := []string{cTarget, "-p", port(db.Port), "-P", port(other.Port), "-n", "6"}
+		stDB, stOther := parseLines(execute(t, straceArgv(t, args...)...).Stdout)
 		r := wrapped(t, connvisorFlags, args...)
-		cvDB, cvOther := parseLines(r.stdout)
+		cvDB, cvOther := parseLines(r.Stdout)
 
 		// strace's 3rd and 4th connects are db2 and other2.
-		if got, want := pattern(stDB), []string{ok, R, ok, ok, ok, ok}; !equal(got, want) {
+		if got, want := pattern(stDB), []string{ok, R, ok, ok, ok, ok}; !slices.Equal(got, want) {
 			t.Errorf("strace, database: got %v, want %v", got, want)
 		}
-		if got, want := pattern(stOther), []string{ok, R, ok, ok, ok, ok}; !equal(got, want) {
+		if got, want := pattern(stOther), []string{ok, R, ok, ok, ok, ok}; !slices.Equal(got, want) {
 			t.Errorf("strace, other destination: got %v, want %v (strace counts it too)", got, want)
 		}
 		// connvisor refuses exactly db3 and db4, never the other port.
-		if got, want := pattern(cvDB), []string{ok, ok, R, R, ok, ok}; !equal(got, want) {
+		if got, want := pattern(cvDB), []string{ok, ok, R, R, ok, ok}; !slices.Equal(got, want) {
 			t.Errorf("connvisor, database: got %v, want %v", got, want)
 		}
-		if got, want := pattern(cvOther), []string{ok, ok, ok, ok, ok, ok}; !equal(got, want) {
+		if got, want := pattern(cvOther), []string{ok, ok, ok, ok, ok, ok}; !slices.Equal(got, want) {
 			t.Errorf("connvisor, other destination: got %v, want %v", got, want)
 		}
-		if equal(pattern(stDB), pattern(cvDB)) {
+		if slices.Equal(pattern(stDB), pattern(cvDB)) {
 			t.Errorf("strace and connvisor agree on the database connects (%v) although strace counts the other destination", pattern(cvDB))
 		}
 	})
@@ -76,8 +79,8 @@ func TestStraceSideBySide(t *testing.T) {
 // process; connvisor counts across the tree, as a test author means it.
 func TestStraceCountsPerProcess(t *testing.T) {
 	needC(t)
-	db := listen(t)
-	args := []string{cTarget, "-f", "4", "-n", "5", "-p", port(db.port)}
+	db := testutil.Listen(t)
+	args := []string{cTarget, "-f", "4", "-n", "5", "-p", port(db.Port)}
 	count := func(as []attempt) (refused int) {
 		for _, a := range as {
 			if a.result() == "ECONNREFUSED" {
@@ -86,8 +89,8 @@ func TestStraceCountsPerProcess(t *testing.T) {
 		}
 		return refused
 	}
-	st, _ := parseLines(execute(t, straceArgv(t, args...)...).stdout)
-	cv, _ := faultRun(t, []string{"-q", "--fail", dest(db.port) + "=ECONNREFUSED:when=3..4"}, args[1:]...)
+	st, _ := parseLines(execute(t, straceArgv(t, args...)...).Stdout)
+	cv, _ := faultRun(t, []string{"-q", "--fail", dest(db.Port) + "=ECONNREFUSED:when=3..4"}, args[1:]...)
 	if len(st) != 20 || len(cv) != 20 {
 		t.Fatalf("want 20 attempts each, strace %d, connvisor %d", len(st), len(cv))
 	}
@@ -122,13 +125,13 @@ func TestStraceCost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a measurement, not a check: skipped in -short")
 	}
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	const n = "2000"
-	args := []string{cTarget, "-q", "-p", port(srv.port), "-n", n}
+	args := []string{cTarget, "-q", "-p", port(srv.Port), "-n", n}
 	best := func(argv func() []string) float64 {
 		b := 0.0
 		for i := 0; i < 3; i++ {
-			us := perConnectMicros(t, execute(t, argv()...).stdout)
+			us := perConnectMicros(t, execute(t, argv()...).Stdout)
 			if i == 0 || us < b {
 				b = us
 			}
@@ -138,8 +141,8 @@ func TestStraceCost(t *testing.T) {
 	native := best(func() []string { return args })
 	strace := best(func() []string { return straceArgv(t, args...) })
 	cv := best(func() []string {
-		return append([]string{connvisor, "run", "-q", "--log-file", "/dev/null",
-			"--fail", dest(srv.port) + "=ECONNREFUSED:when=3..4", "--"}, args...)
+		return bins.WrapArgv([]string{"-q", "--log-file", "/dev/null",
+			"--fail", dest(srv.Port) + "=ECONNREFUSED:when=3..4"}, args...)
 	})
 	t.Logf("per connect (socket+connect+close, %s connects, best of 3): native %.1f µs, strace %.1f µs, connvisor %.1f µs", n, native, strace, cv)
 	t.Logf("added over native: strace %.1f µs, connvisor %.1f µs; connvisor/strace total %.2fx, added %.2fx",

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // Bounds on held connects. A held connect must last at least its delay;
@@ -35,25 +37,25 @@ func assertPrompt(t *testing.T, a attempt, key string) {
 // returns 0 after the delay, connected to the real server.
 func TestAllowDelay(t *testing.T) {
 	needC(t)
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	file := t.TempDir() + "/slow.policy"
-	if err := os.WriteFile(file, []byte("allow tcp 127.0.0.1 port "+port(srv.port)+" delay=300ms\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("allow tcp 127.0.0.1 port "+port(srv.Port)+" delay=300ms\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for name, flags := range map[string][]string{
 		"policy file": {"-q", "--policy", file},
-		"compact":     {"-q", "--allow", dest(srv.port) + ":delay=300ms"},
+		"compact":     {"-q", "--allow", dest(srv.Port) + ":delay=300ms"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			before := srv.accepted.Load()
-			as, _ := faultRun(t, flags, "-p", port(srv.port), "-n", "2")
+			before := srv.Accepted()
+			as, _ := faultRun(t, flags, "-p", port(srv.Port), "-n", "2")
 			for _, a := range as {
-				if a.result() != "ok" || a["peer"] != dest(srv.port) {
-					t.Errorf("want a successful connect to %s: %v", dest(srv.port), a)
+				if a.result() != "ok" || a["peer"] != dest(srv.Port) {
+					t.Errorf("want a successful connect to %s: %v", dest(srv.Port), a)
 				}
 				assertHeld(t, a, "ms", delayMS)
 			}
-			if got := srv.waitAccepted(before+2) - before; got != 2 {
+			if got := srv.WaitAccepted(before+2) - before; got != 2 {
 				t.Errorf("server accepted %d connections, want 2", got)
 			}
 		})
@@ -75,9 +77,9 @@ func TestAllowDelayNonblocking(t *testing.T) {
 	// for an asynchronous failure.
 	t.Skip("known limitation: delay= on allow holds a nonblocking connect call for the delay (see README, fault injection)")
 	needC(t)
-	srv := listen(t)
-	as, _ := faultRun(t, []string{"-q", "--allow", dest(srv.port) + ":delay=300ms"},
-		"-m", "nonblock", "-e", "100", "-p", port(srv.port), "-n", "2")
+	srv := testutil.Listen(t)
+	as, _ := faultRun(t, []string{"-q", "--allow", dest(srv.Port) + ":delay=300ms"},
+		"-m", "nonblock", "-e", "100", "-p", port(srv.Port), "-n", "2")
 	for _, a := range as {
 		if a["errno"] != "EINPROGRESS" {
 			t.Errorf("connect: want EINPROGRESS: %v", a)
@@ -86,8 +88,8 @@ func TestAllowDelayNonblocking(t *testing.T) {
 		if a["early"] != "timeout" {
 			t.Errorf("poll during the delay: want no event (timeout), got %s: %v", a["early"], a)
 		}
-		if a["revents"] != "POLLOUT" || a["so_error"] != "0" || a["peer"] != dest(srv.port) {
-			t.Errorf("after the delay: want POLLOUT, SO_ERROR 0, connected to %s: %v", dest(srv.port), a)
+		if a["revents"] != "POLLOUT" || a["so_error"] != "0" || a["peer"] != dest(srv.Port) {
+			t.Errorf("after the delay: want POLLOUT, SO_ERROR 0, connected to %s: %v", dest(srv.Port), a)
 		}
 		assertHeld(t, a, "ms", delayMS)
 	}
@@ -97,11 +99,11 @@ func TestAllowDelayNonblocking(t *testing.T) {
 // after the delay.
 func TestErrnoBlockingAfterDelay(t *testing.T) {
 	needC(t)
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	for _, errno := range []string{"ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "ETIMEDOUT", "ECONNRESET", "EADDRNOTAVAIL", "EACCES"} {
 		t.Run(errno, func(t *testing.T) {
-			as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.port) + "=" + errno + ":delay=300ms"},
-				"-p", port(srv.port))
+			as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.Port) + "=" + errno + ":delay=300ms"},
+				"-p", port(srv.Port))
 			a := as[0]
 			if a["ret"] != "-1" || a["errno"] != errno || a["peer"] != "ENOTCONN" {
 				t.Errorf("want -1 %s and no peer: %v", errno, a)
@@ -109,7 +111,7 @@ func TestErrnoBlockingAfterDelay(t *testing.T) {
 			assertHeld(t, a, "ms", delayMS)
 		})
 	}
-	if n := srv.waitAccepted(0); n != 0 {
+	if n := srv.WaitAccepted(0); n != 0 {
 		t.Errorf("the server accepted %d connections; every connect was failed", n)
 	}
 }
@@ -118,11 +120,11 @@ func TestErrnoBlockingAfterDelay(t *testing.T) {
 // kernel: connect to a loopback port nothing listens on.
 func nativeRefused(t *testing.T, v6 bool) attempt {
 	t.Helper()
-	args := []string{cTarget, "-m", "nonblock", "-p", port(closedPort(t))}
+	args := []string{cTarget, "-m", "nonblock", "-p", port(testutil.FreePort(t))}
 	if v6 {
 		args = append(args, "-6")
 	}
-	as, _ := parseLines(execute(t, args...).stdout)
+	as, _ := parseLines(execute(t, args...).Stdout)
 	if len(as) != 1 || as[0]["so_error"] != "ECONNREFUSED" && as[0]["errno"] != "ECONNREFUSED" {
 		t.Fatalf("native connect to a closed port was not refused: %v", as)
 	}
@@ -135,7 +137,7 @@ func nativeRefused(t *testing.T, v6 bool) attempt {
 // and the socket has no peer.
 func TestErrnoNonblocking(t *testing.T) {
 	needC(t)
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	for _, fam := range []struct {
 		name, host string
 		args       []string
@@ -153,8 +155,8 @@ func TestErrnoNonblocking(t *testing.T) {
 		wantRevents := native["revents"]
 		for _, errno := range []string{"ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "ETIMEDOUT", "ECONNRESET"} {
 			t.Run(fam.name+"/"+errno, func(t *testing.T) {
-				args := append([]string{"-m", "nonblock", "-e", "150", "-p", port(srv.port), "-n", "3"}, fam.args...)
-				as, _ := faultRun(t, []string{"-q", "--fail", fam.host + ":" + port(srv.port) + "=" + errno + ":delay=300ms"}, args...)
+				args := append([]string{"-m", "nonblock", "-e", "150", "-p", port(srv.Port), "-n", "3"}, fam.args...)
+				as, _ := faultRun(t, []string{"-q", "--fail", fam.host + ":" + port(srv.Port) + "=" + errno + ":delay=300ms"}, args...)
 				held := delayMS
 				if !privileged() {
 					switch errno {
@@ -198,7 +200,7 @@ func TestErrnoNonblocking(t *testing.T) {
 			})
 		}
 	}
-	if n := srv.waitAccepted(0); n != 0 {
+	if n := srv.WaitAccepted(0); n != 0 {
 		t.Errorf("the server accepted %d connections; every connect was failed", n)
 	}
 }
@@ -209,14 +211,14 @@ func TestErrnoNonblocking(t *testing.T) {
 // error, so a waiting poller never sees POLLERR alone).
 func TestRefusedNonblockingMatchesNative(t *testing.T) {
 	needC(t)
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	native := nativeRefused(t, false)
 	n := "40"
 	if !privileged() {
 		n = "5" // each refusal waits for the SYN retransmission at 1 s
 	}
-	as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.port) + "=ECONNREFUSED:delay=30ms"},
-		"-m", "nonblock", "-e", "10", "-p", port(srv.port), "-n", n)
+	as, _ := faultRun(t, []string{"-q", "--fail", dest(srv.Port) + "=ECONNREFUSED:delay=30ms"},
+		"-m", "nonblock", "-e", "10", "-p", port(srv.Port), "-n", n)
 	var odd []string
 	for _, a := range as {
 		// POLLERR alone: a poll woken while the kernel fails the connect
@@ -238,10 +240,10 @@ func TestRefusedNonblockingMatchesNative(t *testing.T) {
 // SYNs.
 func TestBlackhole(t *testing.T) {
 	needC(t)
-	srv := listen(t)
-	bh := dest(srv.port) + "=blackhole"
+	srv := testutil.Listen(t)
+	bh := dest(srv.Port) + "=blackhole"
 	t.Run("nonblocking stays in progress", func(t *testing.T) {
-		as, _ := faultRun(t, []string{"-q", "--fail", bh}, "-m", "nonblock", "-w", "500", "-p", port(srv.port))
+		as, _ := faultRun(t, []string{"-q", "--fail", bh}, "-m", "nonblock", "-w", "500", "-p", port(srv.Port))
 		a := as[0]
 		if a["errno"] != "EINPROGRESS" || a["revents"] != "timeout" || a["so_error"] != "0" || a["peer"] != "ENOTCONN" {
 			t.Errorf("want EINPROGRESS, no poll event in 500 ms, SO_ERROR 0, no peer: %v", a)
@@ -250,7 +252,7 @@ func TestBlackhole(t *testing.T) {
 		assertHeld(t, a, "ms", 500)
 	})
 	t.Run("blocking with timeout= gives ETIMEDOUT", func(t *testing.T) {
-		as, _ := faultRun(t, []string{"-q", "--fail", bh + ":timeout=300ms"}, "-p", port(srv.port))
+		as, _ := faultRun(t, []string{"-q", "--fail", bh + ":timeout=300ms"}, "-p", port(srv.Port))
 		a := as[0]
 		if a["errno"] != "ETIMEDOUT" || a["peer"] != "ENOTCONN" {
 			t.Errorf("want ETIMEDOUT, no peer: %v", a)
@@ -260,7 +262,7 @@ func TestBlackhole(t *testing.T) {
 	t.Run("blocking with SO_SNDTIMEO gives EINPROGRESS", func(t *testing.T) {
 		// inet_stream_connect returns EINPROGRESS when the socket's send
 		// timeout expires before the handshake completes.
-		as, _ := faultRun(t, []string{"-q", "--fail", bh}, "-t", "300", "-p", port(srv.port))
+		as, _ := faultRun(t, []string{"-q", "--fail", bh}, "-t", "300", "-p", port(srv.Port))
 		a := as[0]
 		if a["errno"] != "EINPROGRESS" || a["peer"] != "ENOTCONN" {
 			t.Errorf("want EINPROGRESS, no peer: %v", a)
@@ -270,14 +272,14 @@ func TestBlackhole(t *testing.T) {
 	t.Run("SO_SNDTIMEO shorter than timeout= wins", func(t *testing.T) {
 		// The socket's send timeout bounds a blocking connect whatever
 		// the network does: 300 ms, not the rule's 3 s.
-		as, _ := faultRun(t, []string{"-q", "--fail", bh + ":timeout=3s"}, "-t", "300", "-p", port(srv.port))
+		as, _ := faultRun(t, []string{"-q", "--fail", bh + ":timeout=3s"}, "-t", "300", "-p", port(srv.Port))
 		a := as[0]
 		if a["errno"] != "EINPROGRESS" {
 			t.Errorf("want EINPROGRESS when SO_SNDTIMEO (300 ms) expires first: %v", a)
 		}
 		assertHeld(t, a, "ms", 300)
 	})
-	if n := srv.waitAccepted(0); n != 0 {
+	if n := srv.WaitAccepted(0); n != 0 {
 		t.Errorf("the server accepted %d connections; every connect was blackholed", n)
 	}
 }
@@ -287,13 +289,13 @@ func TestBlackhole(t *testing.T) {
 // when the send timeout expires (inet_stream_connect).
 func TestDelayBeyondSndTimeo(t *testing.T) {
 	needC(t)
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	for name, rule := range map[string]string{
-		"fail":  "--fail=" + dest(srv.port) + "=ECONNREFUSED:delay=3s",
-		"allow": "--allow=" + dest(srv.port) + ":delay=3s",
+		"fail":  "--fail=" + dest(srv.Port) + "=ECONNREFUSED:delay=3s",
+		"allow": "--allow=" + dest(srv.Port) + ":delay=3s",
 	} {
 		t.Run(name, func(t *testing.T) {
-			as, _ := faultRun(t, []string{"-q", rule}, "-t", "300", "-p", port(srv.port))
+			as, _ := faultRun(t, []string{"-q", rule}, "-t", "300", "-p", port(srv.Port))
 			a := as[0]
 			if a["errno"] != "EINPROGRESS" {
 				t.Errorf("want EINPROGRESS when SO_SNDTIMEO (300 ms) expires before the 3 s delay: %v", a)
@@ -307,14 +309,14 @@ func TestDelayBeyondSndTimeo(t *testing.T) {
 // handler installed without SA_RESTART ends it with EINTR at once.
 func TestHeldConnectInterrupted(t *testing.T) {
 	needC(t)
-	srv := listen(t)
+	srv := testutil.Listen(t)
 	for name, rule := range map[string]string{
-		"blackhole":        "--fail=" + dest(srv.port) + "=blackhole",
-		"long fault delay": "--fail=" + dest(srv.port) + "=ECONNREFUSED:delay=10s",
-		"long allow delay": "--allow=" + dest(srv.port) + ":delay=10s",
+		"blackhole":        "--fail=" + dest(srv.Port) + "=blackhole",
+		"long fault delay": "--fail=" + dest(srv.Port) + "=ECONNREFUSED:delay=10s",
+		"long allow delay": "--allow=" + dest(srv.Port) + ":delay=10s",
 	} {
 		t.Run(name, func(t *testing.T) {
-			as, r := faultRun(t, []string{"-q", rule}, "-a", "200", "-p", port(srv.port))
+			as, r := faultRun(t, []string{"-q", rule}, "-a", "200", "-p", port(srv.Port))
 			a := as[0]
 			if a["errno"] != "EINTR" || a["peer"] != "ENOTCONN" {
 				t.Errorf("want EINTR and no peer: %v", a)
@@ -323,8 +325,8 @@ func TestHeldConnectInterrupted(t *testing.T) {
 				t.Errorf("EINTR after %d ms, want 190..%d: %v", ms, 200+promptMS, a)
 			}
 			// Nothing keeps the tree waiting for the abandoned connect.
-			if r.elapsed.Seconds() > 5 {
-				t.Errorf("connvisor took %v to exit after the interrupted connect", r.elapsed)
+			if r.Elapsed.Seconds() > 5 {
+				t.Errorf("connvisor took %v to exit after the interrupted connect", r.Elapsed)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,7 @@ func TestAllowed(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			s := newServer(t, f.kind)
 			native := run(t, prog, s.spec()...)
-			if got := native.results(s.kind, s.where); !equal(got, []string{"ok"}) {
+			if got := native.results(s.kind, s.where); !slices.Equal(got, []string{"ok"}) {
 				t.Fatalf("native run: connect results %q, want [ok]\n%v", got, native)
 			}
 			if n := s.reached(); n != 1 {
@@ -45,19 +46,19 @@ func TestAllowed(t *testing.T) {
 			// The default would allow loopback too; EACCES as the default
 			// and the rule named in the log prove that --allow decided.
 			r := wrapped(t, []string{"--allow", ruleFor(s), "--default", "deny=EACCES", "--log-format", "json"}, append([]string{prog}, s.spec()...)...)
-			if r.code != 0 {
+			if r.Code != 0 {
 				t.Fatalf("wrapped run failed\n%v", r)
 			}
-			if got := r.results(s.kind, s.where); !equal(got, []string{"ok"}) {
+			if got := r.results(s.kind, s.where); !slices.Equal(got, []string{"ok"}) {
 				t.Fatalf("wrapped connect results %q, want [ok]\n%v", got, r)
 			}
-			if got := r.exchanges(s.kind, s.where); !equal(got, []string{"pong"}) {
+			if got := r.exchanges(s.kind, s.where); !slices.Equal(got, []string{"pong"}) {
 				t.Errorf("wrapped exchange %q, want [pong]: the connection must reach the server\n%v", got, r)
 			}
 			if n := s.reached(); n != 1 {
 				t.Errorf("wrapped run reached the server %d times, want 1", n)
 			}
-			ev := decisions(t, r.stderr)
+			ev := decisions(t, r.Stderr)
 			if len(ev) != 1 || ev[0].Decision != "allow" || ev[0].Rule != "--allow" {
 				t.Errorf("decision log %+v, want one allow by --allow", ev)
 			}
@@ -80,10 +81,10 @@ func TestAllowedNonblocking(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			s := newServer(t, kind)
 			r := wrapped(t, []string{"-q"}, append([]string{prog, "--nonblock"}, s.spec()...)...)
-			if got := r.results(s.kind, s.where); !equal(got, []string{"ok"}) {
+			if got := r.results(s.kind, s.where); !slices.Equal(got, []string{"ok"}) {
 				t.Fatalf("connect results %q, want [ok]\n%v", got, r)
 			}
-			if got := r.exchanges(s.kind, s.where); !equal(got, []string{"pong"}) {
+			if got := r.exchanges(s.kind, s.where); !slices.Equal(got, []string{"pong"}) {
 				t.Errorf("exchange %q, want [pong]\n%v", got, r)
 			}
 			if n := s.reached(); n != 1 {
@@ -111,7 +112,7 @@ func TestAllowedRefusedMatchesNative(t *testing.T) {
 		for _, c := range res {
 			got = append(got, c.result)
 		}
-		if !equal(got, want) {
+		if !slices.Equal(got, want) {
 			t.Errorf("%s results %q, want %q\nnative:\n%v\nwrapped:\n%v", []string{"native", "wrapped"}[i], got, want, native, r)
 		}
 	}
@@ -144,30 +145,30 @@ func TestDefaultPolicy(t *testing.T) {
 		args = append(args, d[0], d[1])
 	}
 	r := wrapped(t, []string{"--log-format", "json"}, append([]string{prog}, args...)...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("wrapped run failed\n%v", r)
 	}
 	for _, s := range []*server{tcp, udp, ux, abs} {
-		if got := r.results(s.kind, s.where); !equal(got, []string{"ok"}) {
+		if got := r.results(s.kind, s.where); !slices.Equal(got, []string{"ok"}) {
 			t.Errorf("%s %s: results %q, want [ok]", s.kind, s.where, got)
 		}
-		if got := r.exchanges(s.kind, s.where); !equal(got, []string{"pong"}) {
+		if got := r.exchanges(s.kind, s.where); !slices.Equal(got, []string{"pong"}) {
 			t.Errorf("%s %s: exchange %q, want [pong]", s.kind, s.where, got)
 		}
 	}
-	if got := r.results("tcp6", mapped); !equal(got, []string{"ok"}) {
+	if got := r.results("tcp6", mapped); !slices.Equal(got, []string{"ok"}) {
 		t.Errorf("tcp6 %s (IPv4-mapped loopback): results %q, want [ok]", mapped, got)
 	}
 	if n := tcp.reached(); n != 2 {
 		t.Errorf("TCP server reached %d times, want 2 (IPv4 and IPv4-mapped)", n)
 	}
 	for _, d := range denied {
-		if got := r.results(d[0], d[1]); !equal(got, []string{"EPERM"}) {
+		if got := r.results(d[0], d[1]); !slices.Equal(got, []string{"EPERM"}) {
 			t.Errorf("%s %s: results %q, want [EPERM]", d[0], d[1], got)
 		}
 	}
 	// Every decision names the embedded default's rules.
-	for _, e := range decisions(t, r.stderr) {
+	for _, e := range decisions(t, r.Stderr) {
 		if e.Rule != "default" {
 			t.Errorf("decision %+v: rule %q, want default", e, e.Rule)
 		}

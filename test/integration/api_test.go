@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/connvisor/connvisor/internal/testutil"
 	"github.com/connvisor/connvisor/policy"
 	"github.com/connvisor/connvisor/supervisor"
 )
@@ -47,15 +49,15 @@ func apiRun(t testing.TB, p *policy.Policy, prog string, args ...string) (result
 	var err error
 	select {
 	case err = <-done:
-	case <-time.After(runTimeout):
+	case <-time.After(testutil.RunTimeout):
 		if proc := cmd.Process(); proc != nil {
 			proc.Kill()
 		}
-		t.Fatalf("%s %q under the Go API did not finish in %v", prog, args, runTimeout)
+		t.Fatalf("%s %q under the Go API did not finish in %v", prog, args, testutil.RunTimeout)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: supervisor.ExitCode(err)}, events, err
+	return result{testutil.Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: supervisor.ExitCode(err)}}, events, err
 }
 
 // TestAPI: supervisor.Command runs a command under a policy built in Go,
@@ -101,10 +103,10 @@ func TestAPIDefaultPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%v", err, r)
 	}
-	if got := r.results("udp4", "192.0.2.7:9"); !equal(got, []string{"EPERM"}) {
+	if got := r.results("udp4", "192.0.2.7:9"); !slices.Equal(got, []string{"EPERM"}) {
 		t.Errorf("TEST-NET: %q, want [EPERM]\n%v", got, r)
 	}
-	if got := r.exchanges(s.kind, s.where); !equal(got, []string{"pong"}) {
+	if got := r.exchanges(s.kind, s.where); !slices.Equal(got, []string{"pong"}) {
 		t.Errorf("abstract UNIX: %q, want [pong]\n%v", got, r)
 	}
 }

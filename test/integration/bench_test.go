@@ -94,14 +94,14 @@ var benchRE = regexp.MustCompile(`(?m)^bench (\S+ \S+) n=\d+ ns_per_connect=(\d+
 func benchLines(b *testing.B, r result, wrapped bool) map[string]float64 {
 	b.Helper()
 	out := map[string]float64{}
-	for _, m := range benchRE.FindAllStringSubmatch(r.stdout, -1) {
+	for _, m := range benchRE.FindAllStringSubmatch(r.Stdout, -1) {
 		ns, _ := strconv.ParseFloat(m[2], 64)
 		out[m[1]] = ns
 		if m[3] != "ok" && m[3] != "EPERM" || !wrapped && m[3] != "ok" {
 			b.Fatalf("%s: result %s\n%v", m[1], m[3], r)
 		}
 	}
-	if len(out) != 2 || r.code != 0 {
+	if len(out) != 2 || r.Code != 0 {
 		b.Fatalf("want two bench lines and exit 0:\n%v", r)
 	}
 	return out

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // TestExitStatus: connvisor exits with the command's status, and with
@@ -36,17 +38,17 @@ func TestExitStatus(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			native := run(t, prog, tc.args...)
-			if native.code != tc.want {
-				t.Fatalf("native exit %d, want %d: the target is broken", native.code, tc.want)
+			if native.Code != tc.want {
+				t.Fatalf("native exit %d, want %d: the target is broken", native.Code, tc.want)
 			}
-			if r := wrapped(t, []string{"-q"}, append([]string{prog}, tc.args...)...); r.code != tc.want {
-				t.Errorf("wrapped exit %d, want %d\n%v", r.code, tc.want, r)
+			if r := wrapped(t, []string{"-q"}, append([]string{prog}, tc.args...)...); r.Code != tc.want {
+				t.Errorf("wrapped exit %d, want %d\n%v", r.Code, tc.want, r)
 			}
 		})
 	}
 	t.Run("Go --signal 15", func(t *testing.T) {
-		if r := wrapped(t, []string{"-q"}, goConnector(t), "--signal", "15"); r.code != 143 {
-			t.Errorf("wrapped exit %d, want 143\n%v", r.code, r)
+		if r := wrapped(t, []string{"-q"}, goConnector(t), "--signal", "15"); r.Code != 143 {
+			t.Errorf("wrapped exit %d, want 143\n%v", r.Code, r)
 		}
 	})
 }
@@ -74,16 +76,16 @@ func TestCurlRefused(t *testing.T) {
 	curlArgs := []string{curl, "-sS", "--noproxy", "*", "--max-time", "10", url}
 
 	r := wrapped(t, []string{"-q"}, curlArgs...)
-	if r.code != 0 || r.stdout != "hello\n" || hits.Load() != 1 {
-		t.Fatalf("allowed by the default policy: exit %d, %d requests, want 0 and 1\n%v", r.code, hits.Load(), r)
+	if r.Code != 0 || r.Stdout != "hello\n" || hits.Load() != 1 {
+		t.Fatalf("allowed by the default policy: exit %d, %d requests, want 0 and 1\n%v", r.Code, hits.Load(), r)
 	}
 	r = wrapped(t, []string{"--deny", ln.Addr().String() + "=ECONNREFUSED"}, curlArgs...)
-	if r.code != 7 {
-		t.Errorf("curl exit %d, want 7 (failed to connect)\n%v", r.code, r)
+	if r.Code != 7 {
+		t.Errorf("curl exit %d, want 7 (failed to connect)\n%v", r.Code, r)
 	}
 	// Not "curl: (7)": connvisor's log lines share stderr and can land
 	// between curl's writes.
-	if !strings.Contains(r.stderr, "(7) Failed to connect") {
+	if !strings.Contains(r.Stderr, "(7) Failed to connect") {
 		t.Errorf("curl did not report a connection failure\n%v", r)
 	}
 	if n := hits.Load(); n != 1 {
@@ -103,11 +105,11 @@ func TestJSONLog(t *testing.T) {
 	r := wrapped(t, []string{"--log-format", "json", "--log-file", logFile,
 		"--deny", ruleFor(denied) + "=ENETUNREACH", "--allow", ruleFor(ok)},
 		append(append(append([]string{prog, "--threads", "2"}, ok.spec()...), denied.spec()...), ux.spec()...)...)
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%v", r.code, r)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%v", r.Code, r)
 	}
-	if strings.Contains(r.stderr, `"msg":"connect"`) {
-		t.Errorf("decisions went to stderr despite --log-file:\n%s", r.stderr)
+	if strings.Contains(r.Stderr, `"msg":"connect"`) {
+		t.Errorf("decisions went to stderr despite --log-file:\n%s", r.Stderr)
 	}
 	data, err := os.ReadFile(logFile)
 	if err != nil {
@@ -168,7 +170,7 @@ func TestConsoleLog(t *testing.T) {
 	s := newServer(t, "tcp4")
 	r := wrapped(t, []string{"--deny", ruleFor(s) + "=EACCES"}, append([]string{prog}, s.spec()...)...)
 	var got []string
-	for _, l := range lines(r.stderr) {
+	for _, l := range lines(r.Stderr) {
 		if strings.Contains(l, "connect") {
 			got = append(got, l)
 		}
@@ -177,8 +179,8 @@ func TestConsoleLog(t *testing.T) {
 		t.Errorf("console log %q, want one line with deny, %s and EACCES", got, s.where)
 	}
 	r = wrapped(t, []string{"-q", "--deny", ruleFor(s) + "=EACCES"}, append([]string{prog}, s.spec()...)...)
-	if r.stderr != "" {
-		t.Errorf("-q: stderr %q, want nothing", r.stderr)
+	if r.Stderr != "" {
+		t.Errorf("-q: stderr %q, want nothing", r.Stderr)
 	}
 }
 
@@ -197,16 +199,16 @@ func TestMissingCommand(t *testing.T) {
 	for _, name := range []string{"connvisor-no-such-command", "/nonexistent/dir/prog"} {
 		t.Run(name, func(t *testing.T) {
 			r := wrapped(t, nil, name, "arg")
-			if r.code != 127 {
-				t.Errorf("exit %d, want 127", r.code)
+			if r.Code != 127 {
+				t.Errorf("exit %d, want 127", r.Code)
 			}
-			if !strings.Contains(r.stderr, name) {
-				t.Errorf("stderr does not name the command %q:\n%s", name, r.stderr)
+			if !strings.Contains(r.Stderr, name) {
+				t.Errorf("stderr does not name the command %q:\n%s", name, r.Stderr)
 			}
-			if n := len(lines(r.stderr)); n > 2 {
-				t.Errorf("stderr has %d lines, want a short error:\n%s", n, r.stderr)
+			if n := len(lines(r.Stderr)); n > 2 {
+				t.Errorf("stderr has %d lines, want a short error:\n%s", n, r.Stderr)
 			}
-			noStackTrace(t, r.stderr)
+			noStackTrace(t, r.Stderr)
 		})
 	}
 	// Found but not runnable: 126, as sh, env, timeout and chroot report
@@ -224,13 +226,13 @@ func TestMissingCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := wrapped(t, nil, f)
-			if r.code != 126 {
-				t.Errorf("exit %d, want 126 (found but cannot be run) as sh and env report it\n%v", r.code, r)
+			if r.Code != 126 {
+				t.Errorf("exit %d, want 126 (found but cannot be run) as sh and env report it\n%v", r.Code, r)
 			}
-			if !strings.Contains(r.stderr, f) {
-				t.Errorf("stderr does not name %s:\n%s", f, r.stderr)
+			if !strings.Contains(r.Stderr, f) {
+				t.Errorf("stderr does not name %s:\n%s", f, r.Stderr)
 			}
-			noStackTrace(t, r.stderr)
+			noStackTrace(t, r.Stderr)
 		})
 	}
 }
@@ -248,13 +250,13 @@ func TestBadRule(t *testing.T) {
 		t.Run(tc.flag+" "+tc.value, func(t *testing.T) {
 			marker := filepath.Join(t.TempDir(), "started")
 			r := wrapped(t, []string{tc.flag, tc.value}, "touch", marker)
-			if r.code != 2 {
-				t.Errorf("exit %d, want 2\n%v", r.code, r)
+			if r.Code != 2 {
+				t.Errorf("exit %d, want 2\n%v", r.Code, r)
 			}
-			if !strings.Contains(r.stderr, tc.mention) {
-				t.Errorf("error does not name %q:\n%s", tc.mention, r.stderr)
+			if !strings.Contains(r.Stderr, tc.mention) {
+				t.Errorf("error does not name %q:\n%s", tc.mention, r.Stderr)
 			}
-			noStackTrace(t, r.stderr)
+			noStackTrace(t, r.Stderr)
 			if _, err := os.Stat(marker); err == nil {
 				t.Errorf("the command ran despite the bad rule")
 			}
@@ -262,8 +264,8 @@ func TestBadRule(t *testing.T) {
 	}
 	t.Run("misspelt flag", func(t *testing.T) {
 		r := wrapped(t, []string{"--dney", "any"}, "true")
-		if r.code != 2 || !strings.Contains(r.stderr, "--deny") {
-			t.Errorf("exit %d, stderr %q: want 2 and a hint naming --deny", r.code, r.stderr)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "--deny") {
+			t.Errorf("exit %d, stderr %q: want 2 and a hint naming --deny", r.Code, r.Stderr)
 		}
 	})
 }
@@ -272,17 +274,17 @@ func TestBadRule(t *testing.T) {
 // command starts, and --help is the usage, not an error.
 func TestRunWarnsAndHelps(t *testing.T) {
 	r := wrapped(t, []string{"-q", "--allow", "10.20.3.4/16:5432", "--allow", "127.0.0.1", "--deny", "127.0.0.1:80"}, "true")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%v", r.code, r)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%v", r.Code, r)
 	}
 	for _, want := range []string{"10.20.3.4/16 has host bits set", "can never match"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("run does not warn %q:\n%s", want, r.stderr)
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("run does not warn %q:\n%s", want, r.Stderr)
 		}
 	}
-	h := run(t, connvisor, "run", "--help")
-	if h.code != 0 || !strings.Contains(h.stdout, "--allow-ptrace") || !strings.Contains(h.stdout, "--watch") {
-		t.Errorf("run --help: exit %d, want 0 and the usage with every flag\n%v", h.code, h)
+	h := run(t, bins.Connvisor, "run", "--help")
+	if h.Code != 0 || !strings.Contains(h.Stdout, "--allow-ptrace") || !strings.Contains(h.Stdout, "--watch") {
+		t.Errorf("run --help: exit %d, want 0 and the usage with every flag\n%v", h.Code, h)
 	}
 }
 
@@ -317,7 +319,7 @@ func signalRun(t *testing.T, sig syscall.Signal, cmdline ...string) (int, string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, connvisor, append([]string{"run", "-q", "--"}, cmdline...)...)
+	cmd := exec.CommandContext(ctx, bins.Connvisor, append([]string{"run", "-q", "--"}, cmdline...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -343,5 +345,5 @@ func signalRun(t *testing.T, sig syscall.Signal, cmdline ...string) (int, string
 		t.Fatalf("%v did not end the command within 20s", sig)
 	}
 	noStackTrace(t, stderr.String())
-	return exitCode(err), string(rest)
+	return testutil.ExitCode(err), string(rest)
 }

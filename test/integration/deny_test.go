@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -19,10 +20,10 @@ func TestDenied(t *testing.T) {
 			t.Run(errno+"/"+f.name, func(t *testing.T) {
 				s := newServer(t, f.kind)
 				r := wrapped(t, []string{"-q", "--deny", ruleFor(s) + "=" + errno}, append([]string{prog}, s.spec()...)...)
-				if r.code != 0 {
+				if r.Code != 0 {
 					t.Fatalf("wrapped run failed\n%v", r)
 				}
-				if got := r.results(s.kind, s.where); !equal(got, []string{errno}) {
+				if got := r.results(s.kind, s.where); !slices.Equal(got, []string{errno}) {
 					t.Errorf("connect results %q, want [%s]\n%v", got, errno, r)
 				}
 				if got := r.exchanges(s.kind, s.where); len(got) != 0 {
@@ -46,10 +47,10 @@ func TestDeniedDefaultErrno(t *testing.T) {
 	// An explicit default replaces the embedded policy (issue 12): its
 	// loopback rule does not stay behind the flags, so b gets the default;
 	// a is denied with the plain --deny's EPERM.
-	if got := r.results(a.kind, a.where); !equal(got, []string{"EPERM"}) {
+	if got := r.results(a.kind, a.where); !slices.Equal(got, []string{"EPERM"}) {
 		t.Errorf("%s: results %q, want [EPERM]\n%v", a.where, got, r)
 	}
-	if got := r.results(b.kind, b.where); !equal(got, []string{"ENETUNREACH"}) {
+	if got := r.results(b.kind, b.where); !slices.Equal(got, []string{"ENETUNREACH"}) {
 		t.Errorf("%s: results %q, want [ENETUNREACH] (the explicit default; no embedded loopback rule)\n%v", b.where, got, r)
 	}
 	if n := b.reached(); n != 0 {
@@ -61,10 +62,10 @@ func TestDeniedDefaultErrno(t *testing.T) {
 	// A deny-all default from a rule: every loopback port but b's is
 	// denied; the first matching rule wins.
 	r = wrapped(t, []string{"-q", "--allow", ruleFor(b), "--deny", "any=ENETUNREACH"}, args...)
-	if got := r.results(a.kind, a.where); !equal(got, []string{"ENETUNREACH"}) {
+	if got := r.results(a.kind, a.where); !slices.Equal(got, []string{"ENETUNREACH"}) {
 		t.Errorf("%s: results %q, want [ENETUNREACH] from --deny any\n%v", a.where, got, r)
 	}
-	if got := r.results(b.kind, b.where); !equal(got, []string{"ok"}) {
+	if got := r.results(b.kind, b.where); !slices.Equal(got, []string{"ok"}) {
 		t.Errorf("%s: results %q, want [ok] from --allow\n%v", b.where, got, r)
 	}
 	if n := a.reached(); n != 0 {

@@ -10,54 +10,27 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/connvisor/connvisor/internal/testutil"
 )
 
-var (
-	repoRoot  string // the module's root
-	binDir    string // built binaries, removed after the run
-	connvisor string // the connvisor binary
-)
+var bins *testutil.Bins // connvisor and the Go target, built once
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	testutil.Main(testutil.Build{Name: "integration", Programs: []string{"test/targets/goconnector"}},
+		func(b *testutil.Bins) int { bins = b; return m.Run() })
 }
 
-func testMain(m *testing.M) int {
-	var err error
-	if repoRoot, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if binDir, err = os.MkdirTemp("", "connvisor-integration-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
-	if connvisor, err = testutil.BuildConnvisor(binDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
-
-// built builds a target once per test binary; a target that cannot be
-// built here (no gcc, no static libc) skips the tests that need it.
+// built builds a C target once per test binary; one that cannot be built
+// here (no gcc, no static libc) skips the tests that need it.
 type built struct {
 	once sync.Once
 	path string
@@ -73,26 +46,23 @@ func (b *built) get(t testing.TB, build func() (string, string)) string {
 	return b.path
 }
 
-var cTarget, cStaticTarget, goTarget built
+var cTarget, cStaticTarget built
 
 func gcc(static bool) (string, string) {
-	gccPath, err := exec.LookPath("gcc")
-	if err != nil {
+	if _, err := exec.LookPath("gcc"); err != nil {
 		return "", "gcc is not installed: the C target cannot be built"
 	}
-	out := filepath.Join(binDir, "connector")
-	args := []string{"-O2", "-Wall", "-o", out, filepath.Join(repoRoot, "test/targets/connector.c"), "-lpthread"}
+	name, args := "connector", []string{"-O2", "-Wall", filepath.Join(testutil.RepoRoot(), "test/targets/connector.c"), "-lpthread"}
 	if static {
-		out += "-static"
-		args[3] = out
-		args = append([]string{"-static"}, args...)
+		name, args = "connector-static", append([]string{"-static"}, args...)
 	}
-	if msg, err := exec.Command(gccPath, args...).CombinedOutput(); err != nil {
+	out, err := bins.CC("gcc", name, args...)
+	if err != nil {
 		if static {
-			return "", fmt.Sprintf("cannot link statically (is libc6-dev's libc.a there?): %v\n%s", err, msg)
+			return "", fmt.Sprintf("cannot link statically (is libc6-dev's libc.a there?): %v", err)
 		}
 		// The C target is plain POSIX: failing to build it is a test bug.
-		panic(fmt.Sprintf("gcc connector.c: %v\n%s", err, msg))
+		panic(err)
 	}
 	return out, ""
 }
@@ -108,64 +78,20 @@ func staticConnector(t testing.TB) string {
 }
 
 // goConnector is the Go target.
-func goConnector(t testing.TB) string {
-	return goTarget.get(t, func() (string, string) {
-		out := filepath.Join(binDir, "goconnector")
-		if err := testutil.GoBuild(out, "test/targets/goconnector"); err != nil {
-			panic(err)
-		}
-		return out, ""
-	})
-}
+func goConnector(testing.TB) string { return bins.Path("goconnector") }
 
-// result is what one run of a program printed and how it ended.
-type result struct {
-	stdout, stderr string
-	code           int // exit status as a shell reports it: 128+signal when killed
-}
-
-// runTimeout bounds every run: no case here should take more than a few
-// seconds, and a hang is a failure, not a stuck test binary.
-const runTimeout = 60 * time.Second
+// result is one run of a target, read as connector.c's lines.
+type result struct{ testutil.Result }
 
 func run(t testing.TB, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), code: exitCode(err)}
-	if ctx.Err() != nil {
-		t.Fatalf("%s %q timed out after %v\nstdout:\n%s\nstderr:\n%s", name, args, runTimeout, r.stdout, r.stderr)
-	}
-	if r.code == -1 {
-		t.Fatalf("%s %q: %v", name, args, err)
-	}
-	return r
+	return result{testutil.Run(t, append([]string{name}, args...)...)}
 }
 
 // wrapped runs `connvisor run FLAGS -- CMD...`.
 func wrapped(t testing.TB, flags []string, cmd ...string) result {
 	t.Helper()
-	args := append(append([]string{"run"}, flags...), "--")
-	return run(t, connvisor, append(args, cmd...)...)
-}
-
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	return -1
+	return result{bins.Wrapped(t, flags, cmd...)}
 }
 
 // connectLine is one "connect KIND WHERE pid=P tid=T leader=L: RESULT".
@@ -183,7 +109,7 @@ var (
 
 func (r result) connects() []connectLine {
 	var out []connectLine
-	for _, l := range strings.Split(r.stdout, "\n") {
+	for _, l := range strings.Split(r.Stdout, "\n") {
 		m := connectRE.FindStringSubmatch(l)
 		if m == nil {
 			continue
@@ -210,16 +136,12 @@ func (r result) results(kind, where string) []string {
 // destination.
 func (r result) exchanges(kind, where string) []string {
 	var out []string
-	for _, l := range strings.Split(r.stdout, "\n") {
+	for _, l := range strings.Split(r.Stdout, "\n") {
 		if m := exchangeRE.FindStringSubmatch(l); m != nil && m[1] == kind && m[2] == where {
 			out = append(out, m[3])
 		}
 	}
 	return out
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 }
 
 // repeat returns n copies of s.
@@ -229,16 +151,4 @@ func repeat(s string, n int) []string {
 		out[i] = s
 	}
 	return out
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -39,10 +40,10 @@ func TestRuleSyntax(t *testing.T) {
 			}
 			rule := tc.rule(hit, miss)
 			r := wrapped(t, []string{"-q", "--deny", rule + "=EACCES"}, append(append([]string{prog}, hitSpec...), miss.spec()...)...)
-			if got := r.results(hitSpec[0], hitSpec[1]); !equal(got, []string{"EACCES"}) {
+			if got := r.results(hitSpec[0], hitSpec[1]); !slices.Equal(got, []string{"EACCES"}) {
 				t.Errorf("--deny %s: %s %s got %q, want [EACCES]\n%v", rule, hitSpec[0], hitSpec[1], got, r)
 			}
-			if got := r.results(miss.kind, miss.where); !equal(got, []string{"ok"}) {
+			if got := r.results(miss.kind, miss.where); !slices.Equal(got, []string{"ok"}) {
 				t.Errorf("--deny %s: %s %s got %q, want [ok] (no match)\n%v", rule, miss.kind, miss.where, got, r)
 			}
 			if n := hit.reached(); n != 0 {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,13 +27,13 @@ func (p pair) args(prog string, opts ...string) []string {
 // check asserts that n connects of r reached p.ok and n were denied.
 func (p pair) check(t *testing.T, r result, n int) {
 	t.Helper()
-	if got := r.results(p.ok.kind, p.ok.where); !equal(got, repeat("ok", n)) {
+	if got := r.results(p.ok.kind, p.ok.where); !slices.Equal(got, repeat("ok", n)) {
 		t.Errorf("allowed destination: results %q, want %d ok", got, n)
 	}
-	if got := r.exchanges(p.ok.kind, p.ok.where); !equal(got, repeat("pong", n)) {
+	if got := r.exchanges(p.ok.kind, p.ok.where); !slices.Equal(got, repeat("pong", n)) {
 		t.Errorf("allowed destination: exchanges %q, want %d pong", got, n)
 	}
-	if got := r.results(p.denied.kind, p.denied.where); !equal(got, repeat("EACCES", n)) {
+	if got := r.results(p.denied.kind, p.denied.where); !slices.Equal(got, repeat("EACCES", n)) {
 		t.Errorf("denied destination: results %q, want %d EACCES", got, n)
 	}
 	if k := p.ok.reached(); k != n {
@@ -59,8 +60,8 @@ func TestThreads(t *testing.T) {
 			for _, kind := range []string{"tcp4", "udp4", "unix"} {
 				p := newPair(t, kind)
 				r := wrapped(t, p.flags(), p.args(prog, "--threads", "4")...)
-				if r.code != 0 {
-					t.Fatalf("exit %d\n%v", r.code, r)
+				if r.Code != 0 {
+					t.Fatalf("exit %d\n%v", r.Code, r)
 				}
 				tids := map[int]bool{}
 				for _, c := range r.connects() {
@@ -90,14 +91,14 @@ func TestForkGrandchild(t *testing.T) {
 			prog := tc.prog(t)
 			p := newPair(t, "tcp4")
 			r := wrapped(t, p.flags(), p.args(prog, "--fork", "--exit", "5")...)
-			if r.code != 5 {
-				t.Errorf("exit %d, want the leader's 5", r.code)
+			if r.Code != 5 {
+				t.Errorf("exit %d, want the leader's 5", r.Code)
 			}
-			if !strings.Contains(r.stdout, "grandchild pid=") {
+			if !strings.Contains(r.Stdout, "grandchild pid=") {
 				t.Fatalf("no grandchild ran\n%v", r)
 			}
 			for _, c := range r.connects() {
-				if !strings.Contains(r.stdout, "grandchild pid="+strconv.Itoa(c.pid)+" ") {
+				if !strings.Contains(r.Stdout, "grandchild pid="+strconv.Itoa(c.pid)+" ") {
 					t.Errorf("connect by pid %d, want the grandchild's", c.pid)
 				}
 			}
@@ -115,8 +116,8 @@ func TestOrphanOutlivesCommand(t *testing.T) {
 	// sh exits at once; the backgrounded connector sleeps, then connects.
 	script := "(sleep 0.3; exec " + strings.Join(p.args(prog), " ") + ") & exit 3"
 	r := wrapped(t, p.flags(), "sh", "-c", script)
-	if r.code != 3 {
-		t.Errorf("exit %d, want the command's 3", r.code)
+	if r.Code != 3 {
+		t.Errorf("exit %d, want the command's 3", r.Code)
 	}
 	p.check(t, r, 1)
 }
@@ -139,10 +140,10 @@ func TestExec(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPair(t, "tcp4")
 			r := wrapped(t, p.flags(), tc.args(p)...)
-			if r.code != 0 {
-				t.Fatalf("exit %d\n%v", r.code, r)
+			if r.Code != 0 {
+				t.Fatalf("exit %d\n%v", r.Code, r)
 			}
-			if tc.name != "ShellIntoC" && !strings.Contains(r.stdout, "exec ") {
+			if tc.name != "ShellIntoC" && !strings.Contains(r.Stdout, "exec ") {
 				t.Fatalf("the target did not exec\n%v", r)
 			}
 			p.check(t, r, 1)
@@ -180,8 +181,8 @@ func TestGoTarget(t *testing.T) {
 				args = append(args, p.denied.spec()...)
 			}
 			r := wrapped(t, p.flags(), args...)
-			if r.code != 0 {
-				t.Fatalf("exit %d\n%v", r.code, r)
+			if r.Code != 0 {
+				t.Fatalf("exit %d\n%v", r.Code, r)
 			}
 			p.check(t, r, 5)
 		})

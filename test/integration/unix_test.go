@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -18,7 +19,7 @@ func TestUnixRelativePath(t *testing.T) {
 	native := run(t, "sh", "-c", script)
 	r := wrapped(t, []string{"-q"}, "sh", "-c", script)
 	for i, res := range []result{native, r} {
-		if got := res.results("unix", "s.sock"); !equal(got, []string{"ok"}) {
+		if got := res.results("unix", "s.sock"); !slices.Equal(got, []string{"ok"}) {
 			t.Errorf("%s: results %q, want [ok]\n%v", []string{"native", "wrapped"}[i], got, res)
 		}
 	}
@@ -42,11 +43,11 @@ func TestUnixPermissions(t *testing.T) {
 	s := newServer(t, "unix") // in a 0700 directory of root's
 	asNobody := []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", prog, "unix", s.where}
 	native := run(t, asNobody[0], asNobody[1:]...)
-	if got := native.results("unix", s.where); !equal(got, []string{"EACCES"}) {
+	if got := native.results("unix", s.where); !slices.Equal(got, []string{"EACCES"}) {
 		t.Fatalf("native as nobody: %q, want [EACCES]\n%v", got, native)
 	}
 	r := wrapped(t, []string{"-q"}, asNobody...)
-	if got := r.results("unix", s.where); !equal(got, []string{"EACCES"}) {
+	if got := r.results("unix", s.where); !slices.Equal(got, []string{"EACCES"}) {
 		t.Errorf("wrapped as nobody: %q, want [EACCES] as natively\n%v", got, r)
 	}
 	if n := s.reached(); n != 0 {

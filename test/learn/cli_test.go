@@ -39,8 +39,8 @@ func TestLearnFailingCommand(t *testing.T) {
 	url := tcpServer(t)
 	out := filepath.Join(t.TempDir(), "p.policy")
 	r := cv(t, []string{"learn", "-q", "-o", out}, "sh", "-c", `curl -sS "$1" >/dev/null; exit 3`, "sh", url)
-	if r.code != 3 {
-		t.Fatalf("exit %d, want the command's 3\n%s", r.code, r)
+	if r.Code != 3 {
+		t.Fatalf("exit %d, want the command's 3\n%s", r.Code, r)
 	}
 	if p := readFile(t, out); !strings.Contains(p, "allow tcp 127.0.0.1 port "+port(url)+" ") {
 		t.Errorf("the failing command's destination is not in the policy:\n%s", p)
@@ -70,8 +70,8 @@ func TestLearnBadInput(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := cv(t, append([]string{"learn"}, tt.args...), "touch", mark)
-			if r.code != 2 || !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("exit %d, want 2 and %q\n%s", r.code, tt.want, r)
+			if r.Code != 2 || !strings.Contains(r.Stderr, tt.want) {
+				t.Errorf("exit %d, want 2 and %q\n%s", r.Code, tt.want, r)
 			}
 			if _, err := os.Stat(mark); err == nil {
 				t.Errorf("the command ran")
@@ -99,7 +99,7 @@ func TestLearnMerge(t *testing.T) {
 	}
 	r := cv(t, []string{"learn", "-q", "--no-dates", "--merge", file}, "curl", "-sS", known, missing, denied)
 	// Under audit mode the denied one is allowed: the run is not broken.
-	if r.code != 0 || strings.Count(r.stdout, "hello from") != 3 {
+	if r.Code != 0 || strings.Count(r.Stdout, "hello from") != 3 {
 		t.Fatalf("learning run:\n%s", r)
 	}
 	got := readFile(t, file)
@@ -111,11 +111,11 @@ func TestLearnMerge(t *testing.T) {
 	if !strings.Contains(added, wantRule) || strings.Count(added, "\nallow ") != 1 {
 		t.Errorf("added block:\n%s\nwant exactly %q", added, wantRule)
 	}
-	if !strings.Contains(r.stderr, "added to "+file+":\n  "+wantRule) {
-		t.Errorf("learn did not print what it added:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "added to "+file+":\n  "+wantRule) {
+		t.Errorf("learn did not print what it added:\n%s", r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "not added: tcp 127.0.0.1:"+port(denied)+" is denied by "+file+":6") {
-		t.Errorf("learn did not report the destination a rule denies:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "not added: tcp 127.0.0.1:"+port(denied)+" is denied by "+file+":6") {
+		t.Errorf("learn did not report the destination a rule denies:\n%s", r.Stderr)
 	}
 	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
 		t.Errorf("merged file mode %v, want the original 0600", st.Mode().Perm())
@@ -123,13 +123,13 @@ func TestLearnMerge(t *testing.T) {
 	// Enforced, the merged policy allows the two and refuses the third as
 	// its rule says.
 	e := cv(t, []string{"run", "-q", "--policy", file}, "curl", "-sS", known, missing, denied)
-	if e.code != 7 || strings.Count(e.stdout, "hello from") != 2 {
+	if e.Code != 7 || strings.Count(e.Stdout, "hello from") != 2 {
 		t.Errorf("enforcing the merged policy:\n%s", e)
 	}
 	// Merging the same run again adds nothing and changes nothing.
 	r = cv(t, []string{"learn", "-q", "--no-dates", "--merge", file}, "curl", "-sS", known, missing)
-	if again := readFile(t, file); again != got || !strings.Contains(r.stderr, "nothing added") {
-		t.Errorf("second merge changed the file or did not say so:\n%s\n%s", again, r.stderr)
+	if again := readFile(t, file); again != got || !strings.Contains(r.Stderr, "nothing added") {
+		t.Errorf("second merge changed the file or did not say so:\n%s\n%s", again, r.Stderr)
 	}
 }
 
@@ -238,7 +238,7 @@ func TestLearnBounded(t *testing.T) {
 		t.Skip("100,000 trapped connects take a while")
 	}
 	out := filepath.Join(t.TempDir(), "sweep.policy")
-	cmd := exec.Command(connvisor, "learn", "-q", "--no-dates", "-o", out, "--", goclient, "-udp-sweep", "100000")
+	cmd := exec.Command(connvisor, "learn", "-q", "--no-dates", "-o", out, "--", goconnector, "udp-sweep", "100000")
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b)
@@ -276,7 +276,7 @@ func TestAuditModeFileAndSideDoors(t *testing.T) {
 	}
 	logFile := filepath.Join(dir, "log.json")
 	r := cv(t, []string{"run", "-q", "--policy", pol, "--log-format", "json", "--log-file", logFile}, "curl", "-sS", url)
-	if r.code != 0 || !strings.Contains(r.stdout, "hello from") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "hello from") {
 		t.Fatalf("audit mode refused the connect:\n%s", r)
 	}
 	var would []decision
@@ -297,15 +297,15 @@ except OSError as e:
     print("raw socket:", e.strerror)`
 	native := run(t, "python3", "-c", raw)
 	audited := cv(t, []string{"run", "-q", "--policy", pol}, "python3", "-c", raw)
-	if os.Geteuid() == 0 && native.stdout != "raw socket: ok\n" {
+	if os.Geteuid() == 0 && native.Stdout != "raw socket: ok\n" {
 		t.Fatalf("natively, root cannot make a raw socket: %s", native)
 	}
-	if audited.stdout != "raw socket: Operation not permitted\n" {
+	if audited.Stdout != "raw socket: Operation not permitted\n" {
 		t.Errorf("audit mode let a raw socket through: %s", audited)
 	}
 	if _, err := exec.LookPath("unshare"); err == nil {
 		u := cv(t, []string{"run", "-q", "--policy", pol}, "unshare", "-U", "true")
-		if u.code == 0 {
+		if u.Code == 0 {
 			t.Errorf("audit mode let a user namespace through: %s", u)
 		}
 	}

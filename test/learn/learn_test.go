@@ -7,9 +7,7 @@ package learn
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,92 +19,34 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
-	repoRoot  string
-	binDir    string
-	connvisor string
-	goclient  string
+	bins        *testutil.Bins
+	connvisor   string
+	goconnector string
 )
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
-	var err error
-	if repoRoot, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if binDir, err = os.MkdirTemp("", "connvisor-learn-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
+func TestMain(m *testing.M) {
 	// Other users (the git daemon drops to nobody) read the repositories
-	// the tests make below it.
-	os.Chmod(binDir, 0o755)
-	connvisor = filepath.Join(binDir, "connvisor")
-	goclient = filepath.Join(binDir, "goclient")
-	for out, pkg := range map[string]string{connvisor: "./cmd/connvisor", goclient: "./test/learn/testdata/goclient"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = repoRoot
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, msg)
-			return 1
-		}
-	}
-	return m.Run()
+	// the tests make below the directory.
+	testutil.Main(testutil.Build{Name: "learn", Programs: []string{"test/targets/goconnector"}, Shared: true},
+		func(b *testutil.Bins) int {
+			bins, connvisor, goconnector = b, b.Connvisor, b.Path("goconnector")
+			return m.Run()
+		})
 }
 
-// result is how one run ended.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-}
-
-// runTimeout bounds every run: a hang is a failure.
-const runTimeout = 90 * time.Second
-
-func run(t testing.TB, argv ...string) result {
+// run runs argv natively: a whole workload, such as a git clone.
+func run(t testing.TB, argv ...string) testutil.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), code: exitCode(err)}
-	if ctx.Err() != nil {
-		t.Fatalf("%q timed out\n%s", argv, r)
-	}
-	if r.code == -1 {
-		t.Fatalf("%q: %v", argv, err)
-	}
-	return r
-}
-
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	return -1
+	return testutil.Cmd{Argv: argv, Timeout: testutil.LongRunTimeout}.Run(t)
 }
 
 // cv runs connvisor with args, then -- and argv.
-func cv(t testing.TB, args []string, argv ...string) result {
+func cv(t testing.TB, args []string, argv ...string) testutil.Result {
 	t.Helper()
 	return run(t, append(append(append([]string{connvisor}, args...), "--"), argv...)...)
 }
@@ -147,7 +87,7 @@ func gitDaemon(t testing.TB, subject string) string {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
-	base, err := os.MkdirTemp(binDir, "git-")
+	base, err := os.MkdirTemp(bins.Dir, "git-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +107,7 @@ func gitDaemon(t testing.TB, subject string) string {
 	}
 	// A free port: listen, close, hand it to the daemon, and wait until it
 	// answers.
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testutil.FreePort(t)
 	d := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+base,
 		"--listen=127.0.0.1", "--port="+strconv.Itoa(port), base)
 	var log bytes.Buffer
@@ -252,7 +187,7 @@ for u in sys.argv[1:]:
 		{name: "unix", argv: []string{"curl", "-sS", "--unix-socket", filepath.Join(sockDir, "api.sock"), "http://x/"},
 			plus:    []string{"sh", "-c", `curl -sS --unix-socket "$1" http://x/ && curl -sS --unix-socket "$2" http://x/`, "sh", filepath.Join(sockDir, "api.sock"), filepath.Join(sockDir, "other.sock")},
 			newDest: "unix " + filepath.Join(sockDir, "other.sock")},
-		{name: "go", argv: []string{goclient, urls[0], urls[2]}, plus: []string{goclient, urls[0], urls[2], extra}, newDest: extraDest},
+		{name: "go", argv: []string{goconnector, "get", urls[0], urls[2]}, plus: []string{goconnector, "get", urls[0], urls[2], extra}, newDest: extraDest},
 	}
 	if _, err := exec.LookPath("git"); err == nil {
 		repo := gitDaemon(t, "learned over git://")
@@ -283,14 +218,14 @@ func TestLearnEnforceAudit(t *testing.T) {
 		t.Run(w.name, func(t *testing.T) {
 			dir := t.TempDir()
 			native := run(t, w.argv...)
-			if native.code != 0 {
+			if native.Code != 0 {
 				t.Fatalf("native run failed:\n%s", native)
 			}
 			p1, p2 := filepath.Join(dir, "1.policy"), filepath.Join(dir, "2.policy")
 			for _, p := range []string{p1, p2} {
 				learned := cv(t, []string{"learn", "-q", "--no-dates", "-o", p}, w.argv...)
-				if learned.code != 0 || learned.stdout != native.stdout {
-					t.Fatalf("learning run differs from native (%q):\n%s", native.stdout, learned)
+				if learned.Code != 0 || learned.Stdout != native.Stdout {
+					t.Fatalf("learning run differs from native (%q):\n%s", native.Stdout, learned)
 				}
 			}
 			a, _ := os.ReadFile(p1)
@@ -299,14 +234,14 @@ func TestLearnEnforceAudit(t *testing.T) {
 				t.Fatalf("learning twice wrote different files:\n%s\n----\n%s", a, b)
 			}
 			t.Logf("learned policy:\n%s", a)
-			if chk := run(t, connvisor, "check", p1); chk.code != 0 || strings.Contains(chk.stderr, "warning") {
+			if chk := run(t, connvisor, "check", p1); chk.Code != 0 || strings.Contains(chk.Stderr, "warning") {
 				t.Errorf("connvisor check of the learned file:\n%s", chk)
 			}
 
 			logFile := filepath.Join(dir, "enforced.json")
 			enforced := cv(t, []string{"run", "--policy", p1, "--log-format", "json", "--log-file", logFile}, w.argv...)
-			if enforced.code != native.code || enforced.stdout != native.stdout {
-				t.Fatalf("enforced run differs from native (%q):\n%s", native.stdout, enforced)
+			if enforced.Code != native.Code || enforced.Stdout != native.Stdout {
+				t.Fatalf("enforced run differs from native (%q):\n%s", native.Stdout, enforced)
 			}
 			for _, d := range decisions(t, logFile) {
 				if d.Decision != "allow" || d.Rule == "default" {
@@ -315,15 +250,15 @@ func TestLearnEnforceAudit(t *testing.T) {
 			}
 
 			nativePlus := run(t, w.plus...)
-			if nativePlus.code != 0 {
+			if nativePlus.Code != 0 {
 				t.Fatalf("native run with the new destination failed:\n%s", nativePlus)
 			}
 			logFile = filepath.Join(dir, "plus.json")
 			plus := cv(t, []string{"run", "--policy", p1, "--log-format", "json", "--log-file", logFile}, w.plus...)
-			if plus.code == 0 {
+			if plus.Code == 0 {
 				t.Errorf("the new destination %s was not refused:\n%s", w.newDest, plus)
 			}
-			if !strings.HasPrefix(nativePlus.stdout, native.stdout) || !strings.HasPrefix(plus.stdout, native.stdout) {
+			if !strings.HasPrefix(nativePlus.Stdout, native.Stdout) || !strings.HasPrefix(plus.Stdout, native.Stdout) {
 				t.Errorf("what the learned workload does changed with one destination more:\n%s", plus)
 			}
 			var denied []decision
@@ -338,8 +273,8 @@ func TestLearnEnforceAudit(t *testing.T) {
 
 			logFile = filepath.Join(dir, "audit.json")
 			audit := cv(t, []string{"run", "--audit", "--policy", p1, "--log-format", "json", "--log-file", logFile}, w.plus...)
-			if audit.code != 0 || audit.stdout != nativePlus.stdout {
-				t.Errorf("audit run differs from native (%q):\n%s", nativePlus.stdout, audit)
+			if audit.Code != 0 || audit.Stdout != nativePlus.Stdout {
+				t.Errorf("audit run differs from native (%q):\n%s", nativePlus.Stdout, audit)
 			}
 			var would []decision
 			for _, d := range decisions(t, logFile) {

@@ -9,93 +9,46 @@ package realsoftware
 
 import (
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 var (
-	connvisor     string
+	bins          *testutil.Bins
 	connvisorFlag = flag.String("realsoftware.connvisor", "", "use this connvisor binary instead of building one")
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "realsoftware")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	flag.Parse()
-	connvisor = *connvisorFlag
-	if connvisor == "" {
-		connvisor = filepath.Join(dir, "connvisor")
-		out, err := exec.Command("go", "build", "-o", connvisor, "github.com/connvisor/connvisor/cmd/connvisor").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build connvisor: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	binDir = dir
-	code := m.Run()
-	printReport()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.Main(testutil.Build{Name: "realsoftware", Connvisor: *connvisorFlag}, func(b *testutil.Bins) int {
+		bins = b
+		code := m.Run()
+		printReport()
+		return code
+	})
 }
 
+// wrap is argv under connvisor with the flags of a mode ("": natively).
 func wrap(mode string, argv ...string) []string {
 	if mode == "" {
 		return argv
 	}
-	return append(append(append([]string{connvisor, "run", "-q"}, strings.Fields(mode)...), "--"), argv...)
+	return bins.WrapArgv(append([]string{"-q"}, strings.Fields(mode)...), argv...)
 }
 
-type result struct {
-	out  string
-	code int
-}
-
-func run(t *testing.T, dir string, timeout time.Duration, argv ...string) result {
+// run runs argv in dir: the output is stdout and stderr as a terminal
+// shows them.
+func run(t *testing.T, dir string, argv ...string) testutil.Result {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	var b strings.Builder
-	cmd.Stdout, cmd.Stderr = &b, &b
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", argv, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("%v: %v", argv, err)
-		}
-		return result{b.String(), code}
-	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%v did not finish in %v:\n%s", argv, timeout, tail(b.String()))
-	}
-	return result{}
-}
-
-func tail(s string) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
+	return testutil.Cmd{Argv: argv, Dir: dir, Combined: true}.Run(t)
 }
 
 // TestCurl fetches from loopback servers (IPv4, IPv6, a UNIX socket) and
@@ -137,14 +90,14 @@ func TestCurl(t *testing.T) {
 	allModes := append([]struct{ name, args string }{{"default-policy", " "}}, suiteModes[1:]...)
 	for _, c := range cases {
 		argv := append([]string{curl}, c...)
-		native := run(t, t.TempDir(), time.Minute, argv...)
+		native := run(t, t.TempDir(), argv...)
 		for _, m := range allModes {
 			t.Run(m.name+strings.ReplaceAll(c[len(c)-1], "/", "_"), func(t *testing.T) {
-				w := run(t, t.TempDir(), time.Minute, wrap(m.args, argv...)...)
+				w := run(t, t.TempDir(), wrap(m.args, argv...)...)
 				// curl's error text carries the elapsed milliseconds.
 				norm := regexp.MustCompile(`after \d+ ms`)
-				if w.code != native.code || norm.ReplaceAllString(w.out, "") != norm.ReplaceAllString(native.out, "") {
-					t.Errorf("curl %v:\nnative  (exit %d): %s\nwrapped (exit %d): %s", c, native.code, native.out, w.code, w.out)
+				if w.Code != native.Code || norm.ReplaceAllString(w.Stdout, "") != norm.ReplaceAllString(native.Stdout, "") {
+					t.Errorf("curl %v:\nnative  (exit %d): %s\nwrapped (exit %d): %s", c, native.Code, native.Stdout, w.Code, w.Stdout)
 				}
 			})
 		}

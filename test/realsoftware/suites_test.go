@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connvisor/connvisor/internal/testutil"
 )
 
 // The suites run whole with `make realsoftware` (-realsoftware.whole);
@@ -177,7 +179,7 @@ func goSuite(pkg string, timeout time.Duration) suite {
 				t.Skipf("the Go source tree is not installed (%v): the %s tests need their testdata", err, pkg)
 			}
 			once.Do(func() {
-				bin = filepath.Join(binDir, strings.ReplaceAll(pkg, "/", "_")+".test")
+				bin = bins.Path(strings.ReplaceAll(pkg, "/", "_") + ".test")
 				if out, err := exec.Command("go", "test", "-c", "-o", bin, pkg).CombinedOutput(); err != nil {
 					buildErr = fmt.Errorf("go test -c %s: %v\n%s", pkg, err, out)
 				}
@@ -214,8 +216,6 @@ func goRunPattern(names []string) string {
 	}
 	return "^(" + strings.Join(alts, "|") + ")$"
 }
-
-var binDir string
 
 // wholeFileSkip is regrtest's line for a test file it did not run (a
 // resource denied, a module missing).
@@ -466,7 +466,7 @@ func TestSuites(t *testing.T) {
 				t.Skipf("regrtest skips the whole file on this machine: %s", m[1])
 			}
 			if native.broken != "" {
-				t.Fatalf("native run: %s\n%s", native.broken, tail(native.output))
+				t.Fatalf("native run: %s\n%s", native.broken, testutil.Tail(native.output, 30))
 			}
 			var excluded []string
 			for id, c := range native.cases {
@@ -486,14 +486,14 @@ func TestSuites(t *testing.T) {
 					w := runSuite(t, s, m.name, m.args, nil)
 					if w.broken != "" {
 						record(s, w, len(differences(native, w)), w.broken)
-						t.Fatalf("%s: %s\n%s", m.name, w.broken, tail(w.output))
+						t.Fatalf("%s: %s\n%s", m.name, w.broken, testutil.Tail(w.output, 30))
 					}
 					diffs := differences(native, w)
 					if w.exit != native.exit && len(diffs) == 0 {
 						// Every case agrees, yet the wrapper died at the end
 						// or the program's exit went astray. (A differing
 						// case explains another exit; its rerun decides.)
-						t.Errorf("%s: exit status %d wrapped, %d natively:\n%s", m.name, w.exit, native.exit, tail(w.output))
+						t.Errorf("%s: exit status %d wrapped, %d natively:\n%s", m.name, w.exit, native.exit, testutil.Tail(w.output, 30))
 					}
 					var confirmed []string
 					if len(diffs) > 0 {
@@ -578,11 +578,11 @@ func runSuite(t *testing.T, s suite, mode, args string, only []string) *suiteRun
 		timeout = sampleTimeout // a rerun is of a few cases
 	}
 	if args != "" {
-		wrapper := []string{connvisor, "run", "-q"}
+		flags := []string{"-q"}
 		if *keepFlag != "" {
-			wrapper = []string{connvisor, "run", "--log-format", "json", "--log-file", filepath.Join(outDir, "connvisor.json")}
+			flags = []string{"--log-format", "json", "--log-file", filepath.Join(outDir, "connvisor.json")}
 		}
-		argv = append(append(append(wrapper, strings.Fields(args)...), "--"), argv...)
+		argv = bins.WrapArgv(append(flags, strings.Fields(args)...), argv...)
 	}
 	r := &suiteRun{mode: mode}
 	start := time.Now()

@@ -49,8 +49,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	testutil.Main(testutil.Build{Name: "reload"}, func(b *testutil.Bins) int { connvisor = b.Connvisor; return m.Run() })
 }
+
+var connvisor string
 
 func asErrno(err error, target *syscall.Errno) bool {
 	for err != nil {
@@ -78,32 +80,14 @@ type session struct {
 
 func start(t *testing.T, extra ...string) (*session, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	addr := ln.Addr().String()
+	addr := testutil.Listen(t).Addr
 	dir := t.TempDir()
-	bin, err := testutil.BuildConnvisor(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &session{t: t, logf: filepath.Join(dir, "log.json"), policy: filepath.Join(dir, "p.policy")}
 	s.write("default allow\ndeny " + addr + "=ECONNREFUSED\n")
 	self, _ := os.Executable()
 	args := append([]string{"run", "--policy", s.policy, "--log-format", "json", "--log-file", s.logf}, extra...)
 	args = append(args, "--", self)
-	s.cmd = exec.Command(bin, args...)
+	s.cmd = exec.Command(connvisor, args...)
 	s.cmd.Env = append(os.Environ(), "CONNVISOR_RELOAD_TARGET="+addr)
 	s.in, _ = s.cmd.StdinPipe()
 	stdout, _ := s.cmd.StdoutPipe()

@@ -1,12 +1,16 @@
-// Command goconnector is the Go twin of connector.c: a target for
-// connvisor's integration tests that dials the destinations it is given and
-// prints what it saw. Go's runtime makes it a different animal from a C
-// program: every dial is a nonblocking connect (EINPROGRESS, then poll and
-// SO_ERROR), it runs many threads, and SIGURG preemption interrupts system
-// calls, so trapped connects are restarted.
+// Command goconnector is the Go target of connvisor's tests. Given specs,
+// it is the Go twin of connector.c, for the integration tests: it dials
+// the destinations it is given and prints what it saw. Its named modes
+// (modes.go) are the programs the scenario tests wrap.
+//
+// Go's runtime makes it a different animal from a C program: every dial
+// is a nonblocking connect (EINPROGRESS, then poll and SO_ERROR), it runs
+// many threads, and SIGURG preemption interrupts system calls, so trapped
+// connects are restarted.
 //
 // Usage: goconnector [OPTIONS] SPEC...   (SPEC: tcp4 ADDR:PORT, tcp6 [ADDR]:PORT,
 // udp4 ADDR:PORT, udp6 [ADDR]:PORT, unix /path, unix @abstract)
+// or:    goconnector MODE ARGS...      (once, repeat, loop, probe, get, udp-sweep)
 //
 //	--threads N    dial from N goroutines locked to threads other than the leader
 //	--fork         the dials are made by a grandchild whose parent has exited
@@ -144,6 +148,9 @@ func runSpecs(specs []spec, threads int) {
 
 func main() {
 	args := os.Args[1:]
+	if len(args) > 0 && runMode(args) {
+		os.Exit(0)
+	}
 	threads, exitCode, sig, fork := 0, 0, 0, false
 	for len(args) > 0 && strings.HasPrefix(args[0], "--") {
 		o := args[0]

@@ -1,4 +1,4 @@
-package attacks
+package supervisor_test
 
 import (
 	"runtime"
@@ -13,9 +13,10 @@ import (
 // TestFilterCompatABIs runs the very BPF program the child stub loads
 // (supervisor.FilterProgram) against synthetic seccomp_data for every ABI an
 // x86_64 process can use, as runc does: a real process cannot exercise x32
-// on kernels without it, nor i386 where ia32 emulation is off. golang.org/x/net/bpf
-// is not a dependency of the module, so a small seccomp-subset interpreter
-// (below) evaluates it, with seccomp's native-endian loads.
+// on kernels without it, nor i386 where ia32 emulation is off.
+// golang.org/x/net/bpf's VM runs it (testutil.RunSeccomp, which explains
+// the byte order of the data). test/attacks tries the same doors with real
+// processes.
 func TestFilterCompatABIs(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("compat ABIs are an x86_64 matter")
@@ -95,7 +96,7 @@ func TestFilterCompatABIs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := runSeccompBPF(prog, seccompData(c.nr, c.arch, c.args))
+			got, err := testutil.RunSeccomp(prog, testutil.SeccompData(c.nr, c.arch, c.args))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +134,7 @@ func TestFilterAllowUserns(t *testing.T) {
 		"clone3":                {435, [6]uint64{0x1000, 88}},
 		"setns any":             {308, [6]uint64{5, 0}},
 	} {
-		got, err := runSeccompBPF(prog, seccompData(c.nr, x64, c.args))
+		got, err := testutil.RunSeccomp(prog, testutil.SeccompData(c.nr, x64, c.args))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,12 +147,4 @@ func TestFilterAllowUserns(t *testing.T) {
 // openFilterWhy diagnoses the filter gaps found so far.
 var openFilterWhy = map[string]string{
 	"i386 socketcall(SYS_SENDTO)": "sendto's rules carry argument conditions (address != 0, MSG_FASTOPEN), which libseccomp cannot check through socketcall (the arguments are in memory), so it writes no socketcall rule for them: an i386 sendto with a destination goes out unsupervised (TestDoors/i386-socketcall-sendto proves it on a real process). Trap socketcall(SYS_SENDTO) unconditionally (an extra rule for the x86 arch: socketcall with arg0 == 11), or refuse every compat call in the filter",
-}
-
-func seccompData(nr, arch uint32, args [6]uint64) []byte {
-	return testutil.SeccompData(nr, arch, args)
-}
-
-func runSeccompBPF(prog []unix.SockFilter, data []byte) (uint32, error) {
-	return testutil.RunSeccompBPF(prog, data)
 }
