@@ -51,6 +51,8 @@ go test -race -count=1 ./test/control   # connvisor itself built with -race
 echo "== fuzz (short)"
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-15s}" "$1"; }
 fuzz ./policy FuzzParse
+fuzz ./policy FuzzDecide
+fuzz ./policy/learn FuzzHostName
 fuzz ./policy/learn FuzzGeneralise
 fuzz ./policy/learn FuzzWrite
 fuzz ./emulate FuzzDecodeSockaddr
@@ -58,5 +60,6 @@ fuzz ./emulate FuzzReadMsghdr
 fuzz ./emulate FuzzReadMmsghdr
 fuzz ./emulate FuzzReadSendto
 fuzz ./emulate FuzzControl
+fuzz ./emulate FuzzParseStatus
 fuzz ./dnsnames FuzzParse
 fuzz ./dnslearn FuzzPacket
