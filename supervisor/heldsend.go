@@ -75,7 +75,7 @@ func (s *Supervisor) takeOverSendOnce(c *call) (bool, chan struct{}) {
 	if h == nil {
 		s.sends.mu.Unlock()
 		if r, hit := s.repeats.takeSent(c); hit {
-			s.answer(c.n.ID, r)
+			s.reply(c, r)
 			return true, nil
 		}
 		return false, nil
@@ -93,7 +93,7 @@ func (s *Supervisor) takeOverSendOnce(c *call) (bool, chan struct{}) {
 	if h.sent > 0 {
 		h.ended = true
 		delete(s.sends.byTid, c.n.Tid)
-		s.answer(c.n.ID, Value(h.sent))
+		s.reply(c, Value(h.sent))
 		return true, nil
 	}
 	h.id = c.n.ID
@@ -104,7 +104,25 @@ func (s *Supervisor) takeOverSendOnce(c *call) (bool, chan struct{}) {
 func (s *Supervisor) heldValid(h *heldSend) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return !h.ended && stillValid(s.listener, h.id)
+	return s.heldWaits(h)
+}
+
+// heldWaits reports, with h.mu held, whether the call h answers still
+// waits. A call found gone with nothing sent ends h there and then, in the
+// same step: a restart received after that is a new call (natively the
+// interrupted call sent nothing), where joining would have left it to a
+// held send about to give up without answering it.
+func (s *Supervisor) heldWaits(h *heldSend) bool {
+	if h.ended {
+		return false
+	}
+	if stillValid(s.listener, h.id) {
+		return true
+	}
+	if h.sent == 0 {
+		h.ended = true
+	}
+	return false
 }
 
 // heldStep runs one sending step under h's lock, only while its call still
@@ -112,7 +130,7 @@ func (s *Supervisor) heldValid(h *heldSend) bool {
 func (s *Supervisor) heldStep(h *heldSend, step func() (add int64)) (ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ended || !stillValid(s.listener, h.id) {
+	if !s.heldWaits(h) {
 		return false
 	}
 	h.sent += step()
@@ -129,13 +147,17 @@ func (s *Supervisor) answerHeldSend(op *sendOp, h *heldSend, gone bool, sent int
 	c := op.c
 	s.sends.mu.Lock()
 	h.mu.Lock()
+	mine := s.sends.byTid[c.n.Tid] == h
 	if h.ended {
+		// Taken over by a restart, or found gone with nothing sent.
+		if mine && h.settled == nil {
+			delete(s.sends.byTid, c.n.Tid)
+		}
 		h.mu.Unlock()
 		s.sends.mu.Unlock()
 		return
 	}
 	h.ended = true
-	mine := s.sends.byTid[c.n.Tid] == h
 	if gone {
 		if mine {
 			delete(s.sends.byTid, c.n.Tid)
@@ -153,17 +175,19 @@ func (s *Supervisor) answerHeldSend(op *sendOp, h *heldSend, gone bool, sent int
 	}
 	h.mu.Unlock()
 	s.sends.mu.Unlock()
-
+	if mine {
+		// Settled even if answering panics: a restart waits for it on
+		// the loop.
+		defer func() {
+			s.sends.mu.Lock()
+			if s.sends.byTid[c.n.Tid] == h {
+				delete(s.sends.byTid, c.n.Tid)
+			}
+			close(h.settled)
+			s.sends.mu.Unlock()
+		}()
+	}
 	s.answerSend(op, sent, errno)
-	if !mine {
-		return
-	}
-	s.sends.mu.Lock()
-	if s.sends.byTid[c.n.Tid] == h {
-		delete(s.sends.byTid, c.n.Tid)
-	}
-	close(h.settled)
-	s.sends.mu.Unlock()
 }
 
 // dropHeldSend ends h when its goroutine could not be started: the loop
