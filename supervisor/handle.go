@@ -215,13 +215,22 @@ func (s *Supervisor) handleConnect(r *receiver, n *Notification) {
 	}
 	s.prepareDNS(c.dup.Int(), &c.dest)
 	d := s.decide(pol, &c.dest)
+	if d.Action == policy.Deny || d.Action == policy.Fail || d.Pending() {
+		// Natively the socket's state refuses some connects before the
+		// address counts (EALREADY, EISCONN...): then neither the deny's
+		// errno nor a fault applies, and no schedule counts the call.
+		if e := emulate.RefusedBeforeDestination(c.dup.Int(), c.info, &c.asked); e != 0 {
+			if d.Action != policy.Deny || d.Pending() {
+				d = policy.Decision{Action: policy.Allow} // the kernel's own answer
+			}
+			s.finish(c, d, e, false)
+			return
+		}
+	}
+	d = s.count(pol, &c.dest, d)
 	switch d.Action {
 	case policy.Deny:
-		errno := d.Errno
-		if e := emulate.RefusedBeforeDestination(c.dup.Int(), c.info, &c.asked); e != 0 {
-			errno = e // natively the state refuses it before the address counts
-		}
-		s.finish(c, d, errno, false)
+		s.finish(c, d, d.Errno, false)
 	case policy.Fail:
 		s.heldOrClosed(c, d, func(c *call) { s.inject(c, d) })
 	default:

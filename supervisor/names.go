@@ -34,17 +34,37 @@ func (s *Supervisor) learnsNames(pol *policy.Policy) bool {
 	return s.names != nil && (pol.UsesNames() || s.opts.LearnNames)
 }
 
-// decide applies the policy to d for a call the supervisor performs now,
-// with the names the tree's DNS answers gave for its address when the
-// policy matches by host name (or Options.LearnNames asks for them). The call is counted by the fault
-// schedules it meets (policy.Count): decide it once.
+// decide applies the policy to d, with the names the tree's DNS answers
+// gave for its address when the policy matches by host name (or
+// Options.LearnNames asks for them). Like policy.Decide it counts nothing:
+// a decision Pending on a fault schedule is settled by count.
 func (s *Supervisor) decide(pol *policy.Policy, d *policy.Dest) policy.Decision {
-	var names []string
-	if s.learnsNames(pol) && (d.Family == syscall.AF_INET || d.Family == syscall.AF_INET6) {
-		var buf [4]string
-		names = s.names.Names(d.Addr, pol.NameGrace(), buf[:0])
+	var buf [4]string
+	return pol.DecideNamed(d, s.namesOf(pol, d, buf[:0]))
+}
+
+// count settles dec, decide's answer for d, where the call is performed:
+// the fault schedules it meets count it (policy.Count), once per call.
+func (s *Supervisor) count(pol *policy.Policy, d *policy.Dest, dec policy.Decision) policy.Decision {
+	if !dec.Pending() {
+		return dec
 	}
-	return pol.Count(d, names, pol.DecideNamed(d, names))
+	var buf [4]string
+	return pol.Count(d, s.namesOf(pol, d, buf[:0]), dec)
+}
+
+// decideAndCount is decide then count, for a call performed right away.
+func (s *Supervisor) decideAndCount(pol *policy.Policy, d *policy.Dest) policy.Decision {
+	return s.count(pol, d, s.decide(pol, d))
+}
+
+// namesOf returns, in buf, the names the tree's DNS answers gave for d's
+// address, when the policy is decided with names.
+func (s *Supervisor) namesOf(pol *policy.Policy, d *policy.Dest, buf []string) []string {
+	if !s.learnsNames(pol) || (d.Family != syscall.AF_INET && d.Family != syscall.AF_INET6) {
+		return nil
+	}
+	return s.names.Names(d.Addr, pol.NameGrace(), buf)
 }
 
 // noteDNS tells the learner that the tree's socket dup has just connected

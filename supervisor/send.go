@@ -614,7 +614,7 @@ func (s *Supervisor) decideDest(c *call, d policy.Dest) syscall.Errno {
 		return syscall.EPERM
 	}
 	s.prepareDNS(c.dup.Int(), &dc.dest)
-	dec := s.decide(pol, &dc.dest)
+	dec := s.decideAndCount(pol, &dc.dest)
 	if s.wantsIdentity(dec) {
 		dc.proc, _ = emulate.Identify(int(c.n.Tid))
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,4 +172,32 @@ func readFile(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestFaultLeavesStateRefusalsToTheKernel: a connect the socket's state
+// refuses whatever the destination (EALREADY while one is in progress) is
+// the kernel's to answer, at once, and is not counted by the schedule: a
+// program polling with connect must not meet the fault's delay or errno.
+func TestFaultLeavesStateRefusalsToTheKernel(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	const prog = `
+import errno, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setblocking(False)
+out = []
+for pause in (0, 0, 0.05):
+    time.sleep(pause)
+    t0 = time.monotonic()
+    e = s.connect_ex(("192.0.2.77", 9))
+    out.append("%s:%s" % (errno.errorcode.get(e, e), "slow" if time.monotonic() - t0 > 0.5 else "fast"))
+print(" ".join(out))
+`
+	r := wrapped(t, []string{"-q", "--fail", "192.0.2.77:9=ECONNREFUSED:delay=1s"}, py, "-c", prog)
+	got := strings.TrimSpace(r.Stdout)
+	if want := "EINPROGRESS:fast EALREADY:fast EALREADY:fast"; got != want {
+		t.Errorf("connects: %q, want %q (natively a connect in progress answers EALREADY at once)\nstderr:\n%s", got, want, r.Stderr)
+	}
 }
