@@ -197,7 +197,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 			zap.Uint32("tid", c.n.Tid), zap.String("dest", c.dest.String()), zap.Error(err))
 		return false
 	}
-	defer h.Close()
+	defer h.Close() // if a panic cuts the paths below short
 	start := time.Now()
 	switch {
 	case d.Blackhole && d.Timeout > 0:
@@ -214,7 +214,9 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	s.answer(c.n.ID, Errno(syscall.EINPROGRESS))
 	if d.Blackhole {
 		// Stays in progress: SYNs to the tarpit go unanswered, until the
-		// rule's timeout or the kernel's own SYN retries give up.
+		// rule's timeout or the kernel's own SYN retries give up. The hold
+		// lets go first: it uses the duplicate's number.
+		h.Leave()
 		c.dup.Close()
 		return true
 	}
@@ -224,6 +226,7 @@ func (s *Supervisor) injectAsync(c *call, d policy.Decision) bool {
 	if err := h.Fail(d.Errno); err != nil && !errors.Is(err, tarpit.ErrNotInProgress) {
 		s.log.Warn("injected fault not delivered", zap.Error(err))
 	}
+	h.Close() // before the duplicate: it uses its number
 	c.dup.Close()
 	return true
 }

@@ -95,6 +95,18 @@ func (h *HeldConnect) Close() {
 	}
 }
 
+// Leave releases what the hold uses, like Close, but leaves the socket as
+// it is: a blackhole's TCP_USER_TIMEOUT (TimeoutAt) must stay to fail the
+// connect when it runs out, after the caller has let go of the socket.
+// A Close after it does nothing more.
+func (h *HeldConnect) Leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeCapture()
+	h.closePrivate()
+	h.touchedTimeout = false
+}
+
 // closePrivate closes the hold's private listener, if any; idempotent.
 func (h *HeldConnect) closePrivate() {
 	h.private.close()
