@@ -229,7 +229,7 @@ func (p *Policy) Count(d *Dest, names []string, dec Decision) Decision {
 		at := dec.pendingAt
 		if at < 0 || int(at) >= len(p.rules) || p.rules[at] != dec.pending {
 			// Decided by another version of the policy: decide again here.
-			dec = p.decideAfter(d, names, -1, now)
+			dec = p.DecideNamed(d, names)
 			continue
 		}
 		if dec.pending.take(p.seed) {
