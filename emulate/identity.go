@@ -173,15 +173,38 @@ func readStatus(tid int, withGroups bool) (procStatus, error) {
 	}
 	var buf [statusReadSize]byte
 	n, err := unix.Read(fd, buf[:])
+	data := buf[:max(n, 0)]
+	if err == nil && n == len(buf) {
+		// A thread in hundreds of groups has a longer file: the rest
+		// follows in further reads of the same seq_file.
+		data, err = readRest(fd, append([]byte(nil), data...))
+	}
 	unix.Close(fd)
 	if err != nil {
 		return procStatus{}, fmt.Errorf("read %s: %w", path, goneOr(err))
 	}
-	st, err := parseStatus(buf[:n], withGroups)
+	st, err := parseStatus(data, withGroups)
 	if err != nil {
 		return st, fmt.Errorf("%s: %w", path, err)
 	}
 	return st, nil
+}
+
+// readRest appends what is left to read of fd to data.
+func readRest(fd int, data []byte) ([]byte, error) {
+	for {
+		if len(data) == cap(data) {
+			data = append(data, make([]byte, statusReadSize)...)[:len(data)]
+		}
+		n, err := unix.Read(fd, data[len(data):cap(data)])
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return data, nil
+		}
+		data = data[:len(data)+n]
+	}
 }
 
 // parseStatus parses the Tgid, Uid, Gid, CapEff and (withGroups) Groups

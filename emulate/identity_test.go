@@ -2,7 +2,9 @@ package emulate
 
 import (
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -98,5 +100,35 @@ func BenchmarkReadStatus(b *testing.B) {
 		if _, err := readStatus(os.Getpid(), false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReadStatusManyGroups: a thread in thousands of supplementary groups
+// has a status file longer than one read's buffer; its groups and CapEff
+// (which comes after them) are all read.
+func TestReadStatusManyGroups(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("setting supplementary groups needs root")
+	}
+	groups := make([]uint32, 3000)
+	for i := range groups {
+		groups[i] = uint32(100000 + i)
+	}
+	cmd := exec.Command("sleep", "10")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: groups}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	st, err := readStatus(cmd.Process.Pid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.groups) != len(groups) || st.groups[len(st.groups)-1] != groups[len(groups)-1] {
+		t.Errorf("read %d groups, want %d", len(st.groups), len(groups))
+	}
+	if st.capEff == 0 {
+		t.Error("CapEff of a root process read as 0: the end of the file was lost")
 	}
 }
