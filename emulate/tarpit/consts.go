@@ -31,12 +31,12 @@ const (
 	// already; a slower one is read at Fail.
 	synCaptureWait = 200 * time.Millisecond
 
-	// icmpTries and icmpRetry: tcp_v4_err and tcp_v6_err only record a
+	// failTries and failRetry: tcp_v4_err and tcp_v6_err only record a
 	// soft error when the program holds the socket lock at that instant,
-	// so the ICMP error is sent again until the connect has failed, for
-	// up to a second.
-	icmpTries = 20
-	icmpRetry = 50 * time.Millisecond
+	// so the ICMP error (or, for a refusal, the reset) is sent again until
+	// the connect has failed, for up to a second.
+	failTries = 20
+	failRetry = 50 * time.Millisecond
 
 	// handshakeWait bounds the loopback handshake of the connection that
 	// fills a full listener's queue: it completes within connect, or in

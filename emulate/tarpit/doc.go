@@ -28,8 +28,9 @@
 // With CAP_NET_RAW and CAP_NET_ADMIN (Set.Privileged) the tarpit is a
 // listener with a socket filter that drops every packet, a raw ICMP socket
 // and a raw TCP socket that speak for the network, and a packet socket
-// that captures the SYNs (an ICMP error must quote its SYN). Every errno
-// below arrives asynchronously and at the exact delay.
+// that captures the SYNs (an ICMP error must quote its SYN, a reset must
+// acknowledge it). Every errno below arrives asynchronously and at the
+// exact delay.
 //
 // Without them (the supervisor runs as the same user as the program) there
 // are no raw or packet sockets and no SIOCGSKNS, and classic socket filters
@@ -49,9 +50,11 @@
 //     the first SYN retransmission (1 s).
 //   - ECONNREFUSED at once, either way: Set.Refuse connects to a closed
 //     loopback port and the kernel's own reset refuses it. After a delay,
-//     privileged: an ICMP port unreachable; unprivileged: the hold's
-//     private full listener is closed, and the next SYN retransmission
-//     (1 s, 2 s, 3 s... after the connect) meets a closed port.
+//     privileged: the reset a closed port would send, crafted on the raw
+//     TCP socket (not an ICMP port unreachable: see below); unprivileged:
+//     the hold's private full listener is closed, and the next SYN
+//     retransmission (1 s, 2 s, 3 s... after the connect) meets a closed
+//     port.
 //   - ENETUNREACH, EHOSTUNREACH, EACCES, ENOPROTOOPT, EOPNOTSUPP,
 //     EHOSTDOWN, ENONET, EPROTO: an ICMP or ICMPv6 error quoting the SYN
 //     (the table in errnos.go). Privileged only: without a raw socket
@@ -77,8 +80,8 @@
 // a packet socket each wait for an RCU grace period (synchronize_net,
 // about 10 ms). A held connect holds no descriptor of its own, except an
 // unprivileged HoldRefusable's private full listener (two). Fail returns
-// once the kernel has failed the connect: an ICMP error takes microseconds,
-// a refusal at the next retransmission up to a second. Making the tarpit
+// once the kernel has failed the connect: an ICMP error or a crafted reset
+// takes microseconds, a refusal at the next retransmission up to a second. Making the tarpit
 // of another namespace costs a thread that is thrown away after.
 //
 // # Kernel behaviours relied on
@@ -91,6 +94,16 @@
 //     snd_una..snd_nxt) is fatal in SYN_SENT for every code: tcp_v4_err and
 //     tcp_v6_err end the connect with icmp_err_convert/icmpv6_err_convert's
 //     errno, through tcp_done_with_error, exactly as a router's ICMP would.
+//   - Over IPv4, tcp_v4_err in SYN_SENT also queues the ICMP error on the
+//     socket's error queue, IP_RECVERR or not (tcp_v6_err only with
+//     IPV6_RECVERR). Queueing it wakes pollers before tcp_done_with_error
+//     sets sk_err: a poller woken then sees POLLERR alone and reads
+//     SO_ERROR 0, as with a router's ICMP error. Hence a refusal is a reset.
+//   - A RST|ACK acknowledging the SYN, as a closed port answers it
+//     (tcp_v4_send_reset, tcp_v6_send_reset), refuses a connect in SYN_SENT
+//     (tcp_rcv_synsent_state_process, tcp_reset): sk_err = ECONNREFUSED is
+//     set before the state is CLOSE and before any poller is woken, and a
+//     reset that meets the socket locked waits in its backlog.
 //   - shutdown(SHUT_RDWR) in SYN_SENT runs tcp_disconnect, which sets
 //     sk_err = ECONNRESET and sends nothing.
 //   - A segment with an unacceptable ACK in SYN_SENT, before any

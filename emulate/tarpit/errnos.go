@@ -20,12 +20,11 @@ type icmpCode struct{ typ, code byte }
 // SYN_SENT: ICMPv4 as tcp_v4_err maps it (type 3, destination unreachable,
 // through icmp_err_convert; type 12, parameter problem), ICMPv6 through
 // icmpv6_err_convert (type 1, destination unreachable; type 4, parameter
-// problem).
+// problem). ECONNREFUSED is not here: a refusal is a reset (Fail).
 var icmpFor = map[syscall.Errno]struct{ v4, v6 icmpCode }{
 	unix.ENETUNREACH:  {v4: icmpCode{3, 0}, v6: icmpCode{1, 0}},
 	unix.EHOSTUNREACH: {v4: icmpCode{3, 1}, v6: icmpCode{1, 3}},
 	unix.ENOPROTOOPT:  {v4: icmpCode{3, 2}},
-	unix.ECONNREFUSED: {v4: icmpCode{3, 3}, v6: icmpCode{1, 4}},
 	unix.EOPNOTSUPP:   {v4: icmpCode{3, 5}},
 	unix.EHOSTDOWN:    {v4: icmpCode{3, 7}},
 	unix.ENONET:       {v4: icmpCode{3, 8}},
@@ -49,7 +48,7 @@ func icmpOf(errno syscall.Errno, v4 bool) (icmpCode, bool) {
 // which runs IPv4 underneath).
 func failsAsyncPrivileged(family int, mappedV4 bool, errno syscall.Errno) bool {
 	switch errno {
-	case unix.ETIMEDOUT, unix.ECONNRESET:
+	case unix.ETIMEDOUT, unix.ECONNRESET, unix.ECONNREFUSED:
 		return true
 	}
 	_, ok := icmpOf(errno, family == unix.AF_INET || mappedV4)
@@ -57,9 +56,9 @@ func failsAsyncPrivileged(family int, mappedV4 bool, errno syscall.Errno) bool {
 }
 
 // FailsAsync reports whether HeldConnect.Fail can deliver errno to a
-// connect held by this set: every errno with an ICMP message, ETIMEDOUT
-// and ECONNRESET when privileged; ECONNREFUSED, ETIMEDOUT and ECONNRESET
-// when not. family and mappedV4 are Hold's.
+// connect held by this set: ECONNREFUSED, ETIMEDOUT and ECONNRESET, and
+// when privileged every errno with an ICMP message too. family and
+// mappedV4 are Hold's.
 func (t *Set) FailsAsync(family int, mappedV4 bool, errno syscall.Errno) bool {
 	if t.raw {
 		return failsAsyncPrivileged(family, mappedV4, errno)

@@ -67,6 +67,8 @@ func (h *HeldConnect) Fail(errno syscall.Errno) error {
 		return h.reset()
 	case unix.ETIMEDOUT:
 		return h.timeout(time.Now())
+	case unix.ECONNREFUSED:
+		return h.refuse()
 	}
 	return h.sendICMP(errno)
 }
@@ -271,10 +273,7 @@ func (h *HeldConnect) readSYN(wait time.Duration) error {
 }
 
 // sendICMP fails the held connect with errno by an ICMP error quoting its
-// SYN, as a router or the destination host would send it. tcp_v4_err and
-// tcp_v6_err only record a soft error when the program holds the socket
-// lock at that instant, so the message is sent again until the connect has
-// failed.
+// SYN, as a router or the destination host would send it.
 func (h *HeldConnect) sendICMP(errno unix.Errno) error {
 	if err := h.readSYN(0); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotAsync, err)
@@ -283,17 +282,53 @@ func (h *HeldConnect) sendICMP(errno unix.Errno) error {
 	if !ok {
 		return fmt.Errorf("%w: %v", ErrNotAsync, errno)
 	}
-	msg := icmpError(code, h.syn, h.v4)
+	what := fmt.Sprintf("ICMP type %d code %d", code.typ, code.code)
+	return h.sendUntilFailed(h.fam.icmp.Int(), icmpError(code, h.syn, h.v4), what)
+}
+
+// refuse fails the held connect with ECONNREFUSED by the reset a closed
+// port answers a SYN with (tcp_v4_send_reset, tcp_v6_send_reset: RST|ACK,
+// sequence 0, acknowledging the SYN), which tcp_rcv_synsent_state_process
+// takes as a refusal (tcp_reset), as for a native refused connect.
+//
+// Not an ICMP port unreachable: over IPv4, tcp_v4_err in SYN_SENT (Linux
+// 6.18) queues the ICMP error on the socket's error queue even without
+// IP_RECVERR, and that wakes pollers before tcp_done_with_error sets
+// sk_err. A program woken then sees POLLERR alone and reads SO_ERROR 0,
+// and its error queue holds an error no reset leaves. A real ICMP refusal
+// (a firewall's REJECT) does that too, but the refusal a program meets
+// nearly always, and the one it is compared with, is a closed port's
+// reset.
+func (h *HeldConnect) refuse() error {
+	if !h.fam.tcp.Valid() {
+		return fmt.Errorf("%w: no raw TCP socket to send a reset", ErrNotAsync)
+	}
+	if err := h.readSYN(0); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotAsync, err)
+	}
+	seg := tcpSegment(h.fam.addr, h.fam.port, h.local, tcpFlagRST|tcpFlagACK, h.isn+1, 0)
+	return h.sendUntilFailed(h.fam.tcp.Int(), seg, "RST")
+}
+
+// sendUntilFailed sends msg, a packet that fails the held connect, on the
+// raw socket sock to the held socket's address, and again until the
+// connect has failed. An ICMP error that meets the socket owned by a
+// system call is only recorded as a soft error (tcp_v4_err, tcp_v6_err)
+// and must be sent again; a reset then waits in the socket's backlog and
+// is processed at release_sock, so it is sent again only when a loaded
+// machine processes it later than the wait, and the late copy meets a
+// closed socket that is no longer hashed and is dropped.
+func (h *HeldConnect) sendUntilFailed(sock int, msg []byte, what string) error {
 	dst := h.fam.sockaddrOf(h.local.ip, 0)
-	for try := 0; try < icmpTries; try++ {
-		if err := unix.Sendto(h.fam.icmp.Int(), msg, 0, dst); err != nil {
-			return fmt.Errorf("send ICMP to %v: %w", h.local.ip, err)
+	for try := 0; try < failTries; try++ {
+		if err := unix.Sendto(sock, msg, 0, dst); err != nil {
+			return fmt.Errorf("send %s to %v: %w", what, h.local.ip, err)
 		}
-		if err := waitClosed(h.dup, icmpRetry); err == nil {
+		if err := waitClosed(h.dup, failRetry); err == nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("the held connect ignored ICMP type %d code %d", code.typ, code.code)
+	return fmt.Errorf("the held connect ignored %s", what)
 }
 
 // kick sends the held socket an ACK that does not acknowledge its SYN.
@@ -302,7 +337,7 @@ func (h *HeldConnect) sendICMP(errno unix.Errno) error {
 // the tarpit drops).
 func (h *HeldConnect) kick() error {
 	// ack == isn == snd_una: unacceptable.
-	seg := ackSegment(h.fam.addr, h.fam.port, h.local, h.isn)
+	seg := tcpSegment(h.fam.addr, h.fam.port, h.local, tcpFlagACK, h.isn, kickWindow)
 	if err := unix.Sendto(h.fam.tcp.Int(), seg, 0, h.fam.sockaddrOf(h.local.ip, 0)); err != nil {
 		return fmt.Errorf("send ACK to %v: %w", h.local.ip, err)
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // Packet layouts the tarpit reads (captured SYNs) and writes (ICMP errors,
-// the ACK that kicks the retransmission timer).
+// the ACK that kicks the retransmission timer, the reset that refuses).
 const (
 	ipv4HeaderLen = 20 // without options
 	ipv6HeaderLen = 40 // the fixed header; SYNs carry no extension header
@@ -21,6 +21,7 @@ const (
 	icmpHeaderLen = 8
 
 	tcpFlagSYN = 0x02
+	tcpFlagRST = 0x04
 	tcpFlagACK = 0x10
 
 	// tcpChecksumOffset is where the checksum sits in a TCP header.
@@ -59,17 +60,18 @@ func icmpError(code icmpCode, syn []byte, v4 bool) []byte {
 	return msg
 }
 
-// ackSegment is a bare TCP ACK from the tarpit (addr, port) to local that
-// acknowledges ack. IPv4 carries its checksum; for IPv6 the raw socket's
-// IPV6_CHECKSUM has the kernel compute it.
-func ackSegment(addr netip.Addr, port uint16, local sockAddr, ack uint32) []byte {
+// tcpSegment is a bare TCP segment (no options, no data, sequence number
+// 0) from the tarpit (addr, port) to local, with flags, acknowledging ack
+// and advertising window. IPv4 carries its checksum; for IPv6 the raw
+// socket's IPV6_CHECKSUM has the kernel compute it.
+func tcpSegment(addr netip.Addr, port uint16, local sockAddr, flags byte, ack uint32, window uint16) []byte {
 	seg := make([]byte, tcpHeaderLen)
 	binary.BigEndian.PutUint16(seg[0:], port)       // source port
 	binary.BigEndian.PutUint16(seg[2:], local.port) // destination port
 	binary.BigEndian.PutUint32(seg[8:], ack)        // acknowledgment number
 	seg[12] = (tcpHeaderLen / 4) << 4               // data offset, in 32-bit words
-	seg[13] = tcpFlagACK
-	binary.BigEndian.PutUint16(seg[14:], kickWindow)
+	seg[13] = flags
+	binary.BigEndian.PutUint16(seg[14:], window)
 	if addr.Is4() {
 		src, dst := addr.As4(), local.ip.As4()
 		pseudo := make([]byte, 0, 12)

@@ -159,7 +159,7 @@ func failedWith(t *testing.T, fd int, want syscall.Errno, wait time.Duration) in
 }
 
 func errnosFor(c tarpitCase) []syscall.Errno {
-	list := []syscall.Errno{unix.ECONNRESET, unix.ETIMEDOUT}
+	list := []syscall.Errno{unix.ECONNREFUSED, unix.ECONNRESET, unix.ETIMEDOUT}
 	for e := range icmpFor {
 		if _, ok := icmpOf(e, c.domain == unix.AF_INET || c.mapped); ok {
 			list = append(list, e)
@@ -212,6 +212,51 @@ func TestTarpitLooksNative(t *testing.T) {
 		}
 		local, _ := unix.Getsockname(fd)
 		t.Logf("%v: getsockname after failure %+v (native refused: %+v)", errno, local, nativeLocal)
+	}
+}
+
+// queuedError reports what the socket's error queue holds: nothing
+// (EAGAIN), or the errno an ICMP error left there.
+func queuedError(t *testing.T, fd int) error {
+	t.Helper()
+	buf, oob := make([]byte, 512), make([]byte, 512)
+	_, _, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+	if err == nil {
+		return errors.New("a queued error")
+	}
+	if err == unix.EAGAIN {
+		return nil
+	}
+	return err
+}
+
+// TestTarpitRefusalQueuesNothing: a refusal leaves the error queue empty,
+// as a native one does (a closed port's reset queues nothing). An ICMP port
+// unreachable would not, over IPv4: tcp_v4_err queues it in SYN_SENT even
+// without IP_RECVERR (Linux 6.18), which also wakes a poller before
+// SO_ERROR is set, so that it sees POLLERR alone and SO_ERROR 0.
+func TestTarpitRefusalQueuesNothing(t *testing.T) {
+	requireRoot(t)
+	tps := newSet(t)
+	native := nonblockingTCP(t, unix.AF_INET)
+	if err := unix.Connect(native, closedLoopbackPort(t)); err != unix.EINPROGRESS && err != unix.ECONNREFUSED {
+		t.Fatalf("native connect: %v", err)
+	}
+	failedWith(t, native, unix.ECONNREFUSED, time.Second)
+	if err := queuedError(t, native); err != nil {
+		t.Fatalf("native refusal: error queue: %v, want empty", err)
+	}
+	for _, c := range tarpitCases {
+		t.Run(c.name, func(t *testing.T) {
+			fd, h := hold(t, tps, c)
+			if err := h.Fail(unix.ECONNREFUSED); err != nil {
+				t.Fatal(err)
+			}
+			failedWith(t, fd, unix.ECONNREFUSED, time.Second)
+			if err := queuedError(t, fd); err != nil {
+				t.Errorf("error queue after the refusal: %v, want empty as natively", err)
+			}
+		})
 	}
 }
 

@@ -221,11 +221,12 @@ func TestRefusedNonblockingMatchesNative(t *testing.T) {
 		"-m", "nonblock", "-e", "10", "-p", port(srv.Port), "-n", n)
 	var odd []string
 	for _, a := range as {
-		// POLLERR alone: a poll woken while the kernel fails the connect
-		// (tcp_done_with_error frees the SYN, which wakes writers, before
-		// the state is CLOSE). Any asynchronous failure can show it; the
-		// native refusal here is synchronous (loopback answers within the
-		// connect call), so it never does. SO_ERROR must match all the same.
+		// POLLERR alone: a poll that runs while the kernel fails the
+		// connect (tcp_done_with_error sets sk_err before the state is
+		// CLOSE; tcp_poll reads the state first). Any asynchronous failure
+		// can show it; the native refusal here is synchronous (loopback
+		// answers within the connect call), so it never does. SO_ERROR
+		// must match all the same: it is set before either is seen.
 		revents := a["revents"] == native["revents"] || a["revents"] == "POLLERR"
 		if a["errno"] != native["errno"] || !revents || a["so_error"] != "ECONNREFUSED" || a["peer"] != native["peer"] {
 			odd = append(odd, a.String())
