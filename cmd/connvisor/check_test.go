@@ -119,6 +119,9 @@ func TestLearnFlags(t *testing.T) {
 		{"learn", []string{"-o", "", "--", "true"}, "-o needs a file name"},
 		{"learn", []string{"--per-ex", "--", "true"}, "did you mean --per-exe?"},
 		{"learn", []string{"-o", "x"}, "no command given: connvisor learn"},
+		{"run", []string{"--decision-log", "-1", "--", "true"}, "--decision-log -1: expected a number of decisions from 1 to 1048576"},
+		{"run", []string{"--decision-log", "2000000", "--", "true"}, "--decision-log 2000000"},
+		{"run", []string{"--decision-logs", "5", "--", "true"}, "did you mean --decision-log?"},
 	} {
 		_, _, err := parseFlags(tt.sub, tt.args)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

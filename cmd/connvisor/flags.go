@@ -15,6 +15,10 @@ import (
 	"github.com/connvisor/connvisor/policy"
 )
 
+// maxDecisionLog bounds --decision-log: a decision takes a few hundred
+// bytes, so a million is some hundreds of MiB.
+const maxDecisionLog = 1 << 20
+
 // ruleFlag appends to one ordered list shared by --allow, --deny, --log,
 // --fail and --default, so rules keep their command-line order.
 type ruleFlag struct {
@@ -48,6 +52,7 @@ type runFlags struct {
 	audit        bool
 	control      string
 	metrics      string
+	decisionLog  int // --decision-log: the control API's recent decisions
 
 	// connvisor learn only
 	learning  bool // the command is learn
@@ -119,6 +124,7 @@ func runFlagTable(rf *runFlags) []runFlag {
 		{[]string{"audit"}, "", "deny nothing: log what the policy would deny as would-deny (like `mode audit`)", sw(&rf.audit), false},
 		{[]string{"control"}, "PATH", "serve the control API (HTTP/JSON, see connvisor ctl) on a UNIX socket at PATH, mode 0600", str(&rf.control, ""), false},
 		{[]string{"metrics"}, "ADDR", "serve Prometheus /metrics on TCP ADDR (like 127.0.0.1:9464)", str(&rf.metrics, ""), false},
+		{[]string{"decision-log"}, "N", "keep the last N decisions for the control API's /v1/decisions (default 4096)", num(&rf.decisionLog), false},
 		{[]string{"o"}, "FILE", "write the learned policy there (default: standard output), atomically", str(&rf.out, "-"), true},
 		{[]string{"merge"}, "FILE", "add what the run needed and FILE does not allow to FILE (or to -o)", str(&rf.merge, ""), true},
 		{[]string{"per-exe"}, "", "exe= on the rule of a destination that one executable alone used", sw(&rf.perExe), true},
@@ -199,6 +205,9 @@ func parseFlags(sub string, args []string) (*runFlags, []string, error) {
 	}
 	if rf.watch && rf.policyFile == "" {
 		return nil, nil, fmt.Errorf("--watch needs --policy FILE")
+	}
+	if rf.decisionLog < 0 || rf.decisionLog > maxDecisionLog {
+		return nil, nil, fmt.Errorf("--decision-log %d: expected a number of decisions from 1 to %d (0: the default)", rf.decisionLog, maxDecisionLog)
 	}
 	if rf.collapse4 < 0 || rf.collapse4 > 32 {
 		return nil, nil, fmt.Errorf("--collapse-ipv4 %d: expected a prefix length from 1 to 32 (0: off)", rf.collapse4)

@@ -169,6 +169,7 @@ func startControl(rf *runFlags, cmd *supervisor.Cmd, opts policy.Options, log *z
 	return control.ForCommand(cmd, rf.control, rf.metrics, control.Config{
 		Logger:      log,
 		LoadOptions: policy.Options{Resolve: opts.Resolve},
+		DecisionLog: rf.decisionLog,
 	})
 }
 

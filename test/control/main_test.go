@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,20 +46,30 @@ func start(t *testing.T, flags []string, command ...string) *run {
 	t.Helper()
 	r := &run{t: t, dir: t.TempDir()}
 	r.sock = filepath.Join(r.dir, "control.sock")
-	args := append([]string{"run", "-q", "--control", r.sock}, flags...)
+	// The tests read the whole decision log from its start: room for
+	// every decision of a slow (race-built, loaded) run.
+	args := append([]string{"run", "-q", "--control", r.sock, "--decision-log", "65536"}, flags...)
 	args = append(args, "--")
 	for _, a := range command {
 		args = append(args, strings.NewReplacer("{dir}", r.dir, "{sock}", r.sock).Replace(a))
 	}
 	r.cmd = exec.Command(connvisor, args...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.errOut
+	// Its own process group, so that a failing test ends the dialer too:
+	// the dialer holds connvisor's output pipes, and Wait would wait for
+	// them for ever (WaitDelay bounds that as well).
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r.cmd.WaitDelay = testutil.WaitDelay
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if r.cmd.ProcessState == nil {
-			r.cmd.Process.Kill()
+			syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 			r.cmd.Wait()
+			if t.Failed() {
+				t.Logf("connvisor's stderr:\n%s", testutil.Tail(r.errOut.String(), 40))
+			}
 		}
 	})
 	r.api = control.NewClient(r.sock)
